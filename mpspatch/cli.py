@@ -1,0 +1,189 @@
+"""The command line: parse options, call core code, hand results to console.py. Nothing else lives here.
+
+main() is the single error boundary: MpspatchError -> its exit code and one line; Ctrl-C -> 130;
+anything unexpected -> 3 with a short crash note (the traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from mpspatch import console
+from mpspatch.errors import ExitCode, MpspatchError
+
+if TYPE_CHECKING:
+    from mpspatch.config import Config
+
+app = typer.Typer(
+    name="mpspatch",
+    help="Carry a large downstream patch against PyTorch, prove it works, and get it upstream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+
+
+@dataclass
+class _Globals:
+    config_path: Path | None = None
+    debug: bool = False
+
+
+_globals = _Globals()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Path to mpspatch.toml (default: found upward from the cwd).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+) -> None:
+    _globals.config_path = config
+    _globals.debug = debug
+
+
+def load() -> Config:
+    from mpspatch.config import find_config, load_config
+
+    return load_config(_globals.config_path or find_config(Path.cwd()))
+
+
+def finish(code: int) -> NoReturn:
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------------- stats / status
+
+
+@app.command()
+def stats(
+    patches: Annotated[list[Path] | None, typer.Argument(help="Patch files (default: the configured series).")] = None,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file.")] = False,
+) -> None:
+    """Files, insertions and deletions of the series, by category."""
+    from mpspatch.errors import ConfigError
+    from mpspatch.series import compute_stats, parse_series
+
+    try:
+        config = load()
+        categories, allowed = config.categories, config.series.allowed_paths
+        paths = tuple(patches) if patches else config.series.patches
+    except ConfigError:
+        if not patches:
+            raise
+        categories, allowed, paths = (), (), tuple(patches)  # explicit patches need no config
+    result = compute_stats(parse_series(paths), categories, allowed)
+    if as_json:
+        console.emit_json(console.stats_json(result))
+    else:
+        console.show_stats(result, verbose=verbose)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """The series, its base and lock, the last evidence, and what stands between it and submission."""
+    from mpspatch.status import compute_status
+
+    report = compute_status(load())
+    if as_json:
+        console.emit_json(console.status_json(report))
+    else:
+        console.show_status(report)
+
+
+@app.command()
+def lock(
+    base: Annotated[str | None, typer.Option("--base", help="Ref the series applies to (default: [upstream].base).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the base commit and the sha256 of each patch in series.lock."""
+    from mpspatch import git
+    from mpspatch.series import make_lock, parse_series, write_lock
+
+    config = load()
+    ref = base or config.upstream.base
+    sha = git.resolve_commit(git.require_repo(config.upstream.checkout), ref)
+    written = make_lock(config, sha, ref, parse_series(config.series.patches), "mpspatch lock")
+    write_lock(config.series.lock, written)
+    if as_json:
+        console.emit_json({"lock": str(config.series.lock), "base": sha, "base_ref": ref,
+                           "patches": [p.path for p in written.patches]})
+    else:
+        console.note(f"wrote {config.series.lock}: base {ref} = {sha}, {len(written.patches)} patch(es)")
+
+
+# ------------------------------------------------------------------------- rebase / import / regenerate
+# (issue 3: add the rebase, import and regenerate commands below this line)
+
+
+# ------------------------------------------------------------------------------------------------ drift
+# (issue 4: add the drift command below this line)
+
+
+# ----------------------------------------------------------------------------------------------- verify
+# (issue 5: add the verify command below this line)
+
+
+# ----------------------------------------------------------------------------------------------- render
+# (issue 6: add the render-pr, render-issue and render-audit commands below this line)
+
+
+# ------------------------------------------------------------------------------------------------ split
+# (issue 9: add the split command below this line)
+
+
+# ------------------------------------------------------------------------------------------------- demo
+# (issue 7: add the demo command below this line)
+
+
+# ----------------------------------------------------------------------------------------- entry point
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors, whether click is a dependency (older typer) or vendored (typer>=0.29)."""
+    return "click" in type(exc).__module__ and callable(getattr(exc, "show", None))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = typer.main.get_command(app).main(args=args, prog_name="mpspatch", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except MpspatchError as exc:
+        console.error_line(exc.message)
+        code = int(exc.exit_code)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        code = int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # the crash boundary: anything unexpected is our bug, not the user's
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            code = int(ExitCode.USAGE)
+        elif debug:
+            raise
+        else:
+            sys.stderr.write(
+                f"mpspatch: internal error: {exc.__class__.__name__}: {exc}\n"
+                "This is a bug in mpspatch. Rerun with --debug for the traceback and report it.\n"
+            )
+            code = int(ExitCode.INTERNAL)
+    if code == ExitCode.INTERRUPTED:  # newer typer turns Ctrl-C into a plain 130 by itself
+        sys.stderr.write("mpspatch: interrupted\n")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

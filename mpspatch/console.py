@@ -1,0 +1,166 @@
+"""Everything a person or a script sees: rich tables on stdout, progress and notes on stderr, JSON shapes.
+
+Core modules return frozen dataclasses; this module is the only place they become text. Each command has
+one `show_*` function (terminal) and one `*_json` function (the contract's JSON object).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mpspatch.series import SeriesStats
+    from mpspatch.status import StatusReport
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    global _out
+    if _out is None:
+        from rich.console import Console
+
+        _out = Console(highlight=False)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None:
+        from rich.console import Console
+
+        _err = Console(stderr=True, highlight=False)
+    return _err
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, tuples and paths to JSON-ready values; used only at this edge."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(obj: Mapping[str, Any]) -> None:
+    """Exactly one JSON object on stdout, nothing else: the --json contract."""
+    sys.stdout.write(json.dumps(_plain(obj), indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def error_line(message: str) -> None:
+    # Plain write, not rich: the message may contain [brackets] rich would take for markup.
+    sys.stderr.write(f"mpspatch: error: {message}\n")
+
+
+def note(message: str) -> None:
+    err().print(message, markup=False)
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ stats
+
+
+def stats_json(stats: SeriesStats) -> dict[str, Any]:
+    return {
+        "patches": [str(p) for p in stats.patches],
+        "files": stats.files,
+        "insertions": stats.insertions,
+        "deletions": stats.deletions,
+        "lines": stats.lines,
+        "categories": {
+            c.name: {"files": list(c.files), "insertions": c.insertions, "deletions": c.deletions}
+            for c in stats.categories
+        },
+        "uncategorized": list(stats.uncategorized),
+        "outside_allowed": list(stats.outside_allowed),
+        "unmatched_globs": list(stats.unmatched_globs),
+    }
+
+
+def show_stats(stats: SeriesStats, *, verbose: bool = False) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{stats.files} files, +{stats.insertions} -{stats.deletions} ({stats.lines} patch lines)")
+    table.add_column("Category")
+    table.add_column("Files", justify="right")
+    table.add_column("Insertions", justify="right", style="green")
+    table.add_column("Deletions", justify="right", style="red")
+    for c in stats.categories:
+        table.add_row(c.name, str(len(c.files)), f"+{c.insertions}", f"-{c.deletions}")
+    if stats.uncategorized:
+        table.add_row("(uncategorized)", str(len(stats.uncategorized)), "", "", style="yellow")
+    table.add_row("Total", str(stats.files), f"+{stats.insertions}", f"-{stats.deletions}", style="bold")
+    out().print(table)
+    if verbose:
+        for c in stats.categories:
+            for path in c.files:
+                out().print(f"  {c.name}: {path}", markup=False)
+    for path in stats.uncategorized:
+        out().print(f"[yellow]uncategorized:[/] {path}")
+    for path in stats.outside_allowed:
+        out().print(f"[red]outside allowed_paths:[/] {path}")
+    for pattern in stats.unmatched_globs:
+        err().print(f"[yellow]warning:[/] category glob {pattern!r} matches no file in the series (a typo?)")
+
+
+# ----------------------------------------------------------------------------------------------- status
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    lock = report.lock.lock
+    return {
+        "config": str(report.config.path),
+        "series": [
+            {"path": relative(p.path, report.config.root), "sha256": p.sha256, "files": len(p.files),
+             "insertions": p.insertions, "deletions": p.deletions}
+            for p in report.patches
+        ],
+        "series_sha256": [p.sha256 for p in report.patches],
+        "base_ref": lock.base_ref if lock else report.config.upstream.base,
+        "base": lock.base if lock else None,
+        "target": report.config.upstream.target,
+        "lock": {"path": str(report.config.series.lock), "matches": report.lock.matches,
+                 "problems": list(report.lock.problems)},
+        "stats": stats_json(report.stats),
+        "ready": report.ready,
+        "gaps": [dataclasses.asdict(g) for g in report.gaps],
+    }
+
+
+def show_status(report: StatusReport) -> None:
+    console = out()
+    data = status_json(report)
+    console.print(f"[bold]Series[/] ({len(report.patches)} patch(es), {report.stats.files} files, "
+                  f"+{report.stats.insertions} -{report.stats.deletions})")
+    for item in data["series"]:
+        console.print(f"  {item['path']}  sha256 {item['sha256'][:12]}", markup=False)
+    base = data["base"] or "(not locked)"
+    console.print(f"[bold]Base[/] {data['base_ref']} {base}   [bold]Target[/] {data['target']}", markup=True)
+    lock_state = "[green]matches[/]" if report.lock.matches else "[red]does not match[/]"
+    console.print(f"[bold]Lock[/] {lock_state}")
+    for problem in report.lock.problems:
+        console.print(f"  - {problem}", markup=False)
+    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {len(report.gaps)} gap(s)"
+    console.print(f"[bold]Readiness[/] {verdict}")
+    for gap in report.gaps:
+        marker = "blocking" if gap.blocking else "advisory"
+        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False)

@@ -1,0 +1,95 @@
+"""Config loading: the shipped file, relative paths, and one clear exit-2 line for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import write_config
+
+from mpspatch.config import find_config, glob_regex, load_config
+from mpspatch.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_describes_the_real_job() -> None:
+    config = load_config(REPO_ROOT / "mpspatch.toml")
+    assert config.upstream.url == "https://github.com/pytorch/pytorch.git"
+    assert (config.upstream.base, config.upstream.target) == ("v2.9.1", "viable/strict")
+    assert config.series.patches == (REPO_ROOT / "patches/cumulative-v2.9.1-to-mps-stream-pool.patch",)
+    assert [c.name for c in config.categories] == ["Core MPS", "Operations", "Python bindings", "Tests"]
+    assert config.series.lock == REPO_ROOT / "patches/series.lock"
+    assert config.split.max_lines == 2000
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path / "project", patches=["patches/a.patch"])
+    monkeypatch.chdir(tmp_path)  # a different cwd must not matter
+    config = load_config(path)
+    assert config.upstream.checkout == (tmp_path / "upstream").resolve()
+    assert config.series.patches == ((tmp_path / "project/patches/a.patch").resolve(),)
+    assert config.evidence_dir == tmp_path / "project/audit/runs"
+
+
+def test_found_upward_from_a_subfolder(tmp_path: Path) -> None:
+    path = write_config(tmp_path, patches=["a.patch"])
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_config(deep) == path
+    with pytest.raises(ConfigError, match=r"no mpspatch\.toml"):
+        find_config(Path("/"))
+
+
+@pytest.mark.parametrize(
+    ("extra_or_edit", "expected"),
+    [
+        (
+            ("[upstream]\n", "[upstream]\nchekout = 'x'\n"),
+            "[upstream] has unknown key 'chekout'; did you mean 'checkout'?",
+        ),
+        (('base = "v1.0"', "base = 10"), "[upstream].base must be a string, not an integer; fix: base ="),
+        (('base = "v1.0"\n', ""), "[upstream].base is missing; fix: base = "),
+        (('patches = ["a.patch"]', "patches = []"), "[series].patches is empty"),
+        (('patches = ["a.patch"]', "patches = [1]"), "[series].patches must be a list of strings"),
+        (('"Tests" = ["test/test_mps.py"]', '"Tests" = ["test/[abc"]'), "bad glob 'test/[abc' (unclosed '[')"),
+        (("", '[[stages]]\nname = "t"\nkind = "tsn"\nrun = [["x"]]\n'), "kind 'tsn' is unknown; did you mean 'tsan'?"),
+        (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = "make"\n'), "[stages.t].run must be a list, not a string"),
+        (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = [["x"]]\ntimeout = true\n'), "timeout must be a number"),
+        (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = [["x"]]\n[[stages]]\nname = "t"\nkind = "build"\n'
+          'run = [["y"]]\n'), "name 't' is used twice"),
+        (("", "[split]\nmax_lines = 0\n"), "[split].max_lines must be positive"),
+        (("[upstream]", "[upstream\n"), "not valid TOML"),
+    ],
+)
+def test_mistakes_name_file_key_and_fix(tmp_path: Path, extra_or_edit: tuple[str, str], expected: str) -> None:
+    path = write_config(tmp_path, patches=["a.patch"])
+    old, new = extra_or_edit
+    text = path.read_text()
+    path.write_text(text.replace(old, new, 1) if old else text + new)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.exit_code == 2
+    assert str(path) in info.value.message
+    assert expected in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "mpspatch.toml")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "hit"),
+    [
+        ("aten/src/ATen/mps/**", "aten/src/ATen/mps/a/b.mm", True),
+        ("aten/src/ATen/mps/*.mm", "aten/src/ATen/mps/a/b.mm", False),
+        ("**/*.h", "x.h", True),
+        ("**/*.h", "a/b/x.h", True),
+        ("test/test_?ps.py", "test/test_mps.py", True),
+        ("test/test_[mn]ps.py", "test/test_nps.py", True),
+    ],
+)
+def test_glob_semantics(pattern: str, path: str, hit: bool) -> None:
+    assert bool(glob_regex(pattern).fullmatch(path)) is hit

@@ -98,3 +98,15 @@ def path_env_without_git_vars() -> dict[str, str]:
 
 def paths_args(paths: Sequence[str]) -> list[str]:
     return ["--", *paths]
+
+
+# ------------------------------------------------------------------------------------- worktrees and apply
+# (issue 3, rebase: add worktree, sparse-checkout, apply and rebase operations below this line)
+
+
+# ----------------------------------------------------------------------------- history and object database
+# (issue 4, drift: add log, merge-tree and patch-id operations below this line)
+
+
+# ----------------------------------------------------------------------------------------- split and trees
+# (issue 9, split: add temporary-index apply and branch operations below this line)

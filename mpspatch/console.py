@@ -179,3 +179,13 @@ def show_status(report: StatusReport) -> None:
         console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker}){fix}", markup=False)
     for row in report.human_rows:
         console.print(f"  - HUMAN ACTION [{row.requirement.id}] {row.requirement.target}", markup=False)
+
+
+# ----------------------------------------------------------------------------------------------- render
+# (issue 6: render-pr, render-issue, render-audit)
+
+
+def show_diff(diff: str) -> None:
+    """A unified diff on stdout, byte for byte: rich would re-wrap it and read [brackets] as markup."""
+    sys.stdout.write(diff)
+    sys.stdout.flush()

@@ -206,6 +206,13 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
 # ---------------------------------------------------------------------------------------------- stages
 
 
+def count(n: int, noun: str) -> str:
+    """'1 file', '2 files', '1 patch', '3 patches', with thousands separators."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun}es" if noun.endswith(("ch", "sh", "s", "x")) else f"{n:,} {noun}s"
+
+
 def format_counts(counts: Sequence[tuple[str, int]]) -> str:
     return ", ".join(f"{key} {value:,}" for key, value in counts)
 
@@ -335,8 +342,8 @@ def _checkout(ctx: _CheckContext) -> _Checkout:
 def _check_lock(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     if ctx.lock.matches:
         assert ctx.lock.lock is not None
-        return _passed(f"{len(ctx.lock.lock.patches)} patch(es) locked at base {ctx.lock.lock.base[:12]}")
-    return _failed("; ".join(ctx.lock.problems), "mpspatch lock")
+        return _passed(f"{count(len(ctx.lock.lock.patches), 'patch')} locked at base {ctx.lock.lock.base[:12]}")
+    return _failed("; ".join(ctx.lock.problems), "`mpspatch lock`")
 
 
 def _check_allowed(ctx: _CheckContext, _: _Checkout) -> _Outcome:
@@ -347,7 +354,7 @@ def _check_allowed(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     if not outside:
         return _passed(f"all {ctx.stats.files:,} files are under the {len(allowed):,} allowed prefixes")
     listed = ", ".join(f"`{p}`" for p in outside[:5]) + (" …" if len(outside) > 5 else "")
-    return _failed(f"{len(outside):,} file(s) outside allowed_paths: {listed}",
+    return _failed(f"{count(len(outside), 'file')} outside allowed_paths: {listed}",
                    "remove those files from the patch or extend [series].allowed_paths")
 
 
@@ -355,7 +362,7 @@ def _check_index(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     lacking = [f.path for p in ctx.patches for f in p.files if not f.has_index_line]
     if not lacking:
         return _passed(f"all {ctx.stats.files:,} files carry an index line")
-    return _failed(f"{len(lacking):,} file(s) without an index line, first `{lacking[0]}`",
+    return _failed(f"{count(len(lacking), 'file')} without an index line, first `{lacking[0]}`",
                    "regenerate the patch with `git diff --full-index`")
 
 
@@ -366,9 +373,9 @@ def _check_applies(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
         return NOT_CHECKED, f"not checked: {checkout.why_not}", "clone the upstream to [upstream].checkout"
     failed, why = git.apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
     if failed is None:
-        return _passed(f"{len(ctx.patches):,} patch(es) apply in order at {checkout.base[:12]}")
+        return _passed(f"{count(len(ctx.patches), 'patch')} apply in order at {checkout.base[:12]}")
     return _failed(f"`{relative(failed, ctx.config.root)}` does not apply after the patches before it: {why}",
-                   "mpspatch rebase, or fix the order in [series].patches")
+                   "`mpspatch rebase`, or fix the order in [series].patches")
 
 
 def _check_base_current(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
@@ -380,10 +387,10 @@ def _check_base_current(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
     found = next((t for t in (target, f"origin/{target}") if git.try_resolve_commit(checkout.repo, t)), None)
     if found is None:
         return (NOT_CHECKED, f"not checked: the target {target!r} is not in the checkout",
-                f"git fetch origin {target}")
+                f"`git fetch origin {target}` in the checkout")
     if git.is_ancestor(checkout.repo, found, checkout.base):
         return _passed(f"the base {checkout.base[:12]} contains {found}")
-    return _failed(f"the base {checkout.base[:12]} is older than {found}", f"mpspatch rebase --onto {target}")
+    return _failed(f"the base {checkout.base[:12]} is older than {found}", f"`mpspatch rebase --onto {target}`")
 
 
 def _check_pr_size(ctx: _CheckContext, _: _Checkout) -> _Outcome:
@@ -392,7 +399,7 @@ def _check_pr_size(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     if changed <= limit:
         return _passed(f"{changed:,} changed lines, within the {limit:,}-line limit")
     over = f"{changed:,} changed lines (insertions + deletions) exceed the {limit:,}-line limit"
-    fix = f"mpspatch split --max-lines {limit}"
+    fix = f"`mpspatch split --max-lines {limit}`"
     stack_path = ctx.config.root / STACK_FILE
     parts, problem = read_stack(stack_path, ctx.patches, changed)
     if parts is None:
@@ -443,7 +450,8 @@ def _check_issue(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     if issue is not None:
         return _passed(f"the PR says Fixes #{issue}")
     return _failed("human action: no issue number; the PR shows the placeholder `Fixes #ISSUE_NUMBER`",
-                   "find or open the pytorch/pytorch issue (render-issue drafts it), then set [render].issue")
+                   "find or open the pytorch/pytorch issue (`mpspatch render-issue` drafts it), "
+                   "then set [render].issue")
 
 
 def _check_prose(ctx: _CheckContext, _: _Checkout) -> _Outcome:
@@ -458,8 +466,8 @@ def _check_tests_included(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     tests = [p for c in ctx.stats.categories for p in c.files if p.startswith("test/")]
     tests += [p for p in ctx.stats.uncategorized if p.startswith("test/")]
     if tests:
-        return _passed(f"{len(tests):,} file(s) under test/ change, e.g. `{sorted(tests)[0]}`")
-    return _failed("no file under test/ changes", "add tests to PyTorch's suite, e.g. test/test_mps.py")
+        return _passed(f"{count(len(tests), 'file')} under test/ changed, e.g. `{sorted(tests)[0]}`")
+    return _failed("no file under test/ changes", "add tests to PyTorch's suite, e.g. `test/test_mps.py`")
 
 
 def _check_whitespace(ctx: _CheckContext, _: _Checkout) -> _Outcome:
@@ -472,7 +480,7 @@ def _check_whitespace(ctx: _CheckContext, _: _Checkout) -> _Outcome:
                 found.extend(f"{change.path}:{line}" for line in _bad_whitespace(hunk.text, hunk.target_start))
     if not found:
         return _passed("no added line has a tab or trailing whitespace")
-    return _failed(f"{len(found):,} added line(s) with a tab or trailing whitespace, first at `{found[0]}`",
+    return _failed(f"{count(len(found), 'added line')} with a tab or trailing whitespace, first at `{found[0]}`",
                    "run clang-format on the file and strip trailing blanks")
 
 
@@ -496,13 +504,15 @@ def _check_labels(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     chosen = [label for label in labels if label.startswith("release notes:") or label == "topic: not user facing"]
     if chosen:
         return _passed(f"label `{chosen[0]}`")
-    return _failed("no `release notes: …` label in [render].labels", 'add labels = ["release notes: mps"]')
+    return _failed("no `release notes: …` label in [render].labels",
+                   'add `labels = ["release notes: mps"]` under [render]')
 
 
 def _check_categories(ctx: _CheckContext, _: _Checkout) -> _Outcome:
     if not ctx.stats.uncategorized:
         return _passed(f"all {ctx.stats.files:,} files fall into the {len(ctx.stats.categories):,} categories")
-    return _failed(f"{len(ctx.stats.uncategorized):,} file(s) in no category, first `{ctx.stats.uncategorized[0]}`",
+    lost = ctx.stats.uncategorized
+    return _failed(f"{count(len(lost), 'file')} in no category, first `{lost[0]}`",
                    "add a glob for them under [categories]")
 
 
@@ -557,7 +567,7 @@ def _gaps(
         titles = [r.requirement.title for r in rows if r.stage is stage]
         blocking = any(r.requirement.blocking for r in rows if r.stage is stage)
         title = titles[0] if titles else f"Stage `{stage.name}` passes (not named by the checklist)"
-        fix = f"mpspatch verify --stage {stage.name}" if stage.definition else f"add a [[stages]] named {stage.name}"
+        fix = f"`mpspatch verify --stage {stage.name}`" if stage.definition else f"add a [[stages]] named {stage.name}"
         gaps.append(Gap(f"stage:{stage.name}", title, stage.why, blocking, fix))
     for check in checks:
         if check.state == CHECK_PASSED:

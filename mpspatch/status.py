@@ -206,6 +206,11 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
 # ---------------------------------------------------------------------------------------------- stages
 
 
+def one_line(text: str) -> str:
+    """Tool output folded onto one line: gap reasons sit in Markdown lists and tables."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def count(n: int, noun: str) -> str:
     """'1 file', '2 files', '1 patch', '3 patches', with thousands separators."""
     if n == 1:
@@ -252,7 +257,7 @@ def stage_state(
     if result.status == PASSED:
         return state(PASSED, "")
     counts = f" ({format_counts(result.counts)})" if result.counts else ""
-    reason = result.reason or "no reason recorded"
+    reason = one_line(result.reason) or "no reason recorded"
     return state(result.status, f"{result.status}: {reason}{counts}")
 
 
@@ -374,7 +379,8 @@ def _check_applies(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
     failed, why = git.apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
     if failed is None:
         return _passed(f"{count(len(ctx.patches), 'patch')} apply in order at {checkout.base[:12]}")
-    return _failed(f"`{relative(failed, ctx.config.root)}` does not apply after the patches before it: {why}",
+    return _failed(f"`{relative(failed, ctx.config.root)}` does not apply after the patches before it: "
+                   f"{one_line(why)}",
                    "`mpspatch rebase`, or fix the order in [series].patches")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mpspatch.config import Config, Stage
 from mpspatch.errors import GitError
-from mpspatch.evidence import EvidenceRun, all_runs, run_dir
+from mpspatch.evidence import LATEST, EvidenceRun, all_runs, run_dir
 from mpspatch.ids import CommitSha
 from mpspatch.requirements import CHECK, CHECKS, HUMAN, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
@@ -159,7 +159,7 @@ def compute_status(config: Config) -> StatusReport:
     requirements = load_requirements(config.render.requirements)
     prose = read_prose(config)
     runs = all_runs(config.evidence_dir)
-    latest = runs[-1] if runs else None
+    latest = _latest(config.evidence_dir, runs)
     base = lock.lock.base if lock.lock else None
     stage_names = _stage_names(config, requirements)
     stages = tuple(
@@ -171,6 +171,13 @@ def compute_status(config: Config) -> StatusReport:
     gaps = _gaps(config, requirements, rows, stages, checks)
     return StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
                         rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps)
+
+
+def _latest(evidence_dir: Path, runs: Sequence[EvidenceRun]) -> EvidenceRun | None:
+    """The run `audit/runs/latest` names (what verify wrote last), else the newest by id."""
+    pointer = evidence_dir / LATEST
+    wanted = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+    return next((r for r in runs if r.run_id == wanted), runs[-1] if runs else None)
 
 
 def _stage_names(config: Config, requirements: Requirements | None) -> tuple[str, ...]:

@@ -122,3 +122,13 @@ def test_a_typo_in_the_checklist_exits_2_through_the_cli(tmp_path: Path) -> None
         assert result.stdout == ""
         assert result.stderr.strip().count("\n") == 0
         assert "unknown check 'prsize'; did you mean 'pr-size'?" in result.stderr
+
+
+def test_the_shipped_prose_is_complete_for_the_real_job() -> None:
+    from mpspatch.config import load_config
+    from mpspatch.status import read_prose
+
+    config = load_config(SHIPPED_REQUIREMENTS.parent.parent / "mpspatch.toml")
+    fragments = read_prose(config)
+    assert [f.name for f in fragments] == ["summary", "motivation", "alternatives", "limitations"]
+    assert all(f.present and f.path.startswith("docs/prose/") for f in fragments), fragments

@@ -1,0 +1,1 @@
+"""mpspatch: carry a large downstream patch against PyTorch and get it upstream."""

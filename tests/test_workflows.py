@@ -187,6 +187,20 @@ def test_zizmor_gate_fails_a_dangerous_workflow(tmp_path: Path) -> None:
     assert "template-injection" in result.stdout, result.stdout
 
 
+def test_shell_in_workflows_and_ci_scripts_passes_shellcheck(tmp_path: Path) -> None:
+    # Every job here runs its steps with bash (-e, pipefail), so each run: block is checked as bash.
+    scripts = [ROOT / ".ci" / "fetch-pytorch"]
+    for step in _all_steps():
+        if step.run:
+            script = tmp_path / f"{step.workflow}-{step.job}-{step.index}.sh"
+            script.write_text(
+                f"#!/usr/bin/env bash\n# {step.where}\nset -eo pipefail\n{step.run}", encoding="utf-8"
+            )
+            scripts.append(script)
+    result = _run([_tool("shellcheck"), "--severity", "style", *scripts])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- promises read from the YAML -------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from mpspatch.config import Config, Stage
 from mpspatch.errors import GitError
 from mpspatch.evidence import LATEST, EvidenceRun, all_runs, run_dir
+from mpspatch.files import sha256_bytes
 from mpspatch.ids import CommitSha
 from mpspatch.requirements import CHECK, CHECKS, HUMAN, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
@@ -117,6 +118,11 @@ class StatusReport:
     prose: tuple[ProseFragment, ...]
     latest: EvidenceRun | None
     gaps: tuple[Gap, ...]
+
+    @property
+    def series_sha256(self) -> str:
+        """One hash for the whole series: sha256 over the patches' own sha256s, in series order."""
+        return str(sha256_bytes("".join(f"{p.sha256}\n" for p in self.patches).encode()))
 
     @property
     def ready(self) -> bool:

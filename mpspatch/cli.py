@@ -143,6 +143,33 @@ def lock(
 # (issue 9: add the split command below this line)
 
 
+@app.command()
+def split(
+    max_lines: Annotated[
+        int | None,
+        typer.Option("--max-lines", min=1, help="Changed lines allowed per part (default: [split].max_lines)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the numbered patches and stack.json (default: patches/stack)."),
+    ] = None,
+    branches: Annotated[
+        str | None,
+        typer.Option("--branches", metavar="PREFIX", help="Also create branches PREFIX/01-... in the upstream clone."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --branches, move branches that already exist.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut the series into a proven stack of reviewable parts, one patch per PR."""
+    from mpspatch.split import split_series
+
+    result = split_series(load(), max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)
+    if as_json:
+        console.emit_json(console.split_json(result))
+    else:
+        console.show_split(result)
+
+
 # ------------------------------------------------------------------------------------------------- demo
 # (issue 7: add the demo command below this line)
 

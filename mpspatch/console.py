@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mpspatch.series import SeriesStats
+    from mpspatch.split import SplitResult
     from mpspatch.status import StatusReport
 
 _out: Console | None = None
@@ -164,3 +165,56 @@ def show_status(report: StatusReport) -> None:
     for gap in report.gaps:
         marker = "blocking" if gap.blocking else "advisory"
         console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False)
+
+
+# ----------------------------------------------------------------------------------- split (issue 9)
+
+
+def split_json(result: SplitResult) -> dict[str, Any]:
+    stack = result.stack
+    branches = {b.part: b for b in result.branches}
+    return {
+        "out": str(result.out_dir),
+        "stack": str(result.out_dir / "stack.json"),
+        "base": stack.base,
+        "base_ref": stack.base_ref,
+        "series_sha256": list(stack.series_sha256),
+        "tree": stack.tree,
+        "max_lines": stack.max_lines,
+        "within_limit": stack.within_limit,
+        "parts": [
+            {"index": p.index, "title": p.title, "path": str(result.out_dir / p.path), "lines": p.lines,
+             "files": list(p.files), "insertions": p.insertions, "deletions": p.deletions,
+             "oversized_hunk": p.oversized_hunk, "depends_on": list(p.depends_on), "commit": p.commit,
+             "branch": branches[p.index].name if p.index in branches else None}
+            for p in stack.parts
+        ],
+        "branches": [{"name": b.name, "commit": b.commit, "part": b.part} for b in result.branches],
+    }
+
+
+def show_split(result: SplitResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    stack = result.stack
+    table = Table(title=f"{len(stack.parts)} parts of at most {stack.max_lines} changed lines "
+                        f"(+{stack.insertions} -{stack.deletions} in all)")
+    table.add_column("#", justify="right")
+    table.add_column("Part")
+    table.add_column("Lines", justify="right")
+    table.add_column("Files", justify="right")
+    table.add_column("Patch")
+    for p in stack.parts:
+        flag = " [red](oversized hunk)[/]" if p.oversized_hunk else ""
+        table.add_row(str(p.index), escape(p.title) + flag, str(p.lines), str(len(p.files)), p.path)
+    out().print(table)
+    note(f"proven: the parts apply one after another at {stack.base_ref} ({stack.base[:12]}) and give the "
+         f"series tree {stack.tree[:12]}")
+    note(f"wrote {result.out_dir}")
+    for b in result.branches:
+        note(f"branch {b.name} -> {b.commit[:12]}")
+    for p in stack.parts:
+        if p.oversized_hunk:
+            err().print(f"[yellow]warning:[/] part {p.index} is one hunk of {p.lines} lines, over the limit of "
+                        f"{stack.max_lines}; split that change by hand", markup=True)

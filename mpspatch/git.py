@@ -110,3 +110,135 @@ def paths_args(paths: Sequence[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------------------- split and trees
 # (issue 9, split: add temporary-index apply and branch operations below this line)
+
+
+def objects_dir(repo: Path) -> Path:
+    """The absolute object directory of `repo`, for borrowing its objects through alternates."""
+    out = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects").stdout.strip()
+    return Path(out)
+
+
+def init_bare(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "--bare", env=isolated_config_env())
+    return path
+
+
+def isolated_config_env() -> dict[str, str]:
+    """No system or global config: a user's diff.*, format.* or color settings must not change our output."""
+    return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_LITERAL_PATHSPECS": "1"}
+
+
+def tree_of(repo: Path, rev: str, env: Mapping[str, str] | None = None) -> str:
+    """The full SHA of the tree `rev` names."""
+    return git(repo, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{tree}}", env=env).stdout.strip()
+
+
+def commit_time(repo: Path, commit: str) -> int:
+    return int(git(repo, "show", "-s", "--format=%ct", commit).stdout.strip())
+
+
+def read_tree(repo: Path, tree: str, env: Mapping[str, str]) -> None:
+    """Load `tree` into the index named by env's GIT_INDEX_FILE (never the repository's own index)."""
+    _require_private_index(env)
+    git(repo, "read-tree", tree, env=env)
+
+
+def apply_cached(repo: Path, patch: Path, env: Mapping[str, str]) -> proc.Completed:
+    """Apply `patch` to the private index only; the result says whether it applied and why not."""
+    _require_private_index(env)
+    return git(repo, "apply", "--cached", "--whitespace=nowarn", str(patch), env=env, check=False)
+
+
+def write_tree(repo: Path, env: Mapping[str, str]) -> str:
+    _require_private_index(env)
+    return git(repo, "write-tree", env=env).stdout.strip()
+
+
+def update_index_entries(repo: Path, entries: Sequence[tuple[str, str, str]], env: Mapping[str, str]) -> None:
+    """Set (mode, blob, path) entries in the private index; mode "0" removes the path."""
+    _require_private_index(env)
+    if not entries:
+        return
+    lines = "".join(
+        f"0 {'0' * 40}\t{path}\0" if mode == "0" else f"{mode} {blob}\t{path}\0" for mode, blob, path in entries
+    )
+    git(repo, "update-index", "-z", "--index-info", env=env, input_text=lines)
+
+
+def tree_entries(repo: Path, tree: str, paths: Sequence[str], env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """path -> (mode, object) in `tree` for the given paths; absent paths are left out."""
+    if not paths:
+        return {}
+    out = git(repo, "ls-tree", "-r", "-z", "--full-tree", tree, "--", *paths, env=env).stdout
+    found: dict[str, tuple[str, str]] = {}
+    for record in out.split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, _kind, obj = meta.split(" ")
+        found[path] = (mode, obj)
+    return found
+
+
+def diff_trees(repo: Path, old: str, new: str, env: Mapping[str, str]) -> str:
+    """A full-index, binary-safe, minimal diff between two trees, as `git apply --3way` wants it."""
+    return git(repo, "diff", "--full-index", "--binary", "-M", "--minimal", "--no-color", "--no-ext-diff",
+               old, new, env=env).stdout
+
+
+def commit_tree(repo: Path, tree: str, parent: str, message: str, env: Mapping[str, str]) -> CommitSha:
+    result = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", env=env, input_text=message, check=False)
+    if not result.ok:
+        fix = "set user.name and user.email in that clone" if "identity" in result.stderr else "see the message"
+        raise GitError(f"{repo}: cannot create a commit ({proc.tail(result.stderr, 3).strip()}); {fix}")
+    return commit_sha(result.stdout.strip())
+
+
+def format_patches(repo: Path, base: str, tip: str, out_dir: Path, env: Mapping[str, str]) -> list[Path]:
+    """`git format-patch` of base..tip into out_dir, numbered [PATCH k/n], one file per commit, in order."""
+    git(repo, "format-patch", "-q", "-o", str(out_dir), "--numbered", "--full-index", "--binary", "-M",
+        "--minimal", "--no-signature", "--stat=80", "--no-color", "--no-thread", "--no-cover-letter",
+        f"{base}..{tip}", env=env)
+    return sorted(out_dir.glob("*.patch"))
+
+
+def has_identity(repo: Path) -> bool:
+    return git(repo, "var", "GIT_AUTHOR_IDENT", check=False).ok and git(repo, "var", "GIT_COMMITTER_IDENT",
+                                                                         check=False).ok
+
+
+def valid_branch_name(repo: Path, name: str) -> bool:
+    return git(repo, "check-ref-format", "--branch", name, check=False).ok and not name.startswith("-")
+
+
+def ref_exists(repo: Path, ref: str) -> bool:
+    return git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref, check=False).ok
+
+
+def refs_under(repo: Path, prefix: str) -> list[str]:
+    out = git(repo, "for-each-ref", "--format=%(refname)", prefix).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def set_refs(repo: Path, refs: Sequence[tuple[str, str]], *, overwrite: bool) -> None:
+    """Create (or with overwrite, move) several refs in one transaction: all of them change or none does."""
+    verb = "update" if overwrite else "create"
+    commands = "start\n" + "".join(f"{verb} {ref} {sha}\n" for ref, sha in refs) + "prepare\ncommit\n"
+    result = git(repo, "update-ref", "--stdin", env={"GIT_REFLOG_ACTION": "mpspatch split"}, input_text=commands,
+                 check=False)
+    if not result.ok:
+        raise GitError(f"{repo}: could not create the branches ({proc.tail(result.stderr, 3).strip()}); "
+                       "pass --force to move existing ones or choose another --branches prefix")
+
+
+def _require_private_index(env: Mapping[str, str]) -> None:
+    # A guard, not a convenience: index operations here must never touch a user's real index.
+    if not env.get("GIT_INDEX_FILE"):
+        raise ValueError("index operations need GIT_INDEX_FILE set to a private index")
+
+
+def checked_out_branches(repo: Path) -> set[str]:
+    """Full ref names of the branches checked out in any worktree of `repo`."""
+    out = git(repo, "worktree", "list", "--porcelain").stdout
+    return {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("branch ")}

@@ -126,7 +126,9 @@ def init_bare(path: Path) -> Path:
 
 def isolated_config_env() -> dict[str, str]:
     """No system or global config: a user's diff.*, format.* or color settings must not change our output."""
-    return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_LITERAL_PATHSPECS": "1"}
+    # quotePath=false keeps non-ASCII names readable in patches; git still quotes tabs, newlines and quotes.
+    return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_LITERAL_PATHSPECS": "1",
+            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.quotePath", "GIT_CONFIG_VALUE_0": "false"}
 
 
 def tree_of(repo: Path, rev: str, env: Mapping[str, str] | None = None) -> str:
@@ -181,10 +183,15 @@ def tree_entries(repo: Path, tree: str, paths: Sequence[str], env: Mapping[str, 
     return found
 
 
-def diff_trees(repo: Path, old: str, new: str, env: Mapping[str, str]) -> str:
-    """A full-index, binary-safe, minimal diff between two trees, as `git apply --3way` wants it."""
-    return git(repo, "diff", "--full-index", "--binary", "-M", "--minimal", "--no-color", "--no-ext-diff",
-               old, new, env=env).stdout
+def diff_trees(repo: Path, old: str, new: str, env: Mapping[str, str], output: Path) -> bytes:
+    """A full-index, binary-safe, minimal diff between two trees, as `git apply --3way` wants it.
+
+    git writes it to `output` itself and the bytes are returned untouched: decoding captured text would turn
+    CRLF into LF and non-UTF-8 bytes into replacement characters, and the patch would no longer apply.
+    """
+    git(repo, "diff", "--full-index", "--binary", "-M", "--minimal", "--no-color", "--no-ext-diff",
+        f"--output={output}", old, new, env=env)
+    return output.read_bytes()
 
 
 def commit_tree(repo: Path, tree: str, parent: str, message: str, env: Mapping[str, str]) -> CommitSha:

@@ -23,6 +23,7 @@ from mpspatch.split import (
     read_stack,
     split_series,
     subset_patch,
+    tree_path,
 )
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
@@ -119,8 +120,13 @@ def apply_in_clone(up: Repo, clone: Path, patches: list[Path]) -> list[str]:
     trees = []
     for patch in patches:
         # Every `index OLD..NEW` line must name the blob the predecessor really has, so --3way can work.
-        for old, path in re.findall(r"^index ([0-9a-f]{40})\.\.[0-9a-f]{40}.*\n--- a/(\S+)", patch.read_text(),
-                                    re.MULTILINE):
+        text = patch.read_bytes().decode("utf-8", errors="replace")
+        found = re.findall(r"^index ([0-9a-f]{40})\.\.[0-9a-f]{40}.*\n--- (.+)$", text, re.MULTILINE)
+        assert found or "new file mode" in text
+        for old, name in found:
+            if name == "/dev/null":
+                continue
+            path = tree_path(name.rstrip("\t")).removeprefix("a/")  # git ends a name with a space with a tab
             assert verifier.git("rev-parse", f":{path}").strip() == old, f"{patch.name}: stale index line for {path}"
         verifier.git("apply", "--index", str(patch))
         trees.append(verifier.git("write-tree").strip())
@@ -400,3 +406,66 @@ def test_part_context_states_place_dependencies_and_size(project: tuple[Path, Re
     (root / "patches/0002-fix.patch").write_text((root / "patches/0002-fix.patch").read_text() + "\n")
     with pytest.raises(Exception, match="changed since"):
         split_module.load_current_stack(load_config(root / "mpspatch.toml"))
+
+
+# ----------------------------------------------------------------------------------- awkward files
+
+
+def test_awkward_files_split_and_prove(tmp_path: Path) -> None:
+    """CRLF lines, a missing final newline, a mode change and a space in the name are split by hunks; bytes
+    that are not UTF-8 and a path git must quote move as one piece. Every case still proves."""
+    up = Repo.create(tmp_path / "upstream")
+    body = [f"line {i}" for i in range(80)]
+    files = {
+        "aten/src/ATen/mps/crlf.mm": ("\r\n".join(body) + "\r\n").encode(),
+        "aten/src/ATen/mps/no_eol.h": ("\n".join(body)).encode(),
+        "aten/src/ATen/mps/with space.h": ("\n".join(body) + "\n").encode(),
+        "aten/src/ATen/mps/latin1.h": ("\n".join(body) + "\n").encode(),
+        "aten/src/ATen/mps/t\u00e4b.h": ("\n".join(body) + "\n").encode(),
+        "aten/src/ATen/mps/tab\tname.h": ("\n".join(body) + "\n").encode(),
+    }
+    for name, data in files.items():
+        up.write(name, data)
+    up.commit("base", tag="v1.0")
+
+    def edit(data: bytes, sep: bytes = b"\n", extra: bytes = b"") -> bytes:
+        lines = data.split(sep)
+        for i in (5, 30, 55, 79):
+            lines[i] = lines[i] + b" changed" + extra
+        return sep.join(lines)
+
+    up.write("aten/src/ATen/mps/crlf.mm", edit(files["aten/src/ATen/mps/crlf.mm"], b"\r\n"))
+    up.write("aten/src/ATen/mps/no_eol.h", edit(files["aten/src/ATen/mps/no_eol.h"]))
+    up.write("aten/src/ATen/mps/with space.h", edit(files["aten/src/ATen/mps/with space.h"]))
+    (up.path / "aten/src/ATen/mps/with space.h").chmod(0o755)
+    up.write("aten/src/ATen/mps/latin1.h", edit(files["aten/src/ATen/mps/latin1.h"], extra="\u00e9".encode("latin-1")))
+    up.write("aten/src/ATen/mps/t\u00e4b.h", edit(files["aten/src/ATen/mps/t\u00e4b.h"]))
+    up.write("aten/src/ATen/mps/tab\tname.h", edit(files["aten/src/ATen/mps/tab\tname.h"]))
+    up.git("add", "-A")
+    patch = subprocess.run(["git", "diff", "--cached", "--full-index", "--binary", "v1.0"], cwd=up.path,
+                           capture_output=True, check=True, env=git_env()).stdout
+    up.git("reset", "-q", "--hard")
+    root = tmp_path / "project"
+    (root / "patches").mkdir(parents=True)
+    (root / "patches/awkward.patch").write_bytes(patch)
+    write_config(root, patches=["patches/awkward.patch"])
+    result = run_cli("split", "--max-lines", "4", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    parts = json.loads(result.stdout)["parts"]
+    spans = {}
+    for p in parts:
+        for f in p["files"]:
+            spans[f] = spans.get(f, 0) + 1
+    assert spans["aten/src/ATen/mps/crlf.mm"] == 2  # four 2-line hunks, two per part
+    assert spans["aten/src/ATen/mps/no_eol.h"] == 2
+    assert spans["aten/src/ATen/mps/with space.h"] == 2
+    assert spans["aten/src/ATen/mps/t\u00e4b.h"] == 2
+    assert spans["aten/src/ATen/mps/latin1.h"] == 1 and spans["aten/src/ATen/mps/tab\tname.h"] == 1
+    whole = [p for p in parts if p["oversized_hunk"]]
+    assert sorted(f for p in whole for f in p["files"]) == [
+        "aten/src/ATen/mps/latin1.h", "aten/src/ATen/mps/tab\tname.h"]
+    assert {p["title"].split(",")[0] for p in parts} == {"Core MPS"}
+    trees = apply_in_clone(up, tmp_path / "check", [Path(p["path"]) for p in parts])
+    series = apply_in_clone(up, tmp_path / "whole", [root / "patches/awkward.patch"])
+    assert trees[-1] == series[-1]
+    assert Repo(tmp_path / "check").git("ls-files", "-s", "aten/src/ATen/mps/with space.h").startswith("100755")

@@ -142,6 +142,12 @@ def status_json(report: StatusReport) -> dict[str, Any]:
         "lock": {"path": str(report.config.series.lock), "matches": report.lock.matches,
                  "problems": list(report.lock.problems)},
         "stats": stats_json(report.stats),
+        "evidence": {"run_id": report.latest.run_id, "created_at": report.latest.created_at} if report.latest else None,
+        "stages": [{"name": s.name, "state": s.state, "why": s.why, "run_id": s.run_id, "log": s.log}
+                   for s in report.stages],
+        "checks": [dataclasses.asdict(c) for c in report.checks],
+        "human_actions": [{"id": r.requirement.id, "title": r.requirement.title, "action": r.requirement.target,
+                           "blocking": r.requirement.blocking} for r in report.human_rows],
         "ready": report.ready,
         "gaps": [dataclasses.asdict(g) for g in report.gaps],
     }
@@ -160,11 +166,30 @@ def show_status(report: StatusReport) -> None:
     console.print(f"[bold]Lock[/] {lock_state}")
     for problem in report.lock.problems:
         console.print(f"  - {problem}", markup=False)
-    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {len(report.gaps)} gap(s)"
+    latest = report.latest
+    evidence = f"run {latest.run_id} ({latest.created_at})" if latest else "none yet (run `mpspatch verify`)"
+    console.print(f"[bold]Evidence[/] {evidence}", highlight=False)
+    for stage in report.stages:
+        console.print(f"  {stage.name}: {stage.why or 'passed'}", markup=False)
+    blocking = len(report.blocking_gaps)
+    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {blocking} blocking gap(s)"
     console.print(f"[bold]Readiness[/] {verdict}")
     for gap in report.gaps:
         marker = "blocking" if gap.blocking else "advisory"
-        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False)
+        fix = f"; fix: {gap.fix}" if gap.fix else ""
+        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker}){fix}", markup=False)
+    for row in report.human_rows:
+        console.print(f"  - HUMAN ACTION [{row.requirement.id}] {row.requirement.target}", markup=False)
+
+
+# ----------------------------------------------------------------------------------------------- render
+# (issue 6: render-pr, render-issue, render-audit)
+
+
+def show_diff(diff: str) -> None:
+    """A unified diff on stdout, byte for byte: rich would re-wrap it and read [brackets] as markup."""
+    sys.stdout.write(diff)
+    sys.stdout.flush()
 
 
 # ----------------------------------------------------------------------------------- split (issue 9)

@@ -249,3 +249,46 @@ def checked_out_branches(repo: Path) -> set[str]:
     """Full ref names of the branches checked out in any worktree of `repo`."""
     out = git(repo, "worktree", "list", "--porcelain").stdout
     return {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("branch ")}
+
+
+# ------------------------------------------------------------------------------- audit checks (read-only)
+# (issue 6, render: ancestry and apply-in-order checks; they never touch the clone's index, refs or objects)
+
+
+def try_resolve_commit(repo: Path, ref: str) -> CommitSha | None:
+    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
+    return commit_sha(result.stdout.strip()) if result.ok else None
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    result = git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if result.returncode not in (0, 1):
+        raise GitError(f"{repo}: cannot compare {ancestor} with {descendant}: {proc.tail(result.stderr, 3)}")
+    return result.returncode == 0
+
+
+def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str]:
+    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why) or (None, "").
+
+    The index and any blobs `git apply` creates live in a temporary folder (the clone's object store is only
+    borrowed as an alternate), so the user's clone gains nothing and loses nothing. No worktree is needed,
+    which keeps the check cheap enough to run on every `status`.
+    """
+    import tempfile
+
+    objects = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects").stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="mpspatch-apply-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "objects").mkdir()
+        env = {
+            "GIT_INDEX_FILE": str(scratch / "index"),
+            "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects,
+            "GIT_NO_LAZY_FETCH": "1",  # a partial clone must not go to the network for a status check
+        }
+        git(repo, "read-tree", base, env=env)
+        for patch in patches:
+            result = git(repo, "apply", "--cached", str(patch), env=env, check=False)
+            if not result.ok:
+                return patch, proc.tail(result.stderr or result.stdout, 3)
+    return None, ""

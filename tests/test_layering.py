@@ -25,6 +25,7 @@ LAYERS = [
     "stages",
     "runner",
     "evidence",
+    "requirements",
     "status",
     "render",
     "sample",

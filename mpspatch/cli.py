@@ -146,16 +146,21 @@ CheckOpt = Annotated[
 ]
 
 
-def _render(kind: str, out: Path | None, check: bool) -> None:
+def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
     from mpspatch.files import atomic_write_text
     from mpspatch.render import default_out, render_document, status_line, unified_diff
     from mpspatch.status import compute_status
 
     config = load()
-    target = out if out is not None else default_out(config, kind)
+    context = None
+    if part is not None:  # one PR of the split stack (issue 9)
+        from mpspatch.split import load_current_stack, part_context
+
+        context = part_context(load_current_stack(config), part)
+    target = out if out is not None else default_out(config, kind, part=part)
     label = console.relative(target.absolute(), Path.cwd())
     report = compute_status(config)
-    fresh = render_document(kind, report)
+    fresh = render_document(kind, report, part=context)
     if check:
         try:
             current = target.read_text(encoding="utf-8")
@@ -175,9 +180,16 @@ def _render(kind: str, out: Path | None, check: bool) -> None:
 
 
 @app.command("render-pr")
-def render_pr(out: OutOpt = None, check: CheckOpt = False) -> None:
+def render_pr(
+    out: OutOpt = None,
+    check: CheckOpt = False,
+    part: Annotated[
+        int | None,
+        typer.Option("--part", min=1, metavar="K", help="Render the PR of part K of the stack `mpspatch split` wrote."),
+    ] = None,
+) -> None:
     """Render the pull-request description ([MPS] title, Fixes #N, test plan, figures from the evidence)."""
-    _render("pr", out, check)
+    _render("pr", out, check, part)
 
 
 @app.command("render-issue")

@@ -316,6 +316,9 @@ def test_branches_form_a_chain_without_touching_head_or_worktree(project: tuple[
     forced = run_cli("split", "--max-lines", str(LIMIT), "--branches", "mps-stack", "--force", cwd=root)
     assert forced.returncode == 0, forced.stderr
     assert up.git("rev-parse", f"{names[-1]}^{{tree}}").strip() == data["tree"]
+    up.git("worktree", "add", "-q", str(root.parent / "review"), names[1])
+    busy = run_cli("split", "--max-lines", str(LIMIT), "--branches", "mps-stack", "--force", cwd=root)
+    assert busy.returncode == 2 and "checked out" in busy.stderr
 
 
 def test_a_bad_branch_prefix_is_refused_before_anything_is_written(project: tuple[Path, Repo]) -> None:

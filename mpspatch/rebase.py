@@ -265,6 +265,9 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
     shadow = git.ensure_shadow(config)
     git.pin_ref(shadow, REF_PREFIX + "base", base)
     git.pin_ref(shadow, REF_PREFIX + "onto", onto)
+    fetched = git.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
+    if fetched:
+        notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
     build = git.build_series(shadow, base, [p.path for p in patches])
     notes.extend(build.notes)
     tip = build.commits[-1]
@@ -313,9 +316,9 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.Reba
     reused: list[str] = []
     while not step.done and not step.unmerged:
         # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
-        reused.extend(re.findall(r"Resolved '([^']+)' using previous resolution", step.output))
+        reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
         step = git.continue_rebase(worktree)
-    reused.extend(re.findall(r"Resolved '([^']+)' using previous resolution", step.output))
+    reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
     if step.done:
         return _finish(config, shadow, replace(state, phase="writing"), tuple(reused))
     conflicts = conflict_report(shadow, worktree, state.base, state.onto, step.unmerged)

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpspatch import proc
 from mpspatch.errors import CommandFailedError, GitError, ToolMissingError
+from mpspatch.files import atomic_write_text, sha256_bytes
 from mpspatch.ids import CommitSha, TreeSha, commit_sha, tree_sha
+
+if TYPE_CHECKING:
+    from mpspatch.config import Config
 
 # Reproducible, non-interactive git: no pager, no editor, no user config surprises in plumbing output.
 _GIT_ENV = {
@@ -103,6 +110,279 @@ def paths_args(paths: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------- worktrees and apply
 # (issue 3, rebase: add worktree, sparse-checkout, apply and rebase operations below this line)
+
+# The shadow repository is mpspatch's private workshop. It borrows the user's object store through
+# `objects/info/alternates` (read-only, as `git clone --shared` does), so creating it copies nothing, and every
+# object or ref mpspatch makes lives in the shadow. The user's clone is only ever read.
+SHADOW_NAME = "shadow.git"
+SERIES_REF_PREFIX = "refs/mpspatch/"
+# Commits made from patch files carry this identity and a fixed date, so the same patch bytes on the same base
+# always give the same commit SHA (ghstack's lesson: stable SHAs make results comparable and cacheable).
+SERIES_IDENTITY = ("mpspatch", "mpspatch@localhost")
+SERIES_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z; patch i is stamped SERIES_EPOCH + i seconds
+
+
+class SeriesInconsistentError(GitError):
+    """A patch does not apply at its own base or on top of the patch before it.
+
+    This is a defect of the series itself (for example two patches that both add the same test class), not
+    upstream drift, so it is reported before any rebase starts and names the patch and the files.
+    """
+
+    def __init__(self, message: str, patch: Path, files: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.patch = patch
+        self.files = files
+
+
+@dataclass(frozen=True)
+class SeriesBuild:
+    """The commits made from the patch files, one per patch, each on top of the previous one."""
+
+    base: CommitSha
+    commits: tuple[CommitSha, ...]
+    notes: tuple[str, ...]  # what a user should know: fallbacks taken, 3-way merges needed at the own base
+
+
+def pinned_env() -> dict[str, str]:
+    """Neutralise user and system git config for output that must be byte-identical everywhere."""
+    return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def objects_dir(repo: Path) -> Path:
+    """The absolute object store of `repo` (works for normal clones, bare clones and worktrees)."""
+    out = git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()
+    return Path(out) / "objects"
+
+
+def ensure_checkout(url: str, checkout: Path) -> bool:
+    """Clone `url` into `checkout` when it does not exist yet; True when a clone was made.
+
+    This is the one time mpspatch creates the user's clone. A blobless, sparse, unchecked-out clone costs a
+    fraction of a full one; the shadow repository fetches the few blobs it needs on demand.
+    """
+    if checkout.exists():
+        return False
+    checkout.parent.mkdir(parents=True, exist_ok=True)
+    result = git(checkout.parent, "clone", "--quiet", "--filter=blob:none", "--sparse", "--no-checkout",
+                 url, str(checkout), check=False, timeout=7200)
+    if not result.ok:
+        raise GitError(f"{checkout}: could not clone {url} ({proc.tail(result.stderr, 3)}); "
+                       "fix [upstream].url or clone it there yourself")
+    return True
+
+
+def _partial_clone_remote(checkout: Path) -> tuple[str, str, str] | None:
+    """(remote name, url, filter) when the checkout is a partial clone, else None."""
+    name = git(checkout, "config", "--get", "extensions.partialclone", check=False).stdout.strip()
+    if not name:
+        return None
+    url = git(checkout, "config", "--get", f"remote.{name}.url", check=False).stdout.strip()
+    flt = git(checkout, "config", "--get", f"remote.{name}.partialclonefilter", check=False).stdout.strip()
+    return (name, url, flt or "blob:none") if url else None
+
+
+def ensure_shadow(config: Config) -> Path:
+    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved."""
+    checkout = require_repo(config.upstream.checkout)
+    shadow = config.state_dir / SHADOW_NAME
+    store = objects_dir(checkout)
+    if not (shadow / "HEAD").is_file():
+        _create_shadow(shadow)
+    alternates = shadow / "objects" / "info" / "alternates"
+    wanted = f"{store}\n"
+    if not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
+        atomic_write_text(alternates, wanted)
+    promisor = _partial_clone_remote(checkout)
+    if promisor is not None:
+        # Blobs the user's partial clone never fetched are fetched lazily into the shadow, from the same remote.
+        name, url, flt = promisor
+        for key, value in (("core.repositoryformatversion", "1"), ("extensions.partialclone", name),
+                           (f"remote.{name}.url", url), (f"remote.{name}.promisor", "true"),
+                           (f"remote.{name}.partialclonefilter", flt)):
+            git(shadow, "config", key, value)
+    return shadow
+
+
+def _create_shadow(shadow: Path) -> None:
+    # Built in a sibling folder and renamed into place, so a kill half-way never leaves a broken shadow.
+    shadow.parent.mkdir(parents=True, exist_ok=True)
+    staging = shadow.with_name(f".{shadow.name}.{os.getpid()}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    git(shadow.parent, "init", "--quiet", "--bare", str(staging))
+    for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false"), ("rerere.enabled", "true"),
+                       ("rerere.autoupdate", "true"), ("user.name", SERIES_IDENTITY[0]),
+                       ("user.email", SERIES_IDENTITY[1])):
+        git(staging, "config", key, value)
+    try:
+        staging.rename(shadow)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (shadow / "HEAD").is_file():
+            raise
+
+
+def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
+    """Point a shadow ref at a commit, so the shadow's own gc can never drop what mpspatch is working on."""
+    git(shadow, "update-ref", ref, sha)
+
+
+def delete_ref(shadow: Path, ref: str) -> None:
+    git(shadow, "update-ref", "-d", ref, check=False)
+
+
+def ref_exists(shadow: Path, ref: str) -> bool:
+    return git(shadow, "rev-parse", "--verify", "--quiet", ref, check=False).ok
+
+
+def _index_env(index: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {"GIT_INDEX_FILE": str(index)}
+    if extra:
+        env.update(extra)
+    return env
+
+
+_APPLY_FAILED = re.compile(r"^error: (?:patch failed: (.+?):\d+|(.+?): (?:does not exist in index|already exists in "
+                           r"index|patch does not apply|does not match index))$", re.M)
+
+
+def _failed_files(stderr: str) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for match in _APPLY_FAILED.finditer(stderr):
+        found.setdefault(match.group(1) or match.group(2), None)
+    return tuple(found)
+
+
+def unmerged_paths(repo: Path, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    out = git(repo, "ls-files", "-z", "--unmerged", env=env).stdout
+    seen: dict[str, None] = {}
+    for record in out.split("\0"):
+        if "\t" in record:
+            seen.setdefault(record.split("\t", 1)[1], None)
+    return tuple(seen)
+
+
+def apply_cached(repo: Path, index: Path, patch: Path, *, reverse: bool = False, check_only: bool = False,
+                 three_way: bool = False) -> proc.Completed:
+    """`git apply --cached` against a private index file; never touches any working tree."""
+    args = ["apply", "--cached", "--whitespace=nowarn"]
+    if reverse:
+        args.append("--reverse")
+    if check_only:
+        args.append("--check")
+    if three_way:
+        args.append("--3way")
+    return git(repo, *args, str(patch), env=_index_env(index, pinned_env()), check=False)
+
+
+def write_tree(repo: Path, index: Path) -> TreeSha:
+    return tree_sha(git(repo, "write-tree", env=_index_env(index)).stdout.strip())
+
+
+def read_tree(repo: Path, index: Path, treeish: str) -> None:
+    git(repo, "read-tree", treeish, env=_index_env(index))
+
+
+def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
+    """Turn the patch files into a chain of commits on `base` inside the shadow repository.
+
+    Each patch is applied with a temporary index (no working tree at all): first strictly, then with
+    `--3way` using the blobs the `index` lines name. A patch that still does not apply raises
+    SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
+    """
+    notes: list[str] = []
+    commits: list[CommitSha] = []
+    parent = base
+    with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:
+        index = Path(tmp) / "index"
+        for number, patch in enumerate(patches):
+            data = patch.read_bytes()
+            read_tree(shadow, index, parent)
+            strict = apply_cached(shadow, index, patch)
+            if not strict.ok:
+                read_tree(shadow, index, parent)
+                merged = apply_cached(shadow, index, patch, three_way=True)
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                if not merged.ok:
+                    conflicted = unmerged_paths(shadow, _index_env(index)) or _failed_files(merged.stderr)
+                    lacks = "lacks the necessary blob" in merged.stderr
+                    reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
+                              if lacks else "a 3-way merge leaves conflicts")
+                    files = ", ".join(conflicted) or "(see `git apply` output)"
+                    raise SeriesInconsistentError(
+                        f"{patch}: series inconsistent: does not apply on top of {where} in {files}; {reason}; "
+                        "fix the patch (or the order in [series].patches) so the series applies in order",
+                        patch, tuple(conflicted))
+                notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
+            tree = write_tree(shadow, index)
+            commits.append(_commit_tree(shadow, tree, parent, patch, data, number))
+            parent = commits[-1]
+    return SeriesBuild(base=base, commits=tuple(commits), notes=tuple(notes))
+
+
+def series_commits(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
+    """One deterministic commit per patch file, chained on `base` (see build_series)."""
+    return build_series(shadow, base, patches).commits
+
+
+def series_commit_message(patch_name: str, data: bytes) -> str:
+    return f"mpspatch: {patch_name}\n\nmpspatch-patch: {patch_name}\nmpspatch-sha256: {sha256_bytes(data)}\n"
+
+
+def patch_name_of(shadow: Path, commit: str) -> str | None:
+    """The patch file name a series commit was made from (its `mpspatch-patch:` trailer)."""
+    body = git(shadow, "log", "-1", "--format=%B", commit).stdout
+    match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
+    return match.group(1).strip() if match else None
+
+
+def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: bytes, number: int) -> CommitSha:
+    stamp = f"@{SERIES_EPOCH + number} +0000"
+    env = identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], stamp)
+    out = git(shadow, "commit-tree", tree, "-p", parent, env=env,
+              input_text=series_commit_message(patch.name, data)).stdout
+    return commit_sha(out.strip())
+
+
+def sparse_patterns(paths: Sequence[str]) -> list[str]:
+    """Non-cone sparse patterns that match exactly these files (anchored, with glob characters escaped)."""
+    patterns = []
+    for path in sorted(set(paths)):
+        escaped = re.sub(r"([*?\[\]\\!# ])", r"\\\1", path)
+        patterns.append("/" + escaped)
+    return patterns
+
+
+def add_sparse_worktree(shadow: Path, where: Path, branch: str, commit: CommitSha, paths: Sequence[str]) -> None:
+    """A worktree of the shadow repository at `where`, on `branch`, holding only `paths`.
+
+    A sparse worktree costs what the patched files cost, not what PyTorch's 13k-file tree costs (facts.md:
+    0.29 s against 10.4 s). rerere is switched on in it so a resolution made once is replayed next time.
+    """
+    pin_ref(shadow, f"refs/heads/{branch}", commit)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    git(shadow, "worktree", "add", "--quiet", "--no-checkout", str(where), branch)
+    git(where, "sparse-checkout", "set", "--no-cone", "--stdin", input_text="\n".join(sparse_patterns(paths)) + "\n")
+    for key, value in (("rerere.enabled", "true"), ("rerere.autoupdate", "true")):
+        git(where, "config", "--worktree", key, value)
+    # sparse-checkout set already populated the tree from HEAD; a forced checkout makes that explicit and
+    # also covers an index left empty by --no-checkout.
+    git(where, "checkout", "--quiet", "--force", branch)
+
+
+def remove_worktree(shadow: Path, where: Path) -> None:
+    """Remove a shadow worktree and its administrative files, whatever state it was left in."""
+    if where.exists():
+        git(shadow, "worktree", "remove", "--force", "--force", str(where), check=False)
+        if where.exists():
+            shutil.rmtree(where, ignore_errors=True)
+    git(shadow, "worktree", "prune", check=False)
+
+
+def head_of(worktree: Path) -> CommitSha:
+    return commit_sha(git(worktree, "rev-parse", "HEAD").stdout.strip())
+
 
 
 # ----------------------------------------------------------------------------- history and object database
@@ -280,7 +560,7 @@ def read_blobs(repo: Path, specs: Sequence[str]) -> tuple[bytes | None, ...]:
     return tuple(blobs)
 
 
-def changed_paths(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
+def diff_tree_paths(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
     """Paths whose blob or mode differs between two trees (optionally limited to `paths`)."""
     args = ["--literal-pathspecs", "diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new]
     if paths:

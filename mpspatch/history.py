@@ -218,10 +218,10 @@ def already_upstream(
     if not series:
         return AlreadyUpstream(files=(), patch_ids=())
     tip = series[-1]
-    paths = git.changed_paths(repo, base, tip)
+    paths = git.diff_tree_paths(repo, base, tip)
     if not paths:
         return AlreadyUpstream(files=(), patch_ids=())
-    still_changed = set(git.changed_paths(repo, onto, result_tree, paths))
+    still_changed = set(git.diff_tree_paths(repo, onto, result_tree, paths))
     series_hunks = parse_diff(git.diff_trees(repo, base, tip, paths))
     # Files the merge leaves changed may still hold single hunks upstream already has: read onto's copies.
     partial_candidates = [p for p in paths if p in still_changed and series_hunks.get(p)]
@@ -256,7 +256,7 @@ def _patch_id_matches(
     by_id: dict[str, CommitSha] = {}
     for sha, pid in upstream_ids.items():
         by_id.setdefault(pid, sha)  # log order is newest first; keep the newest landing of a patch
-    series_paths = git.changed_paths(repo, base, series[-1])
+    series_paths = git.diff_tree_paths(repo, base, series[-1])
     series_ids = git.patch_ids(repo, git.log_patches(repo, base, series[-1], series_paths))
     return tuple(
         PatchIdMatch(patch_index=index, commit=commit, upstream=by_id[series_ids[commit]])

@@ -576,5 +576,52 @@ def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str]) -> str:
     ).stdout
 
 
+def write_blobs(repo: Path, contents: Sequence[bytes]) -> tuple[str, ...]:
+    """Store each content as a blob in `repo` (no filters applied), with one `git hash-object` call."""
+    if not contents:
+        return ()
+    with tempfile.TemporaryDirectory(prefix="mpspatch-blobs-") as tmp:
+        files = []
+        for number, data in enumerate(contents):
+            files.append(Path(tmp) / str(number))
+            files[-1].write_bytes(data)
+        out = git(repo, "hash-object", "-w", "--no-filters", "--stdin-paths",
+                  input_text="".join(f"{f}\n" for f in files)).stdout
+    return tuple(out.split())
+
+
+def rewrite_tree(repo: Path, tree: TreeSha, *, source: CommitSha, from_source: Sequence[str] = (),
+                 contents: Mapping[str, bytes] | None = None) -> TreeSha:
+    """`tree` with `from_source` paths as `source` has them (gone where it lacks them) and `contents` paths
+    replaced by new blobs (keeping their mode in `tree`).
+
+    Built in a throwaway index file, so no index or worktree of any repository is involved.
+    """
+    contents = contents or {}
+    wanted = sorted({*from_source, *contents})
+    if not wanted:
+        return tree
+    # ls-tree records are valid --index-info lines; mode 0 with the null SHA removes a path.
+    removal = "0 " + "0" * 40 + "\t"
+    lines: dict[str, str] = {p: removal + p for p in from_source}
+    if from_source:
+        listing = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", source,
+                      *paths_args(sorted(from_source))).stdout
+        lines.update({r.split("\t", 1)[1]: r for r in listing.split("\0") if "\t" in r})
+    if contents:
+        listing = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", tree,
+                      *paths_args(sorted(contents))).stdout
+        modes = {r.split("\t", 1)[1]: r.split(" ", 1)[0] for r in listing.split("\0") if "\t" in r}
+        names = sorted(contents)
+        for path, blob in zip(names, write_blobs(repo, [contents[p] for p in names]), strict=True):
+            lines[path] = f"{modes.get(path, '100644')} blob {blob}\t{path}"
+    info = "".join(lines[p] + "\0" for p in wanted)
+    with tempfile.TemporaryDirectory(prefix="mpspatch-tree-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(repo, "read-tree", tree, env=env)
+        git(repo, "update-index", "-z", "--index-info", env=env, input_text=info)
+        return tree_sha(git(repo, "write-tree", env=env).stdout.strip())
+
+
 # ----------------------------------------------------------------------------------------- split and trees
 # (issue 9, split: add temporary-index apply and branch operations below this line)

@@ -75,6 +75,7 @@ class ConflictedFile:
     path: TreePath
     regions: int  # `<<<<<<<` markers in the merged file; 0 for conflicts without markers (modify/delete)
     kinds: tuple[str, ...]  # git's conflict types for this path, e.g. "contents", "modify/delete"
+    patch_index: int  # 0-based position of the patch whose replay stops on it
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class MergeStep:
     commit: CommitSha  # the series commit merged in this step
     tree: TreeSha  # the merged tree (conflicted files hold markers)
     conflicts: tuple[ConflictedFile, ...]
+    # Paths a previous step left conflicted that this patch touches again: its outcome there assumes the
+    # earlier conflict was resolved to the patch's own version, which a person may not do.
+    assumed: tuple[TreePath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class MergeForecast:
     base: CommitSha
     onto: CommitSha
     series: tuple[CommitSha, ...]
-    steps: tuple[MergeStep, ...]  # one per patch replayed; the replay stops after the first conflicting one
+    steps: tuple[MergeStep, ...]  # one per patch, oldest first
 
     @property
     def clean(self) -> bool:
@@ -98,21 +102,23 @@ class MergeForecast:
 
     @property
     def conflicts(self) -> tuple[ConflictedFile, ...]:
-        return self.steps[-1].conflicts if self.steps else ()
+        """Every conflict the rebase will stop on, patch by patch, in replay order."""
+        return tuple(c for step in self.steps for c in step.conflicts)
+
+    @property
+    def stops(self) -> tuple[int, ...]:
+        """Indexes of the patches the rebase stops on (after each stop, `--continue` goes on to the next)."""
+        return tuple(step.patch_index for step in self.steps if step.conflicts)
 
     @property
     def stopped_at(self) -> int | None:
-        """The index of the patch the rebase would stop on, or None when every patch merges cleanly."""
-        return self.steps[-1].patch_index if self.conflicts else None
+        """The first patch the rebase stops on, or None when every patch merges cleanly."""
+        return self.stops[0] if self.stops else None
 
     @property
     def result_tree(self) -> TreeSha:
+        """The tree after the last patch (earlier conflicts taken as resolved to the patch's version)."""
         return self.steps[-1].tree
-
-    @property
-    def merged(self) -> tuple[CommitSha, ...]:
-        """The series commits that were replayed (all of them unless the replay stopped early)."""
-        return self.series[: len(self.steps)]
 
 
 def merge_forecast(repo: Path, base: CommitSha, series: Sequence[CommitSha], onto: CommitSha) -> MergeForecast:
@@ -122,29 +128,81 @@ def merge_forecast(repo: Path, base: CommitSha, series: Sequence[CommitSha], ont
     2.38/2.39 picks the base itself, so each step merges a throwaway commit holding the result so far whose
     only parent is patch k-1: then the merge base git finds is exactly the one the rebase uses, even when
     base is not an ancestor of onto (a release tag off a release branch, for instance).
+
+    Where the rebase would stop, the user resolves and continues. To forecast the later stops too, the
+    replay goes on with every conflict region resolved to the patch's side (see take_patch_side); only a
+    later patch that touches such a file again depends on that assumption, and its step names those paths
+    in `assumed`.
     """
     if not series:
         raise ValueError("merge_forecast needs at least one series commit")
     git.require_merge_tree()
     ours_tree = git.tree_of(repo, onto)
     parent = base
+    unresolved: set[str] = set()
     steps: list[MergeStep] = []
     for index, commit in enumerate(series):
         ours = git.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
         merged = git.merge_tree(repo, ours, commit)
-        conflicts = _conflicted_files(repo, merged)
-        steps.append(MergeStep(patch_index=index, commit=commit, tree=merged.tree, conflicts=conflicts))
-        if conflicts:
-            break  # the rebase stops here; what follows depends on how the user resolves
+        conflicts = _conflicted_files(repo, merged, index)
+        assumed: tuple[TreePath, ...] = ()
+        if unresolved:
+            assumed = tuple(TreePath(p) for p in git.diff_tree_paths(repo, parent, commit, sorted(unresolved)))
+        steps.append(MergeStep(patch_index=index, commit=commit, tree=merged.tree, conflicts=conflicts,
+                               assumed=assumed))
         ours_tree, parent = merged.tree, commit
+        if conflicts:
+            unresolved.update(c.path for c in conflicts)
+            if index + 1 < len(series):
+                ours_tree = _resolve_to_patch_side(repo, merged.tree, commit, conflicts)
     return MergeForecast(base=base, onto=onto, series=tuple(series), steps=tuple(steps))
+
+
+def take_patch_side(content: bytes) -> bytes:
+    """Resolve every conflict region of a merged file to its second side, keeping all merged text around it.
+
+    In both merge-tree and a rebase the second side is the patch being replayed, so this is what
+    `-X theirs` would have produced: upstream's other edits to the file survive.
+    """
+    out: list[bytes] = []
+    state = "text"  # text | ours | base | theirs
+    for line in content.splitlines(keepends=True):
+        bare = line.rstrip(b"\r\n")
+        if state == "text" and _MARKER_START.match(bare):
+            state = "ours"
+        elif state == "ours" and bare.startswith(b"|||||||"):
+            state = "base"
+        elif state in ("ours", "base") and bare == b"=======":
+            state = "theirs"
+        elif state == "theirs" and bare.startswith(b">>>>>>>") and bare[7:8] in (b" ", b""):
+            state = "text"
+        elif state in ("text", "theirs"):
+            out.append(line)
+    return b"".join(out)
+
+
+def _resolve_to_patch_side(
+    repo: Path, tree: TreeSha, commit: CommitSha, conflicts: Sequence[ConflictedFile]
+) -> TreeSha:
+    """The merged tree as a person would leave it after taking the patch's side of every conflict.
+
+    Files with markers keep the merged text around each region; conflicts without markers (modify/delete,
+    binary files) take the patch's whole file.
+    """
+    marked = [c.path for c in conflicts if c.regions]
+    blobs = git.read_blobs(repo, [f"{tree}:{p}" for p in marked])
+    contents: dict[str, bytes] = {
+        p: take_patch_side(b) for p, b in zip(marked, blobs, strict=True) if b is not None
+    }
+    whole = [c.path for c in conflicts if c.path not in contents]
+    return git.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
 
 
 def count_regions(content: bytes) -> int:
     return len(_MARKER_START.findall(content))
 
 
-def _conflicted_files(repo: Path, merged: git.MergeTreeResult) -> tuple[ConflictedFile, ...]:
+def _conflicted_files(repo: Path, merged: git.MergeTreeResult, patch_index: int) -> tuple[ConflictedFile, ...]:
     if merged.clean:
         return ()
     blobs = git.read_blobs(repo, [f"{merged.tree}:{path}" for path in merged.conflicted])
@@ -159,6 +217,7 @@ def _conflicted_files(repo: Path, merged: git.MergeTreeResult) -> tuple[Conflict
             path=TreePath(path),
             regions=count_regions(blob) if blob is not None else 0,
             kinds=tuple(dict.fromkeys(kinds.get(path, []))),
+            patch_index=patch_index,
         )
         for path, blob in zip(merged.conflicted, blobs, strict=True)
     )
@@ -234,16 +293,16 @@ def already_upstream(
         hunks = series_hunks.get(path, ())
         whole = path not in still_changed
         if whole:
-            absorbed = len(hunks)
+            absorbed = tuple(hunks)
         else:
             blob = onto_blobs.get(path)
             onto_lines = _split_lines(blob.decode("utf-8", errors="replace")) if blob is not None else []
-            absorbed = sum(1 for h in hunks if hunk_in(onto_lines, h))
+            absorbed = tuple(h for h in hunks if hunk_in(onto_lines, h))
         if not whole and not absorbed:
             continue
-        landed = _landed_by(path, hunks, upstream_lines, commits)
+        landed = _landed_by(path, absorbed, upstream_lines, commits)
         results.append(FileAbsorption(path=TreePath(path), whole=whole, hunks=len(hunks),
-                                      absorbed_hunks=absorbed, landed_by=landed))
+                                      absorbed_hunks=len(absorbed), landed_by=landed))
     return AlreadyUpstream(files=tuple(results), patch_ids=_patch_id_matches(repo, base, series, upstream_text))
 
 
@@ -393,15 +452,16 @@ def _lines_by_commit(log_text: str) -> tuple[_CommitLines, ...]:
 
 
 def _landed_by(
-    path: str, hunks: Sequence[DiffHunk], upstream: Sequence[_CommitLines], commits: Sequence[UpstreamCommit]
+    path: str, absorbed: Sequence[DiffHunk], upstream: Sequence[_CommitLines], commits: Sequence[UpstreamCommit]
 ) -> tuple[CommitSha, ...]:
-    """Upstream commits that added lines the series adds (or removed lines it removes) in `path`.
+    """Upstream commits that added the lines the absorbed hunks add in `path`, newest first.
 
-    Line overlap names the commits that actually carry the change, not every commit that touched the
-    file; when nothing overlaps (a change made only of short lines), every commit touching it is named.
+    Added lines are the evidence: an upstream commit that rewrote the same line differently also removed
+    it, so removed lines only count for hunks that add nothing (pure deletions). When no line matches
+    (a change made only of short lines), every upstream commit touching the file is named.
     """
-    ours_added = {s for h in hunks for s in map(_significant, h.added) if s}
-    ours_removed = {s for h in hunks for s in map(_significant, h.removed) if s}
+    ours_added = {s for h in absorbed for s in map(_significant, h.added) if s}
+    ours_removed = {s for h in absorbed if not h.added for s in map(_significant, h.removed) if s}
     matched = tuple(
         c.sha for c in upstream
         if ours_added & c.added.get(path, frozenset()) or ours_removed & c.removed.get(path, frozenset())

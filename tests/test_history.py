@@ -63,23 +63,34 @@ def read(repo: Repo, rev: str, path: str) -> str:
     return repo.git("show", f"{rev}:{path}")
 
 
-def rebase_outcome(repo: Repo, tmp_path: Path, tip: str, base: str, onto: str) -> tuple[int | None, dict[str, int]]:
-    """Run git's own rebase in a clone: (index of the patch it stops on or None, {conflicted path: regions})."""
+def rebase_stops(repo: Path, tmp_path: Path, tip: str, base: str, onto: str) -> list[tuple[int, dict[str, int]]]:
+    """Run git's own rebase in a clone of `repo`; at each stop resolve to the patch's version and continue.
+
+    Returns, per stop, the index of the patch it stopped on and {conflicted path: conflict regions}.
+    """
     clone = tmp_path / "rebase-clone"
-    subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True, env=git_env())
-    run = lambda *a: subprocess.run(["git", *a], cwd=clone, env=git_env(50), capture_output=True, text=True)  # noqa: E731
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, env=git_env())
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=clone, env=git_env(50), capture_output=True, text=True)
+
     run("checkout", "-q", tip)
     result = run("rebase", "--onto", onto, base)
-    if result.returncode == 0:
-        return None, {}
-    applied = int((clone / ".git/rebase-merge/msgnum").read_text())
-    paths = [p for p in run("diff", "--name-only", "--diff-filter=U").stdout.splitlines() if p]
-    regions = {p: history.count_regions((clone / p).read_bytes()) for p in paths}
-    return applied - 1, regions
+    stops = []
+    while result.returncode != 0:
+        applied = int((clone / ".git/rebase-merge/msgnum").read_text())
+        paths = [p for p in run("diff", "--name-only", "--diff-filter=U").stdout.splitlines() if p]
+        assert paths, result.stderr
+        stops.append((applied - 1, {p: history.count_regions((clone / p).read_bytes()) for p in paths}))
+        for path in paths:  # as a person taking the patch's side of each region, keeping the rest
+            (clone / path).write_bytes(history.take_patch_side((clone / path).read_bytes()))
+        run("add", "-A")
+        result = run("-c", "core.editor=true", "rebase", "--continue")
+    return stops
 
 
-def forecast_outcome(forecast: history.MergeForecast) -> tuple[int | None, dict[str, int]]:
-    return forecast.stopped_at, {c.path: c.regions for c in forecast.conflicts}
+def forecast_stops(forecast: history.MergeForecast) -> list[tuple[int, dict[str, int]]]:
+    return [(s.patch_index, {c.path: c.regions for c in s.conflicts}) for s in forecast.steps if s.conflicts]
 
 
 # ------------------------------------------------------------------------------------- upstream commits
@@ -128,7 +139,7 @@ def test_clean_drift_forecast_is_clean_like_git_rebase(up: Repo, tmp_path: Path)
     onto = git.resolve_commit(up.path, "main")
     forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series, onto)
     assert forecast.clean and forecast.stopped_at is None and len(forecast.steps) == 1
-    assert forecast_outcome(forecast) == rebase_outcome(up, tmp_path, series[-1], "v1.0", "main")
+    assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main") == []
     merged = up.git("show", f"{forecast.result_tree}:{STREAM}")
     assert "return 0;" in merged and "return 10;" in merged
 
@@ -146,8 +157,8 @@ def test_conflicting_drift_in_several_files_matches_git_rebase(up: Repo, tmp_pat
     up.commit("[MPS] Upstream rewrites the same lines\n\n" + PR_TRAILER.format(4242))
     base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
-    assert forecast_outcome(forecast) == (0, {STREAM: 2, ALLOC: 1})
-    assert forecast_outcome(forecast) == rebase_outcome(up, tmp_path, series[-1], "v1.0", "main")
+    assert forecast_stops(forecast) == [(0, {STREAM: 2, ALLOC: 1})]
+    assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
     assert all(c.kinds == ("contents",) for c in forecast.conflicts)
 
 
@@ -159,9 +170,9 @@ def test_second_patch_conflict_stops_where_git_rebase_stops(up: Repo, tmp_path: 
     up.commit("Upstream edits function 7")
     forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series,
                                       git.resolve_commit(up.path, "main"))
-    assert forecast_outcome(forecast) == (1, {STREAM: 1})
-    assert forecast_outcome(forecast) == rebase_outcome(up, tmp_path, series[-1], "v1.0", "main")
-    assert forecast.merged == tuple(series)
+    assert forecast_stops(forecast) == [(1, {STREAM: 1})]
+    assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
+    assert forecast.stops == (1,)
 
 
 def test_base_off_the_onto_line_uses_the_patch_parent_as_merge_base(up: Repo, tmp_path: Path) -> None:
@@ -177,8 +188,27 @@ def test_base_off_the_onto_line_uses_the_patch_parent_as_merge_base(up: Repo, tm
     forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0.1"), series,
                                       git.resolve_commit(up.path, "main"))
     # Cherry-pick semantics: only the patch's own change moves, so the release fix does not conflict.
-    assert forecast_outcome(forecast) == (None, {})
-    assert forecast_outcome(forecast) == rebase_outcome(up, tmp_path, series[-1], "v1.0.1", "main")
+    assert forecast.stopped_at is None
+    assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0.1", "main") == []
+
+
+def test_every_stop_is_forecast_and_a_file_conflicting_twice_is_marked_assumed(up: Repo, tmp_path: Path) -> None:
+    stream, alloc = read(up, "v1.0", STREAM), read(up, "v1.0", ALLOC)
+    one = {STREAM: edit_function(stream, 1, "return -1;"), ALLOC: edit_function(alloc, 2, "return -2;")}
+    two = {STREAM: edit_function(one[STREAM], 8, "return -8;"), BINDINGS: bindings(4)}
+    three = {ALLOC: edit_function(one[ALLOC], 9, "return -9;")}
+    series = make_series(up, "v1.0", [one, two, three])
+    up.write(STREAM, edit_function(edit_function(stream, 1, "return 1000;"), 8, "return 8000;"))
+    up.write(BINDINGS, bindings(64))
+    up.write(ALLOC, edit_function(alloc, 9, "return 9000;"))
+    up.commit("Upstream moves under every patch")
+    forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series,
+                                      git.resolve_commit(up.path, "main"))
+    expected = [(0, {STREAM: 1}), (1, {STREAM: 1, BINDINGS: 1}), (2, {ALLOC: 1})]
+    assert forecast_stops(forecast) == expected
+    assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
+    assert forecast.stops == (0, 1, 2) and forecast.stopped_at == 0
+    assert [s.assumed for s in forecast.steps] == [(), (STREAM,), ()]
 
 
 def test_old_git_is_refused_with_the_version_needed(up: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,7 +252,7 @@ def test_absorbed_and_partly_absorbed_changes_name_their_prs(up: Repo) -> None:
     forecast = history.merge_forecast(up.path, base, series, onto)
     assert forecast.clean
     commits = history.upstream_commits(up.path, base, onto, [STREAM, ALLOC, BINDINGS])
-    found = history.already_upstream(up.path, base, forecast.merged, onto, forecast.result_tree, commits)
+    found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
     by_path = {f.path: f for f in found.files}
     assert set(by_path) == {BINDINGS, ALLOC}
     assert by_path[BINDINGS].whole and by_path[BINDINGS].landed_by == (landed_bindings,)
@@ -243,7 +273,7 @@ def test_patch_landed_verbatim_is_found_by_patch_id(up: Repo) -> None:
     base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
     commits = history.upstream_commits(up.path, base, onto, [STREAM, BINDINGS])
-    found = history.already_upstream(up.path, base, forecast.merged, onto, forecast.result_tree, commits)
+    found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
     assert found.patch_ids == (history.PatchIdMatch(patch_index=0, commit=series[0], upstream=landed),)
     assert [f.path for f in found.files] == [BINDINGS]
 
@@ -267,3 +297,10 @@ def test_parse_diff_handles_added_deleted_and_no_newline_files() -> None:
     parsed = history.parse_diff(text)
     assert parsed["new.h"][0].added == ["one", "--- not a header"]
     assert parsed["old.h"][0].removed == ["bye"] and parsed["old.h"][0].after == []
+
+
+def test_take_patch_side_keeps_the_text_around_each_region() -> None:
+    merged = (b"keep 1\n<<<<<<< ours\nupstream\n||||||| base\nold\n=======\npatch\n>>>>>>> theirs\nkeep 2\r\n"
+              b"<<<<<<< ours\nu2\n=======\n>>>>>>> theirs\nend\n")
+    assert history.take_patch_side(merged) == b"keep 1\npatch\nkeep 2\r\nend\n"
+    assert history.count_regions(merged) == 2

@@ -385,6 +385,124 @@ def head_of(worktree: Path) -> CommitSha:
 
 
 
+# How stored patches are written. Every option that user or repository config could change is pinned, so the
+# same two trees give byte-identical patch files on any machine:
+# - --full-index keeps full blob names on `index` lines, which `git apply --3way` needs to merge;
+# - --no-renames writes a rename as delete + add: rename detection depends on similarity heuristics and
+#   config, and a delete + add applies on any base with plain `git apply`;
+# - --binary keeps binary changes applicable; --no-ext-diff/--no-textconv keep drivers out; -U3, myers and the
+#   indent heuristic are git's defaults written out so a user's diff.* config cannot change them.
+PATCH_DIFF_ARGS = ("diff", "--full-index", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
+                   "--no-renames", "--unified=3", "--diff-algorithm=myers", "--indent-heuristic",
+                   "--src-prefix=a/", "--dst-prefix=b/", "--no-relative")
+
+
+def patch_text(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str:
+    """The patch that turns tree-ish `old` into `new`, in mpspatch's canonical, deterministic form."""
+    args = [*PATCH_DIFF_ARGS, old, new]
+    if paths:
+        args += ["--", *paths]
+    return git(repo, *args, env=pinned_env()).stdout
+
+
+def changed_paths(repo: Path, old: str, new: str) -> tuple[str, ...]:
+    out = git(repo, "diff", "--no-renames", "--name-only", "-z", old, new, env=pinned_env()).stdout
+    return tuple(p for p in out.split("\0") if p)
+
+
+def rebase_env() -> dict[str, str]:
+    """User config off, a fixed committer: rebasing the same commits onto the same base gives the same SHAs."""
+    env = pinned_env()
+    env.update(identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], f"@{SERIES_EPOCH} +0000"))
+    # The author of each series commit is kept by the rebase; only the committer is ours.
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE"):
+        env.pop(key)
+    env["GIT_EDITOR"] = "true"
+    return env
+
+
+@dataclass(frozen=True)
+class RebaseStep:
+    done: bool  # True: the rebase finished; False: it stopped on conflicts
+    stopped_at: CommitSha | None  # the series commit being replayed when it stopped
+    unmerged: tuple[str, ...]
+    output: str
+
+
+def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
+    if result.ok and not rebase_in_progress(worktree):
+        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=result.stdout + result.stderr)
+    stopped = git(worktree, "rev-parse", "--verify", "--quiet", "REBASE_HEAD", check=False)
+    if not rebase_in_progress(worktree):
+        raise GitError(f"{worktree}: git rebase failed:\n{proc.tail(result.stderr or result.stdout)}")
+    return RebaseStep(done=False, stopped_at=commit_sha(stopped.stdout.strip()) if stopped.ok else None,
+                      unmerged=unmerged_paths(worktree), output=result.stdout + result.stderr)
+
+
+def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) -> RebaseStep:
+    """`git rebase --onto onto base branch` in the worktree, with git's own merge machinery (ort)."""
+    result = git(worktree, "-c", "rebase.autoStash=false", "-c", "rebase.updateRefs=false", "rebase",
+                 "--no-autosquash", "--no-verify", "--empty=drop", "--onto", onto, base, branch,
+                 env=rebase_env(), check=False)
+    return _rebase_step(worktree, result)
+
+
+def continue_rebase(worktree: Path) -> RebaseStep:
+    git(worktree, "add", "--all", env=pinned_env())
+    result = git(worktree, "rebase", "--continue", env=rebase_env(), check=False)
+    if not result.ok and "nothing to commit" in result.stdout + result.stderr and rebase_in_progress(worktree):
+        # The resolution made the commit empty (everything already upstream): drop it and go on.
+        result = git(worktree, "rebase", "--skip", env=rebase_env(), check=False)
+    return _rebase_step(worktree, result)
+
+
+def git_path(worktree: Path, name: str) -> Path:
+    """Where git keeps `name` for this worktree (asked of git, never guessed)."""
+    return Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", name).stdout.strip())
+
+
+def rebase_in_progress(worktree: Path) -> bool:
+    return git_path(worktree, "rebase-merge").is_dir() or git_path(worktree, "rebase-apply").is_dir()
+
+
+def clear_stale_index_lock(worktree: Path) -> bool:
+    """Remove an index.lock left by a git process that was killed with mpspatch; True when one was removed."""
+    lock = git_path(worktree, "index.lock")
+    if lock.exists():
+        lock.unlink()
+        return True
+    return False
+
+
+def commits_between(repo: Path, base: str, tip: str) -> tuple[CommitSha, ...]:
+    """Commits in base..tip, oldest first."""
+    out = git(repo, "rev-list", "--reverse", f"{base}..{tip}").stdout
+    return tuple(commit_sha(line) for line in out.split())
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    return git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False).ok
+
+
+def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> str:
+    result = git(repo, "range-diff", "--no-color", f"{base}..{old_tip}", f"{onto}..{new_tip}", env=pinned_env(),
+                 check=False)
+    return result.stdout if result.ok else ""
+
+
+def patch_id(repo: Path, diff: str) -> str | None:
+    """`git patch-id --stable` of a diff: equal ids mean the same change, whatever its line offsets."""
+    if not diff.strip():
+        return None
+    out = git(repo, "patch-id", "--stable", input_text=diff).stdout.split()
+    return out[0] if out else None
+
+
+def file_at(repo: Path, commit: str, path: str) -> str | None:
+    result = git(repo, "cat-file", "blob", f"{commit}:{path}", check=False)
+    return result.stdout if result.ok else None
+
+
 # ----------------------------------------------------------------------------- history and object database
 # (issue 4, drift: add log, merge-tree and patch-id operations below this line)
 

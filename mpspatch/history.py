@@ -73,7 +73,7 @@ def pull_requests(commits: Iterable[UpstreamCommit]) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class ConflictedFile:
     path: TreePath
-    regions: int  # `<<<<<<<` markers in the merged file; 0 for conflicts without markers (modify/delete)
+    regions: int  # `<<<<<<<` markers in the merged file; 1 for a conflict without markers (modify/delete)
     kinds: tuple[str, ...]  # git's conflict types for this path, e.g. "contents", "modify/delete"
     patch_index: int  # 0-based position of the patch whose replay stops on it
 
@@ -189,10 +189,10 @@ def _resolve_to_patch_side(
     Files with markers keep the merged text around each region; conflicts without markers (modify/delete,
     binary files) take the patch's whole file.
     """
-    marked = [c.path for c in conflicts if c.regions]
-    blobs = git.read_blobs(repo, [f"{tree}:{p}" for p in marked])
+    paths = [c.path for c in conflicts]
+    blobs = git.read_blobs(repo, [f"{tree}:{p}" for p in paths])
     contents: dict[str, bytes] = {
-        p: take_patch_side(b) for p, b in zip(marked, blobs, strict=True) if b is not None
+        p: take_patch_side(b) for p, b in zip(paths, blobs, strict=True) if b is not None and count_regions(b)
     }
     whole = [c.path for c in conflicts if c.path not in contents]
     return git.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
@@ -215,7 +215,8 @@ def _conflicted_files(repo: Path, merged: git.MergeTreeResult, patch_index: int)
     return tuple(
         ConflictedFile(
             path=TreePath(path),
-            regions=count_regions(blob) if blob is not None else 0,
+            # A conflict without markers (modify/delete, binary) is still one thing to resolve, as rebase counts.
+            regions=max(count_regions(blob), 1) if blob is not None else 1,
             kinds=tuple(dict.fromkeys(kinds.get(path, []))),
             patch_index=patch_index,
         )

@@ -81,7 +81,7 @@ def rebase_stops(repo: Path, tmp_path: Path, tip: str, base: str, onto: str) -> 
         applied = int((clone / ".git/rebase-merge/msgnum").read_text())
         paths = [p for p in run("diff", "--name-only", "--diff-filter=U").stdout.splitlines() if p]
         assert paths, result.stderr
-        stops.append((applied - 1, {p: history.count_regions((clone / p).read_bytes()) for p in paths}))
+        stops.append((applied - 1, {p: max(history.count_regions((clone / p).read_bytes()), 1) for p in paths}))
         for path in paths:  # as a person taking the patch's side of each region, keeping the rest
             (clone / path).write_bytes(history.take_patch_side((clone / path).read_bytes()))
         run("add", "-A")

@@ -167,6 +167,28 @@ def rebase(
 # (issue 4: add the drift command below this line)
 
 
+@app.command()
+def drift(
+    onto: Annotated[str | None, typer.Option("--onto", help="Upstream ref to forecast against "
+                                             "(default: [upstream].target).")] = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown "
+                                                  "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
+) -> None:
+    """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
+    from mpspatch.drift import compute_drift, render_markdown
+    from mpspatch.files import atomic_write_text
+
+    report = compute_drift(load(), onto)
+    if markdown is not None:
+        atomic_write_text(markdown, render_markdown(report))
+    if as_json:
+        console.emit_json(console.drift_json(report))
+    else:
+        console.show_drift(report)
+    finish(1 if report.conflicts else 0)
+
+
 # ----------------------------------------------------------------------------------------------- verify
 # (issue 5: add the verify command below this line)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mpspatch.drift import DriftReport
     from mpspatch.history import UpstreamCommit
     from mpspatch.rebase import AbortResult, RebaseResult
     from mpspatch.series import SeriesStats
@@ -263,3 +264,95 @@ def show_rebase_abort(result: AbortResult, root: Path) -> None:
         note(f"restored {relative(path, root)} from the backup")
     out().print(f"rebase aborted; removed {relative(result.worktree, root)}; patch files and lock are as before",
                 markup=False)
+
+
+# ========================================================================================== issue 4: drift
+
+_OUTCOME_STYLE = {"clean": "green", "conflict": "bold red", "absorbed": "cyan", "partly absorbed": "yellow"}
+
+
+def _drift_commit_json(commit: UpstreamCommit) -> dict[str, Any]:
+    return {"sha": commit.sha, "subject": commit.subject, "pull_request": commit.pull_request,
+            "paths": list(commit.paths)}
+
+
+def drift_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "status": report.status,
+        "base": report.base,
+        "base_ref": report.base_ref,
+        "onto": report.onto,
+        "onto_ref": report.onto_ref,
+        "patches": list(report.patches),
+        "stopped_at": report.stopped_at,
+        "stops": list(report.stops),
+        "conflicts": [
+            {"path": c.path, "regions": c.regions, "patch": c.patch, "kinds": list(c.kinds), "assumed": c.assumed,
+             "pull_requests": [u.pull_request for u in c.upstream if u.pull_request is not None],
+             "upstream_commits": [_drift_commit_json(u) for u in c.upstream]}
+            for c in report.conflicts
+        ],
+        "absorbed": [
+            {"path": a.path, "pull_requests": list(a.pull_requests), "whole_file": a.whole_file, "hunks": a.hunks,
+             "of_hunks": a.of_hunks, "upstream_commits": [u.sha for u in a.landed_by]}
+            for a in report.absorbed
+        ],
+        "landed_patches": [
+            {"patch": m.patch, "sha": m.upstream.sha, "pull_request": m.upstream.pull_request}
+            for m in report.landed_patches
+        ],
+        "files": [
+            {"path": f.path, "outcome": f.outcome, "regions": f.regions, "hunks": f.hunks,
+             "absorbed_hunks": f.absorbed_hunks,
+             "pull_requests": [u.pull_request for u in f.upstream if u.pull_request is not None]}
+            for f in report.files
+        ],
+        "upstream_commits": [
+            {**_drift_commit_json(d.commit), "conflicting": d.conflicting, "absorbed": d.absorbed}
+            for d in report.upstream
+        ],
+    }
+
+
+def show_drift(report: DriftReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    console.print(f"[bold]{escape(report.base_ref)}[/] {report.base[:12]} -> [bold]{escape(report.onto_ref)}[/] "
+                  f"{report.onto[:12]}  ({len(report.upstream)} upstream commits touch the patched files)")
+    table = Table(title="Forecast per file")
+    table.add_column("File", overflow="fold")
+    table.add_column("Outcome")
+    table.add_column("Regions", justify="right")
+    table.add_column("Already upstream", justify="right")
+    table.add_column("Upstream PRs since the base")
+    for f in report.files:
+        prs = ", ".join(_pr(u.pull_request) for u in f.upstream if u.pull_request is not None)
+        bare = sum(1 for u in f.upstream if u.pull_request is None)
+        if bare:
+            prs = f"{prs} +{bare} without PR" if prs else f"{bare} without PR"
+        table.add_row(escape(f.path), f"[{_OUTCOME_STYLE[f.outcome]}]{f.outcome}[/]", str(f.regions or ""),
+                      f"{f.absorbed_hunks}/{f.hunks}" if f.absorbed_hunks else "", escape(prs))
+    console.print(table)
+    if report.upstream:
+        commits = Table(title="Upstream commits touching patched files (newest first)")
+        commits.add_column("Commit")
+        commits.add_column("PR")
+        commits.add_column("Subject", overflow="fold")
+        commits.add_column("Patched files", overflow="fold")
+        commits.add_column("Marks")
+        for d in report.upstream:
+            marks = ", ".join(m for m, on in (("[red]conflicts[/]", d.conflicting), ("[cyan]absorbed[/]", d.absorbed))
+                              if on)
+            commits.add_row(d.commit.sha[:12], _pr(d.commit.pull_request), escape(d.commit.subject),
+                            escape("\n".join(d.commit.paths)), marks)
+        console.print(commits)
+    for m in report.landed_patches:
+        console.print(f"{m.patch} landed whole upstream as {m.upstream.sha[:12]} {_pr(m.upstream.pull_request)} "
+                      "(same patch-id)", markup=False)
+    if report.conflicts:
+        console.print(f"[bold red]{len(report.conflicts)} conflict(s) predicted[/]: `mpspatch rebase --onto "
+                      f"{escape(report.onto_ref)}` will stop on {escape(', then '.join(report.stops))}")
+    else:
+        console.print(f"[green]no conflicts predicted[/] onto {escape(report.onto_ref)}")

@@ -518,17 +518,10 @@ def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> 
     return result.stdout if result.ok else ""
 
 
-def patch_id(repo: Path, diff: str) -> str | None:
-    """`git patch-id --stable` of a diff: equal ids mean the same change, whatever its line offsets."""
-    if not diff.strip():
-        return None
-    out = git(repo, "patch-id", "--stable", input_text=diff).stdout.split()
-    return out[0] if out else None
+def tree_sha_of(repo: Path, treeish: str) -> TreeSha:
+    """The tree of a commit, or the tree itself."""
+    return tree_sha(git(repo, "rev-parse", "--verify", f"{treeish}^{{tree}}").stdout.strip())
 
-
-def file_at(repo: Path, commit: str, path: str) -> str | None:
-    result = git(repo, "cat-file", "blob", f"{commit}:{path}", check=False)
-    return result.stdout if result.ok else None
 
 
 # ----------------------------------------------------------------------------- history and object database

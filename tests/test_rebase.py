@@ -24,7 +24,7 @@ from scenarios import (
 from support import git_env
 
 from mpspatch.history import pull_request_of
-from mpspatch.rebase import INTERRUPT_ENV, fetch_hint, first_marker, split_hunks
+from mpspatch.rebase import INTERRUPT_ENV, fetch_hint, first_marker
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 
@@ -367,9 +367,7 @@ def test_missing_checkout_is_cloned_partially_from_url(scenario: Scenario) -> No
 # ------------------------------------------------------------------------------------------ small parts
 
 
-def test_split_hunks_and_markers(tmp_path: Path) -> None:
-    header, hunks = split_hunks("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n@@ -9 +9 @@\n-c\n+d\n")
-    assert header.endswith("+++ b/x\n") and len(hunks) == 2 and hunks[1].startswith("@@ -9")
+def test_first_marker_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_text("a\n=======\nb\n<<<<<<< HEAD\n")
     assert first_marker(path) == 4

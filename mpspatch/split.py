@@ -48,7 +48,7 @@ from mpspatch import git, proc
 from mpspatch.config import Category, Config, SplitGroup, matches_any
 from mpspatch.errors import GitError, InputError, MpspatchError, ProblemFound, StateError
 from mpspatch.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
-from mpspatch.series import FileChange, Patch, parse_patch, parse_patch_bytes, parse_series, read_lock
+from mpspatch.series import FileChange, Patch, parse_patch, parse_patch_bytes, parse_series, read_lock, series_files
 
 STACK_VERSION = 1
 STACK_FILE = "stack.json"
@@ -304,44 +304,37 @@ def _span(start: int, length: int) -> str:
 
 @dataclass(frozen=True)
 class _Scratch:
-    repo: Path
-    folder: Path
-    env: Mapping[str, str]
+    repo: Path  # the shadow repository: borrows the clone's objects, keeps every object split writes
+    folder: Path  # a temporary folder for the private index and intermediate files
+    index: Path
+    env: Mapping[str, str]  # the pinned identity and date of the stack's commits
 
 
 @contextlib.contextmanager
-def _scratch(config: Config, checkout: Path, base: CommitSha) -> Iterator[_Scratch]:
-    """A throwaway bare repository that reads the clone's objects through alternates and writes its own.
-
-    Kept in one place so it can move to the shared shadow repository once that exists.
-    """
+def _scratch(config: Config, checkout: Path, base: CommitSha, paths: Sequence[str]) -> Iterator[_Scratch]:
+    """The shadow repository plus a private index in a temporary folder under the state folder."""
+    shadow = git.ensure_shadow(config)
+    git.prefetch_blobs(shadow, base, base, paths)  # one fetch instead of one per blob in a partial clone
     root = config.state_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="split-", dir=root))
     try:
-        repo = git.init_bare(folder / "scratch.git")
         stamp = f"@{git.commit_time(checkout, base)} +0000"
-        env = {
-            **git.isolated_config_env(),
-            **git.identity_env(SPLIT_NAME, SPLIT_EMAIL, stamp),
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(git.objects_dir(checkout)),
-            "GIT_INDEX_FILE": str(folder / "index"),
-            "TZ": "UTC",
-        }
-        yield _Scratch(repo=repo, folder=folder, env=env)
+        env = {**git.isolated_config_env(), **git.identity_env(SPLIT_NAME, SPLIT_EMAIL, stamp), "TZ": "UTC"}
+        yield _Scratch(repo=shadow, folder=folder, index=folder / "index", env=env)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> TreeSha:
-    git.read_tree(sc.repo, base, sc.env)
+    git.read_tree(sc.repo, sc.index, base)
     for patch in patches:
-        result = git.apply_cached(sc.repo, patch.path, sc.env)
+        result = git.apply_cached(sc.repo, sc.index, patch.path)
         if not result.ok:
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
             raise ProblemFound(f"{patch.path}: does not apply at base {base[:12]} ({why}); "
                                "run `mpspatch rebase` or fix the patch, then split again")
-    return tree_sha(git.write_tree(sc.repo, sc.env))
+    return git.write_tree(sc.repo, sc.index)
 
 
 def _part_trees(
@@ -349,13 +342,13 @@ def _part_trees(
     plan: Sequence[PlannedPart],
 ) -> tuple[TreeSha, ...]:
     final_paths = sorted({tree_path(p) for c in changes for p in (c.path, c.old_path) if p})
-    final = git.tree_entries(sc.repo, series_tree, final_paths, sc.env)
+    final = git.tree_entries(sc.repo, series_tree, final_paths)
     included: dict[int, set[int]] = {}
     trees: list[TreeSha] = []
     for k, part in enumerate(plan, start=1):
         for unit in part.units:
             included.setdefault(unit.file, set()).update(unit.hunks)
-        git.read_tree(sc.repo, base, sc.env)
+        git.read_tree(sc.repo, sc.index, base)
         entries: list[tuple[str, str, str]] = []
         partial: list[str] = []
         for index in sorted(included):
@@ -366,15 +359,15 @@ def _part_trees(
                     entries.append((mode, blob, path))
             else:
                 partial.append(subset_patch(change, sorted(included[index])))
-        git.update_index_entries(sc.repo, entries, sc.env)
+        git.set_index_entries(sc.repo, sc.index, entries)
         if partial:
             patch_file = sc.folder / f"partial-{k}.patch"
             patch_file.write_bytes("".join(partial).encode("utf-8"))
-            result = git.apply_cached(sc.repo, patch_file, sc.env)
+            result = git.apply_cached(sc.repo, sc.index, patch_file)
             if not result.ok:
                 raise SplitProofError(f"the hunks of part {k} do not re-apply on their own "
                                       f"({proc.tail(result.stderr, 2).strip()}); nothing was written")
-        trees.append(tree_sha(git.write_tree(sc.repo, sc.env)))
+        trees.append(git.write_tree(sc.repo, sc.index))
     return tuple(trees)
 
 
@@ -407,14 +400,14 @@ def _message(plan: Sequence[PlannedPart], k: int, changes: Sequence[FileChange],
 
 def _prove(sc: _Scratch, base: CommitSha, files: Sequence[Path], trees: Sequence[TreeSha],
            series_tree: TreeSha) -> None:
-    git.read_tree(sc.repo, base, sc.env)
-    tree = tree_sha(git.tree_of(sc.repo, base, sc.env))
+    git.read_tree(sc.repo, sc.index, base)
+    tree = git.tree_of(sc.repo, base)
     for k, (path, expected) in enumerate(zip(files, trees, strict=True), start=1):
-        result = git.apply_cached(sc.repo, path, sc.env)
+        result = git.apply_cached(sc.repo, sc.index, path)
         if not result.ok:
             raise SplitProofError(f"refusing to write the stack: part {k} ({path.name}) does not apply on part "
                                   f"{k - 1} ({proc.tail(result.stderr, 2).strip()}); nothing was written")
-        tree = tree_sha(git.write_tree(sc.repo, sc.env))
+        tree = git.write_tree(sc.repo, sc.index)
         if tree != expected:
             raise SplitProofError(f"refusing to write the stack: part {k} ({path.name}) gives tree {tree[:12]}, "
                                   f"planned {expected[:12]}; nothing was written")
@@ -469,13 +462,13 @@ def split_series(
     patches = parse_series(config.series.patches)
     checkout = git.require_repo(config.upstream.checkout)
     base, base_ref = resolve_base(config, checkout)
-    with _scratch(config, checkout, base) as sc:
+    with _scratch(config, checkout, base, series_files(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
-        base_tree = tree_sha(git.tree_of(sc.repo, base, sc.env))
+        base_tree = git.tree_of(sc.repo, base)
         if series_tree == base_tree:
             raise InputError(f"{patches[0].path}: the series changes nothing at base {base[:12]}; "
                              "there is nothing to split")
-        diff = git.diff_trees(sc.repo, base_tree, series_tree, sc.env, sc.folder / "cumulative.diff")
+        diff = git.diff_trees_to_file(sc.repo, base_tree, series_tree, sc.folder / "cumulative.diff")
         changes = parse_patch_bytes(Path("cumulative diff"), diff).files
         whole = (sum(c.insertions for c in changes), sum(c.deletions for c in changes))
         plan = plan_parts(changes, config.split.groups, config.categories, limit)
@@ -486,7 +479,7 @@ def split_series(
         parent: str = base
         messages = [_message(plan, k, changes, config, base_ref) for k in range(1, len(plan) + 1)]
         for tree, message in zip(trees, messages, strict=True):
-            parent = git.commit_tree(sc.repo, tree, parent, message, sc.env)
+            parent = git.commit_tree_as(sc.repo, tree, parent, message, sc.env)
             commits.append(commit_sha(parent))
         written = git.format_patches(sc.repo, base, commits[-1], sc.folder / "format-patch", sc.env)
         if len(written) != len(plan):
@@ -587,17 +580,17 @@ def _branch_commits(checkout: Path, folder: Path, base: CommitSha, files: Sequen
     if not git.has_identity(checkout):
         raise GitError(f"{checkout}: git has no user.name/user.email there; set them (the branch commits are "
                        "yours to push, and the CLA check reads their author)")
-    env = {"GIT_INDEX_FILE": str(folder / "clone-index"), "GIT_LITERAL_PATHSPECS": "1"}
-    git.read_tree(checkout, base, env)
+    index = folder / "clone-index"
+    git.read_tree(checkout, index, base)
     parent: str = base
     commits: list[CommitSha] = []
     for k, (path, tree, message) in enumerate(zip(files, trees, messages, strict=True), start=1):
-        result = git.apply_cached(checkout, path, env)
-        made = tree_sha(git.write_tree(checkout, env)) if result.ok else None
+        result = git.apply_cached(checkout, index, path)
+        made = git.write_tree(checkout, index) if result.ok else None
         if made != tree:
             raise SplitProofError(f"part {k} rebuilt in {checkout} differs from the proven stack; "
                                   "no branch was created")
-        parent = git.commit_tree(checkout, tree, parent, message, env)
+        parent = git.commit_tree_as(checkout, tree, parent, message, {"GIT_INDEX_FILE": str(index)})
         commits.append(commit_sha(parent))
     return tuple(commits)
 

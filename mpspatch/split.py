@@ -27,9 +27,9 @@ The algorithm
    predecessor, compare every tree with the planned one and the last with the series tree, and check that
    the parts' insertions and deletions add up to the whole. Anything else is refused and nothing is written.
 
-Scratch objects go to a temporary bare repository under the state folder that borrows the upstream clone's
-objects through alternates; the user's clone is written only for `--branches`, and then only objects and
-the new branch refs (no checkout, index, HEAD or worktree change).
+Objects go to the shadow repository (git.ensure_shadow), which borrows the upstream clone's objects through
+alternates; indexes are private files in a temporary folder. The user's clone is written only for
+`--branches`, and then only objects and the new branch refs (no checkout, index, HEAD or worktree change).
 """
 
 from __future__ import annotations
@@ -332,7 +332,8 @@ def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> Tre
         result = git.apply_cached(sc.repo, sc.index, patch.path)
         if not result.ok:
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
-            raise ProblemFound(f"{patch.path}: does not apply at base {base[:12]} ({why}); "
+            after = " after the patches before it" if patch is not patches[0] else ""
+            raise ProblemFound(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
                                "run `mpspatch rebase` or fix the patch, then split again")
     return git.write_tree(sc.repo, sc.index)
 

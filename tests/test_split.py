@@ -472,3 +472,20 @@ def test_awkward_files_split_and_prove(tmp_path: Path) -> None:
     series = apply_in_clone(up, tmp_path / "whole", [root / "patches/awkward.patch"])
     assert trees[-1] == series[-1]
     assert Repo(tmp_path / "check").git("ls-files", "-s", "aten/src/ATen/mps/with space.h").startswith("100755")
+
+
+def test_a_blobless_clone_is_enough_and_gains_nothing(project: tuple[Path, Repo], tmp_path: Path) -> None:
+    root, up = project
+    up.git("config", "uploadpack.allowFilter", "true")
+    partial = tmp_path / "partial"
+    subprocess.run(["git", "clone", "-q", "--filter=blob:none", "--no-checkout", f"file://{up.path}", str(partial)],
+                   check=True, env=git_env())
+    clone = Repo(partial)
+    clone.git("fetch", "-q", "--tags")
+    before = clone.git("count-objects", "-v")
+    text = (root / "mpspatch.toml").read_text().replace('checkout = "../upstream"', f'checkout = "{partial}"')
+    (root / "mpspatch.toml").write_text(text)
+    result = run_cli("split", "--max-lines", str(LIMIT), "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["parts"]) >= 5
+    assert clone.git("count-objects", "-v") == before  # the blobs went to the shadow repository

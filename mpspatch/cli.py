@@ -127,8 +127,66 @@ def lock(
 # (issue 3: add the rebase, import and regenerate commands below this line)
 
 
+@app.command()
+def rebase(
+    onto: Annotated[str | None, typer.Option("--onto", help="Upstream ref to move the series onto "
+                                             "(default: [upstream].target).")] = None,
+    resume: Annotated[bool, typer.Option("--continue", help="Go on after resolving conflicts in the worktree.")]
+    = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Drop the rebase in progress and every trace of it.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
+    from mpspatch import rebase as core
+    from mpspatch.errors import InputError
+
+    if resume and abort:
+        raise InputError("rebase: --continue and --abort exclude each other; pick one")
+    if (resume or abort) and onto is not None:
+        raise InputError("rebase: --onto only starts a rebase; drop it from --continue/--abort")
+    config = load()
+    if abort:
+        aborted = core.abort(config)
+        if as_json:
+            console.emit_json(console.rebase_abort_json(aborted))
+        else:
+            console.show_rebase_abort(aborted, config.root)
+        return
+    if not as_json:
+        console.note("rebasing in the shadow repository; your clone is only read")
+    result = core.resume(config) if resume else core.start(config, onto)
+    if as_json:
+        console.emit_json(console.rebase_json(result))
+    else:
+        console.show_rebase(result, config.root)
+    finish(0 if result.status == "rebased" else 1)
+
+
 # ------------------------------------------------------------------------------------------------ drift
 # (issue 4: add the drift command below this line)
+
+
+@app.command()
+def drift(
+    onto: Annotated[str | None, typer.Option("--onto", help="Upstream ref to forecast against "
+                                             "(default: [upstream].target).")] = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown "
+                                                  "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
+) -> None:
+    """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
+    from mpspatch.drift import compute_drift, render_markdown
+    from mpspatch.files import atomic_write_text
+
+    report = compute_drift(load(), onto)
+    if markdown is not None:
+        atomic_write_text(markdown, render_markdown(report))
+    if as_json:
+        console.emit_json(console.drift_json(report))
+    else:
+        console.show_drift(report)
+    finish(1 if report.conflicts else 0)
 
 
 # ----------------------------------------------------------------------------------------------- verify
@@ -146,16 +204,21 @@ CheckOpt = Annotated[
 ]
 
 
-def _render(kind: str, out: Path | None, check: bool) -> None:
+def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
     from mpspatch.files import atomic_write_text
     from mpspatch.render import default_out, render_document, status_line, unified_diff
     from mpspatch.status import compute_status
 
     config = load()
-    target = out if out is not None else default_out(config, kind)
+    context = None
+    if part is not None:  # one PR of the split stack (issue 9)
+        from mpspatch.split import load_current_stack, part_context
+
+        context = part_context(load_current_stack(config), part)
+    target = out if out is not None else default_out(config, kind, part=part)
     label = console.relative(target.absolute(), Path.cwd())
     report = compute_status(config)
-    fresh = render_document(kind, report)
+    fresh = render_document(kind, report, part=context)
     if check:
         try:
             current = target.read_text(encoding="utf-8")
@@ -175,9 +238,16 @@ def _render(kind: str, out: Path | None, check: bool) -> None:
 
 
 @app.command("render-pr")
-def render_pr(out: OutOpt = None, check: CheckOpt = False) -> None:
+def render_pr(
+    out: OutOpt = None,
+    check: CheckOpt = False,
+    part: Annotated[
+        int | None,
+        typer.Option("--part", min=1, metavar="K", help="Render the PR of part K of the stack `mpspatch split` wrote."),
+    ] = None,
+) -> None:
     """Render the pull-request description ([MPS] title, Fixes #N, test plan, figures from the evidence)."""
-    _render("pr", out, check)
+    _render("pr", out, check, part)
 
 
 @app.command("render-issue")
@@ -195,6 +265,33 @@ def render_audit(out: OutOpt = None, check: CheckOpt = False) -> None:
 
 # ------------------------------------------------------------------------------------------------ split
 # (issue 9: add the split command below this line)
+
+
+@app.command()
+def split(
+    max_lines: Annotated[
+        int | None,
+        typer.Option("--max-lines", min=1, help="Changed lines allowed per part (default: [split].max_lines)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the numbered patches and stack.json (default: patches/stack)."),
+    ] = None,
+    branches: Annotated[
+        str | None,
+        typer.Option("--branches", metavar="PREFIX", help="Also create branches PREFIX/01-... in the upstream clone."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --branches, move branches that already exist.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut the series into a proven stack of reviewable parts, one patch per PR."""
+    from mpspatch.split import split_series
+
+    result = split_series(load(), max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)
+    if as_json:
+        console.emit_json(console.split_json(result))
+    else:
+        console.show_split(result)
 
 
 # ------------------------------------------------------------------------------------------------- demo

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mpspatch.requirements import CHECK, STAGE
 from mpspatch.series import CategoryStats
+from mpspatch.split import PartContext
 from mpspatch.status import Row, StageState, StatusReport, count, format_counts, relative
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "templates"
 
 
-def default_out(config: Config, kind: str) -> Path:
+def default_out(config: Config, kind: str, *, part: int | None = None) -> Path:
+    if part is not None:  # one file per PR of the split stack: pr_description.part-03.md
+        return config.render.out_dir / f"{Path(DOCUMENTS[kind][1]).stem}.part-{part:02d}.md"
     return config.render.out_dir / DOCUMENTS[kind][1]
 
 
@@ -68,12 +71,13 @@ def _plural(n: int, noun: str) -> str:
     return count(n, noun)
 
 
-def render_document(kind: str, report: StatusReport, *, templates: Path | None = None) -> str:
-    """The Markdown text of document `kind` (pr, issue or audit) for this report."""
+def render_document(kind: str, report: StatusReport, *, templates: Path | None = None,
+                    part: PartContext | None = None) -> str:
+    """The Markdown text of document `kind` (pr, issue or audit) for this report, or for one split part."""
     if kind not in DOCUMENTS:
         raise ValueError(f"unknown document {kind!r}")
     template = environment(templates or templates_dir()).get_template(DOCUMENTS[kind][0])
-    text = template.render(doc=document_data(report))
+    text = template.render(doc=document_data(report, part))
     # Template whitespace control is fiddly across loops and macros; one rule here keeps the Markdown tidy:
     # at most one blank line in a row, exactly one newline at the end.
     return _BLANK_RUNS.sub("\n\n", text).strip("\n") + "\n"
@@ -160,13 +164,19 @@ class DocumentData:
     categories: tuple[CategoryView, ...]  # every configured category, then uncategorized files if any
     max_lines: int
     labels: tuple[str, ...]
+    part: PartContext | None = None  # set when rendering one PR of the split stack
 
     @property
     def all_areas(self) -> tuple[AreaView, ...]:
         return self.areas + ((self.verification,) if self.verification else ())
 
+    @property
+    def series_title(self) -> str:
+        """The whole series' title; `title` is the part's own when rendering a part."""
+        return f"[MPS] {self.report.config.render.title}"
 
-def document_data(report: StatusReport) -> DocumentData:
+
+def document_data(report: StatusReport, part: PartContext | None = None) -> DocumentData:
     config = report.config
     stages = tuple(_stage_view(s, report) for s in report.stages)
     areas: tuple[AreaView, ...] = ()
@@ -178,7 +188,7 @@ def document_data(report: StatusReport) -> DocumentData:
     verification = next((a for a in areas if a.name == VERIFICATION_AREA), None)
     return DocumentData(
         report=report,
-        title=f"[MPS] {config.render.title}",
+        title=part.subject if part else f"[MPS] {config.render.title}",
         issue=str(config.render.issue) if config.render.issue is not None else ISSUE_PLACEHOLDER,
         issue_known=config.render.issue is not None,
         status_line=status_line(report),
@@ -188,8 +198,9 @@ def document_data(report: StatusReport) -> DocumentData:
         verification=verification,
         stages=stages,
         categories=_categories(report),
-        max_lines=config.split.max_lines,
+        max_lines=part.max_lines if part else config.split.max_lines,
         labels=config.render.labels,
+        part=part,
     )
 
 

@@ -455,7 +455,11 @@ def read_stack(path: Path, patches: Sequence[Patch], changed: int) -> tuple[tupl
     if not parts:
         return None, f"{STACK_FILE} has no parts"
     recorded = body.get("series")
-    if isinstance(recorded, list) and all(isinstance(p, dict) and "sha256" in p for p in recorded):
+    hashes = body.get("series_sha256")  # what `mpspatch split` records (issue 9)
+    if isinstance(hashes, list):
+        if hashes != [p.sha256 for p in patches]:
+            return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
+    elif isinstance(recorded, list) and all(isinstance(p, dict) and "sha256" in p for p in recorded):
         if [p["sha256"] for p in recorded] != [p.sha256 for p in patches]:
             return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
     elif sum(p.lines for p in parts) != changed:

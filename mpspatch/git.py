@@ -344,6 +344,13 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
                         patch, tuple(conflicted))
                 notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
             tree = write_tree(shadow, index)
+            if tree == tree_sha_of(shadow, parent):
+                # A 3-way merge of a change that is already there is clean and empty: the series repeats
+                # itself (the same test class added by two patches, for instance).
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                raise SeriesInconsistentError(
+                    f"{patch}: series inconsistent: changes nothing on top of {where}, which already holds it; "
+                    "drop the patch from [series].patches or regenerate it against the right base", patch, ())
             commits.append(_commit_tree(shadow, tree, parent, patch, data, number))
             parent = commits[-1]
     return SeriesBuild(base=base, commits=tuple(commits), notes=tuple(notes))

@@ -12,13 +12,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mpspatch import git
+from mpspatch import git, history
 from mpspatch.config import Config
 from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.files import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
@@ -265,6 +264,9 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
     shadow = git.ensure_shadow(config)
     git.pin_ref(shadow, REF_PREFIX + "base", base)
     git.pin_ref(shadow, REF_PREFIX + "onto", onto)
+    fetched = git.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
+    if fetched:
+        notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
     build = git.build_series(shadow, base, [p.path for p in patches])
     notes.extend(build.notes)
     tip = build.commits[-1]
@@ -313,20 +315,21 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.Reba
     reused: list[str] = []
     while not step.done and not step.unmerged:
         # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
-        reused.extend(re.findall(r"Resolved '([^']+)' using previous resolution", step.output))
+        reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
         step = git.continue_rebase(worktree)
-    reused.extend(re.findall(r"Resolved '([^']+)' using previous resolution", step.output))
+    reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
     if step.done:
         return _finish(config, shadow, replace(state, phase="writing"), tuple(reused))
     conflicts = conflict_report(shadow, worktree, state.base, state.onto, step.unmerged)
     state = replace(state, conflicted=step.unmerged)
     _write_state(config, state)
     stopped = git.patch_name_of(shadow, step.stopped_at) if step.stopped_at else None
+    absorbed, absorbed_notes = find_absorbed(shadow, state.base, state.onto, state.series_tip)
     return RebaseResult(
         status="conflict", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
-        conflicts=conflicts, absorbed=find_absorbed(shadow, state.base, state.onto, state.series_tip),
-        worktree=worktree, patches=(), stopped_at=stopped, reused_resolutions=tuple(reused), changes=(),
-        range_diff="", previous_dir=None, notes=state.notes,
+        conflicts=conflicts, absorbed=absorbed, worktree=worktree, patches=(), stopped_at=stopped,
+        reused_resolutions=tuple(reused), changes=(), range_diff="", previous_dir=None,
+        notes=(*state.notes, *absorbed_notes),
     )
 
 
@@ -487,12 +490,13 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
         if number == 0:
             _interrupt_point("mid-write")
     write_lock(config.series.lock, make_lock(config, state.onto, state.onto_ref, new_records, "mpspatch rebase"))
-    notes = list(state.notes)
+    absorbed, absorbed_notes = find_absorbed(shadow, state.base, state.onto, state.series_tip, new_tip)
+    notes = [*state.notes, *absorbed_notes]
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
                  "[series].patches" for r in new_records if not r.files)
     result = RebaseResult(
         status="rebased", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
-        conflicts=(), absorbed=find_absorbed(shadow, state.base, state.onto, state.series_tip, new_tip),
+        conflicts=(), absorbed=absorbed,
         worktree=None, patches=tuple(paths), stopped_at=None, reused_resolutions=reused,
         changes=tuple(
             PatchChange(path=o.path, old_sha256=o.sha256, new_sha256=n.sha256, old_files=len(o.files),
@@ -509,85 +513,31 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
 # --------------------------------------------------------------------------------------- already upstream
 
 
-def split_hunks(diff: str) -> tuple[str, tuple[str, ...]]:
-    """A one-file diff as (header, hunks); each hunk keeps its @@ line, so header + hunk is a valid patch."""
-    parts = re.split(r"(?m)^(?=@@ )", diff)
-    return parts[0], tuple(parts[1:])
+def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series_tip: CommitSha,
+                  result_tree: str | None = None) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
+    """The series' changes onto already has, per file, with the PRs that landed them; plus notes.
 
-
-def _changed_lines(hunk: str) -> tuple[set[str], set[str]]:
-    added, removed = set(), set()
-    for line in hunk.splitlines()[1:]:
-        text = line[1:].strip()
-        if not text:
-            continue
-        if line.startswith("+"):
-            added.add(text)
-        elif line.startswith("-"):
-            removed.add(text)
-    return added, removed
-
-
-def find_absorbed(repo: Path, base: str, onto: str, series_tip: str, result_tip: str | None = None
-                  ) -> tuple[AbsorbedChange, ...]:
-    """The series' changes that upstream (base..onto) already made, per file, with the PRs that landed them.
-
-    Three signals, strongest first: the file's change has the same `git patch-id --stable` as an upstream
-    commit's change to it; each hunk reverse-applies to onto (its result is already there); and, when a
-    rebased or merged result is given, the file merges to no change against onto.
+    history.already_upstream does the detection (whole files that merge to no change, hunks that
+    reverse-apply to onto, equal patch-ids), so `drift` and `rebase` can never disagree. `result_tree` is
+    the tree after the last patch: the rebased tip, or, while stopped, a merge-tree forecast of it.
     """
-    files = git.changed_paths(repo, base, series_tip)
-    history = upstream_commits(repo, base, onto, files)
-    touched = {p for c in history for p in c.paths}
-    remaining = set(git.changed_paths(repo, onto, result_tip)) if result_tip else None
-    found: list[AbsorbedChange] = []
-    with tempfile.TemporaryDirectory(prefix="mpspatch-absorbed-") as tmp:
-        index = Path(tmp) / "index"
-        git.read_tree(repo, index, onto)
-        for path in sorted(touched & set(files)):
-            diff = git.patch_text(repo, base, series_tip, [path])
-            header, hunks = split_hunks(diff)
-            landed = []
-            for number, hunk in enumerate(hunks):
-                mini = Path(tmp) / f"hunk-{number}.patch"
-                mini.write_text(header + hunk, encoding="utf-8")
-                if git.apply_cached(repo, index, mini, reverse=True, check_only=True).ok:
-                    landed.append(hunk)
-            whole = bool(hunks) and len(landed) == len(hunks)
-            if remaining is not None and path not in remaining:
-                whole, landed = True, list(hunks)
-            if not landed:
-                continue
-            commits = [c for c in history if path in c.paths]
-            found.append(AbsorbedChange(path=path, pull_requests=_landing_prs(repo, path, diff, landed, commits),
-                                        whole_file=whole, hunks=len(landed), of_hunks=len(hunks)))
-    return tuple(found)
-
-
-def _landing_prs(repo: Path, path: str, diff: str, landed: Sequence[str],
-                 commits: Sequence[UpstreamCommit]) -> tuple[int, ...]:
-    """PR numbers of the upstream commits that made the landed hunks: an equal patch-id first, else commits
-    whose change to the file adds or removes the same lines."""
-    own_id = git.patch_id(repo, diff)
-    per_commit = {c.sha: git.patch_text(repo, f"{c.sha}^", c.sha, [path]) for c in commits}
-    exact = [c for c in commits if own_id is not None and git.patch_id(repo, per_commit[c.sha]) == own_id]
-    chosen = exact
-    if not chosen:
-        wanted_add: set[str] = set()
-        wanted_del: set[str] = set()
-        for hunk in landed:
-            added, removed = _changed_lines(hunk)
-            wanted_add |= added
-            wanted_del |= removed
-        for commit in commits:
-            theirs_add: set[str] = set()
-            theirs_del: set[str] = set()
-            for hunk in split_hunks(per_commit[commit.sha])[1]:
-                added, removed = _changed_lines(hunk)
-                theirs_add |= added
-                theirs_del |= removed
-            if wanted_add & theirs_add or wanted_del & theirs_del:
-                chosen.append(commit)
-    if not chosen:
-        chosen = list(commits)
-    return tuple(sorted({c.pull_request for c in chosen if c.pull_request is not None}))
+    series = git.commits_between(repo, base, series_tip)
+    if result_tree is None:
+        try:
+            result_tree = history.merge_forecast(repo, base, series, onto).result_tree
+        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
+            return (), (f"already-upstream check skipped: {exc.message}",)
+    paths = git.changed_paths(repo, base, series_tip)
+    commits = upstream_commits(repo, base, onto, paths)
+    found = history.already_upstream(repo, base, series, onto, git.tree_sha_of(repo, result_tree), commits)
+    by_sha = {c.sha: c for c in commits}
+    absorbed = tuple(
+        AbsorbedChange(path=f.path, pull_requests=history.pull_requests(by_sha[s] for s in f.landed_by if s in by_sha),
+                       whole_file=f.whole, hunks=f.absorbed_hunks, of_hunks=f.hunks)
+        for f in found.files
+    )
+    notes = tuple(
+        f"patch {m.patch_index + 1} has the same patch-id as upstream {m.upstream[:12]}: it is already upstream"
+        for m in found.patch_ids
+    )
+    return absorbed, notes

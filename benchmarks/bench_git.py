@@ -270,9 +270,9 @@ def durable(scenario: Callable[[Bench], None]) -> Callable[[Bench], None]:
     return run
 
 
-def scenarios(bench: Bench) -> tuple[Scenario, ...]:
+def scenarios(bench: Bench, *, durable_too: bool = False) -> tuple[Scenario, ...]:
     commit = patched_commit(bench)  # made once, outside the timing, for the pure merge-tree case
-    return (
+    core = (
         Scenario(
             "full_worktree_rebase",
             "full worktree add + apply --3way + commit + rebase + abort",
@@ -293,6 +293,8 @@ def scenarios(bench: Bench) -> tuple[Scenario, ...]:
             "temp index + apply --cached + commit-tree + merge-tree + regions",
             odb_forecast_from_patch,
         ),
+    )
+    extra = (
         Scenario(
             "full_worktree_rebase_durable",
             "full_worktree_rebase, then sync: includes writing the files to disk",
@@ -304,6 +306,7 @@ def scenarios(bench: Bench) -> tuple[Scenario, ...]:
             durable(sparse_worktree_rebase),
         ),
     )
+    return core + extra if durable_too else core
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,12 +339,13 @@ def run(
     *,
     warmup: int = 1,
     settle: Callable[[], None] | None = settle_disk,
+    durable_too: bool = False,
 ) -> Report:
     bench = Bench(fixture, fixture.root / "scratch")
     bench.reset_scratch()
     load_before = os.getloadavg()
     results: list[Timing] = []
-    for scenario in scenarios(bench):
+    for scenario in scenarios(bench, durable_too=durable_too):
         if only and scenario.name not in only:
             continue
         call = functools.partial(scenario.run, bench)
@@ -395,13 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
     parser.add_argument("--only", action="append", default=[], help="run only this scenario (repeatable)")
+    parser.add_argument("--durable", action="store_true", help="also time the worktree rebases with a disk flush")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         print("bench_git.py: --runs must be at least 1", file=sys.stderr)
         return 2
     fixture = ensure_fixtures(args.root, n_files=args.files, seed=args.seed)
-    report = run(fixture, args.runs, args.only)
+    report = run(fixture, args.runs, args.only, durable_too=args.durable)
     print(format_table(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")

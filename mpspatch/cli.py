@@ -163,6 +163,52 @@ def rebase(
     finish(0 if result.status == "rebased" else 1)
 
 
+
+@app.command("import")
+def import_(
+    source: Annotated[str | None, typer.Argument(
+        help="A patch file, a URL (http, https, file) or a fork checkout folder. Default: the canonical patch "
+             "in the dropbox/dML repository.")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Which series patch to replace (needed when the series "
+                                                         "has several).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Ref the patch applies to (default: the lock's "
+                                                            "base, else [upstream].base).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring a patch into the series, refusing paths outside allowed_paths, and write it in canonical form."""
+    from mpspatch.regenerate import import_patch
+
+    config = load()
+    result = import_patch(config, source, to, base)
+    if as_json:
+        console.emit_json(console.import_json(result))
+    else:
+        console.show_import(result, config.root)
+
+
+@app.command()
+def regenerate(
+    source: Annotated[Path | None, typer.Option("--from", help="A fork checkout to take `git diff BASE` of "
+                                                               "(default: the series applied at its base).")]
+    = None,
+    check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 when a patch is out of sync.")]
+    = False,
+    to: Annotated[Path | None, typer.Option("--to", help="With --from: the series patch to write.")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base ref (default: the lock's base, else "
+                                                            "[upstream].base).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rewrite the patch files from their source in canonical form; --check only compares."""
+    from mpspatch.regenerate import regenerate as run_regenerate
+
+    config = load()
+    result = run_regenerate(config, source, check=check, to=to, base_ref=base)
+    if as_json:
+        console.emit_json(console.regenerate_json(result))
+    else:
+        console.show_regenerate(result, config.root)
+    finish(1 if check and not result.in_sync else 0)
+
 # ------------------------------------------------------------------------------------------------ drift
 # (issue 4: add the drift command below this line)
 

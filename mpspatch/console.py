@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mpspatch.drift import DriftReport
     from mpspatch.history import UpstreamCommit
     from mpspatch.rebase import AbortResult, RebaseResult
+    from mpspatch.regenerate import ImportResult, RegenerateResult
     from mpspatch.series import SeriesStats
     from mpspatch.split import SplitResult
     from mpspatch.status import StatusReport
@@ -437,3 +438,56 @@ def show_drift(report: DriftReport) -> None:
                       f"{escape(report.onto_ref)}` will stop on {escape(', then '.join(report.stops))}")
     else:
         console.print(f"[green]no conflicts predicted[/] onto {escape(report.onto_ref)}")
+
+
+def import_json(result: ImportResult) -> dict[str, Any]:
+    return {
+        "source": result.source,
+        "kind": result.kind,
+        "patch": str(result.patch),
+        "files": result.files,
+        "insertions": result.insertions,
+        "deletions": result.deletions,
+        "canonical": result.canonical,
+        "base": result.base,
+        "previous": str(result.previous) if result.previous else None,
+        "notes": list(result.notes),
+    }
+
+
+def show_import(result: ImportResult, root: Path) -> None:
+    for line in result.notes:
+        err().print(f"note: {line}", markup=False)
+    form = "canonical form" if result.canonical else "as downloaded/read"
+    base = f", checked at base {result.base[:12]}" if result.base else ""
+    out().print(f"imported {result.kind} {result.source} into {relative(result.patch, root)} ({form}{base}): "
+                f"{result.files} files, +{result.insertions} -{result.deletions}", markup=False)
+    if result.previous:
+        out().print(f"previous version kept in {relative(result.previous, root)}", markup=False)
+
+
+def regenerate_json(result: RegenerateResult) -> dict[str, Any]:
+    return {
+        "source": result.source,
+        "check": result.check,
+        "base": result.base,
+        "in_sync": result.in_sync,
+        "patches": [{"path": str(p.path), "in_sync": p.in_sync, "added": p.added, "removed": p.removed,
+                     "diff": p.diff} for p in result.patches],
+        "written": [str(p) for p in result.written],
+        "notes": list(result.notes),
+    }
+
+
+def show_regenerate(result: RegenerateResult, root: Path) -> None:
+    for line in result.notes:
+        err().print(f"note: {line}", markup=False)
+    for item in result.patches:
+        name = relative(item.path, root)
+        if item.in_sync:
+            out().print(f"{name}: in sync with the {result.source}", markup=False)
+            continue
+        action = "out of sync" if result.check else "rewritten"
+        out().print(f"{name}: {action} (+{item.added} -{item.removed} patch lines)", markup=False)
+        if result.check:
+            out().print(item.diff.rstrip("\n"), markup=False, highlight=False)

@@ -344,6 +344,13 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
                         patch, tuple(conflicted))
                 notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
             tree = write_tree(shadow, index)
+            if tree == tree_sha_of(shadow, parent):
+                # A 3-way merge of a change that is already there is clean and empty: the series repeats
+                # itself (the same test class added by two patches, for instance).
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                raise SeriesInconsistentError(
+                    f"{patch}: series inconsistent: changes nothing on top of {where}, which already holds it; "
+                    "drop the patch from [series].patches or regenerate it against the right base", patch, ())
             commits.append(_commit_tree(shadow, tree, parent, patch, data, number))
             parent = commits[-1]
     return SeriesBuild(base=base, commits=tuple(commits), notes=tuple(notes))
@@ -602,6 +609,16 @@ def log_patches(repo: Path, exclude: str, include: str, paths: Sequence[str]) ->
     ).stdout
 
 
+def show_patches(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> str:
+    """log_patches for a chosen set of commits (no history walk), in the order given."""
+    if not commits or not paths:
+        return ""
+    return git(
+        repo, "--literal-pathspecs", "-c", "core.quotePath=false", "log", "-p", "--no-walk=unsorted", "--no-renames",
+        "--no-color", "--no-ext-diff", "--format=commit %H", *commits, *paths_args(paths),
+    ).stdout
+
+
 def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
     """Map each commit in `log_text` (from log_patches) to its `git patch-id --stable`."""
     if not log_text.strip():
@@ -615,12 +632,9 @@ def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
     return found
 
 
-def tree_of(repo: Path, commit: str) -> TreeSha:
-    return tree_sha(git(repo, "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").stdout.strip())
-
-
-def commit_tree(repo: Path, tree: TreeSha, parents: Sequence[CommitSha], message: str) -> CommitSha:
-    """A commit object for `tree`, written to `repo` only; no ref, index or worktree changes."""
+def commit_tree(repo: Path, tree: str, parents: Sequence[CommitSha], message: str) -> CommitSha:
+    """A commit object for `tree` (any tree-ish, e.g. `SHA^{tree}`), written to `repo` only; no ref, index or
+    worktree changes."""
     args = ["commit-tree", tree]
     for parent in parents:
         args += ["-p", parent]
@@ -707,11 +721,11 @@ def diff_tree_paths(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -
     return tuple(p for p in git(repo, *args).stdout.split("\0") if p)
 
 
-def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str]) -> str:
-    """A plain unified diff between two trees, limited to `paths` (3 lines of context, no renames)."""
+def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str:
+    """A plain unified diff between two trees, optionally limited to `paths` (3 lines of context, no renames)."""
     return git(
         repo, "--literal-pathspecs", "-c", "core.quotePath=false", "diff", "--no-renames", "--no-color",
-        "--no-ext-diff", "--full-index", old, new, *paths_args(paths),
+        "--no-ext-diff", "--full-index", old, new, *(paths_args(paths) if paths else []),
     ).stdout
 
 

@@ -19,6 +19,7 @@ LAYERS = [
     "git",
     "history",
     "rebase",
+    "regenerate",
     "drift",
     "split",
     "patched_tree",

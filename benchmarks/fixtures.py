@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 # Bump whenever generated content changes, so cached fixtures are rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 DEFAULT_SEED = 291
 DEFAULT_FILES = 12_800
 BASE_TAG = "v2.9.1"
@@ -469,6 +469,8 @@ class _Code:
             last = f"self.assertEqual({values['a']}, {values['b']})" if test else f"return {values['a']}"
             return [*head, *self.body(lang, n - 3, pad + "    ", depth), f"{pad}    {last}"]
         values = self.fields(False, _OBJC_TYPES if lang == "objc" else _TYPES)
+        if not prefix:  # a free function named without a file prefix reads better in lowerCamel
+            values["F"] = values["f"]
         sig = self.rng.choice(_CPP_SIGS).format(**values).replace("@P@", prefix).replace("@Q@", cls)
         return [pad + sig, *self.body(lang, n - 2, pad + "  ", depth), pad + "}"]
 
@@ -1652,7 +1654,10 @@ def build_cumulative_patch(
             hunk += [" " + line for line in old_code.body(lang, 3, pad)]
             old_count = sum(1 for line in hunk if line[0] in " -")
             new_count = sum(1 for line in hunk if line[0] in " +")
-            context = old_code.fn(lang in ("py", "pytest"))
+            name = old_code.fn(lang in ("py", "pytest"))
+            context = {"py": f"def {name}(self):", "pytest": f"def test_{name}(self):", "yaml": f"- func: {name}"}.get(
+                lang, f"void {name}(const Tensor& self) {{"
+            )
             out_lines.append(f"@@ -{_range(old_at, old_count)} +{_range(old_at + shift, new_count)} @@ {context}")
             out_lines += hunk
             shift += ins - dels

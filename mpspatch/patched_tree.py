@@ -103,6 +103,10 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
     key = _state_key(planned.base, None, state)
     # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
     _write_state(config, {**key, "commit": planned.commit, "shadow": str(shadow), "checked_out": ""})
+    if checked_out:
+        # Re-hash files whose stat data changed but whose content did not (a touch, a copy), so the forced
+        # checkout below leaves them alone instead of rewriting them and triggering rebuilds.
+        git.git(shadow, "update-index", "-q", "--refresh", check=False, timeout=3600)
     git.git(shadow, "checkout", "-q", "-f", "--detach", planned.commit, timeout=3600)
     _write_state(config, {**key, "commit": planned.commit, "shadow": str(shadow), "checked_out": planned.commit})
     return replace(planned, checked_out=True, full=not is_sparse, reused=checked_out == planned.commit)

@@ -517,7 +517,7 @@ def _run_one(
     if stage.kind == "lint":
         _scrub_log(log)
     return StageResult(
-        name=stage.name, kind=stage.kind, status=parsed.status, reason=parsed.reason, duration_s=duration,
+        name=stage.name, kind=stage.kind, status=parsed.status, reason=parsed.reason, duration_s=round(duration, 3),
         counts=parsed.counts, log=log.relative_to(request.run_dir).as_posix(), log_sha256=sha256_file(log),
         commands=commands, env=redact(env), started_at=started_at, finished_at=_now(), cache_key=key,
         details=parsed.details,

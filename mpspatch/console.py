@@ -140,9 +140,11 @@ def status_json(report: StatusReport) -> dict[str, Any]:
              "insertions": p.insertions, "deletions": p.deletions}
             for p in report.patches
         ],
-        "series_sha256": [p.sha256 for p in report.patches],
+        "series_sha256": report.series_sha256,
         "base_ref": lock.base_ref if lock else report.config.upstream.base,
-        "base": lock.base if lock else None,
+        # The locked SHA once there is a lock; before that, the configured ref, so CI can still key caches.
+        "base": lock.base if lock else report.config.upstream.base,
+        "base_locked": lock is not None,
         "target": report.config.upstream.target,
         "lock": {"path": str(report.config.series.lock), "matches": report.lock.matches,
                  "problems": list(report.lock.problems)},
@@ -159,7 +161,7 @@ def show_status(report: StatusReport) -> None:
                   f"+{report.stats.insertions} -{report.stats.deletions})")
     for item in data["series"]:
         console.print(f"  {item['path']}  sha256 {item['sha256'][:12]}", markup=False)
-    base = data["base"] or "(not locked)"
+    base = data["base"] if data["base_locked"] else "(not locked)"
     console.print(f"[bold]Base[/] {data['base_ref']} {base}   [bold]Target[/] {data['target']}", markup=True)
     lock_state = "[green]matches[/]" if report.lock.matches else "[red]does not match[/]"
     console.print(f"[bold]Lock[/] {lock_state}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpspatch.config import Config
+from mpspatch.files import sha256_bytes
 from mpspatch.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
 
 
@@ -27,6 +28,11 @@ class StatusReport:
     stats: SeriesStats
     lock: LockCheck
     gaps: tuple[Gap, ...]
+
+    @property
+    def series_sha256(self) -> str:
+        """One hash for the whole series: sha256 over the patches' own sha256s, in series order."""
+        return str(sha256_bytes("".join(f"{p.sha256}\n" for p in self.patches).encode()))
 
     @property
     def ready(self) -> bool:

@@ -127,8 +127,66 @@ def lock(
 # (issue 3: add the rebase, import and regenerate commands below this line)
 
 
+@app.command()
+def rebase(
+    onto: Annotated[str | None, typer.Option("--onto", help="Upstream ref to move the series onto "
+                                             "(default: [upstream].target).")] = None,
+    resume: Annotated[bool, typer.Option("--continue", help="Go on after resolving conflicts in the worktree.")]
+    = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Drop the rebase in progress and every trace of it.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
+    from mpspatch import rebase as core
+    from mpspatch.errors import InputError
+
+    if resume and abort:
+        raise InputError("rebase: --continue and --abort exclude each other; pick one")
+    if (resume or abort) and onto is not None:
+        raise InputError("rebase: --onto only starts a rebase; drop it from --continue/--abort")
+    config = load()
+    if abort:
+        aborted = core.abort(config)
+        if as_json:
+            console.emit_json(console.rebase_abort_json(aborted))
+        else:
+            console.show_rebase_abort(aborted, config.root)
+        return
+    if not as_json:
+        console.note("rebasing in the shadow repository; your clone is only read")
+    result = core.resume(config) if resume else core.start(config, onto)
+    if as_json:
+        console.emit_json(console.rebase_json(result))
+    else:
+        console.show_rebase(result, config.root)
+    finish(0 if result.status == "rebased" else 1)
+
+
 # ------------------------------------------------------------------------------------------------ drift
 # (issue 4: add the drift command below this line)
+
+
+@app.command()
+def drift(
+    onto: Annotated[str | None, typer.Option("--onto", help="Upstream ref to forecast against "
+                                             "(default: [upstream].target).")] = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown "
+                                                  "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
+) -> None:
+    """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
+    from mpspatch.drift import compute_drift, render_markdown
+    from mpspatch.files import atomic_write_text
+
+    report = compute_drift(load(), onto)
+    if markdown is not None:
+        atomic_write_text(markdown, render_markdown(report))
+    if as_json:
+        console.emit_json(console.drift_json(report))
+    else:
+        console.show_drift(report)
+    finish(1 if report.conflicts else 0)
 
 
 # ----------------------------------------------------------------------------------------------- verify

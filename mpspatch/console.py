@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mpspatch.config import Stage
+    from mpspatch.drift import DriftReport
     from mpspatch.evidence import VerifyOutcome
+    from mpspatch.history import UpstreamCommit
     from mpspatch.patched_tree import PatchedTree
+    from mpspatch.rebase import AbortResult, RebaseResult
     from mpspatch.runner import Progress as VerifyProgressBase
     from mpspatch.series import SeriesStats
     from mpspatch.stages import StageResult
@@ -172,6 +175,195 @@ def show_status(report: StatusReport) -> None:
     for gap in report.gaps:
         marker = "blocking" if gap.blocking else "advisory"
         console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False)
+
+
+# =================================================================================== issue 3: rebase, import,
+# regenerate
+
+
+def _commit_json(commit: UpstreamCommit) -> dict[str, Any]:
+    return {"sha": commit.sha, "subject": commit.subject, "pull_request": commit.pull_request}
+
+
+def rebase_json(result: RebaseResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "base": result.base,
+        "base_ref": result.base_ref,
+        "onto": result.onto,
+        "onto_ref": result.onto_ref,
+        "conflicts": [
+            {"path": c.path, "regions": c.regions, "upstream_commits": [_commit_json(u) for u in c.upstream_commits]}
+            for c in result.conflicts
+        ],
+        "absorbed": [
+            {"path": a.path, "pull_requests": list(a.pull_requests), "whole_file": a.whole_file, "hunks": a.hunks,
+             "of_hunks": a.of_hunks}
+            for a in result.absorbed
+        ],
+        "worktree": str(result.worktree) if result.worktree else None,
+        "patches": [str(p) for p in result.patches],
+        "stopped_at": result.stopped_at,
+        "reused_resolutions": list(result.reused_resolutions),
+        "changes": [
+            {"path": str(c.path), "old_sha256": c.old_sha256, "new_sha256": c.new_sha256, "old_files": c.old_files,
+             "new_files": c.new_files, "old_lines": c.old_lines, "new_lines": c.new_lines}
+            for c in result.changes
+        ],
+        "range_diff": result.range_diff,
+        "previous": str(result.previous_dir) if result.previous_dir else None,
+        "notes": list(result.notes),
+    }
+
+
+def _pr(number: int | None) -> str:
+    return f"#{number}" if number is not None else "(no PR trailer)"
+
+
+def show_rebase(result: RebaseResult, root: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    for line in result.notes:
+        err().print(f"note: {line}", markup=False)
+    console.print(f"[bold]{result.base_ref}[/] {result.base[:12]} -> [bold]{escape(result.onto_ref)}[/] "
+                  f"{result.onto[:12]}")
+    if result.absorbed:
+        console.print("[bold]Already upstream[/] (dropped from the patch):")
+        for a in result.absorbed:
+            how = "whole file" if a.whole_file else f"{a.hunks} of {a.of_hunks} hunks"
+            prs = ", ".join(_pr(n) for n in a.pull_requests) or "(no PR trailer)"
+            console.print(f"  {a.path}: {how}, landed by {prs}", markup=False)
+    for path in result.reused_resolutions:
+        console.print(f"  reused your earlier resolution of {path} (rerere)", markup=False)
+    if result.status == "conflict":
+        stop = f" while applying {result.stopped_at}" if result.stopped_at else ""
+        table = Table(title=f"Conflicts{stop}")
+        table.add_column("Path", overflow="fold")
+        table.add_column("Regions", justify="right")
+        table.add_column("Upstream commits since the base")
+        for c in result.conflicts:
+            commits = "\n".join(f"{u.sha[:12]} {_pr(u.pull_request)} {u.subject}" for u in c.upstream_commits)
+            table.add_row(escape(c.path), str(c.regions), escape(commits or "(none)"))
+        console.print(table)
+        where = relative(result.worktree, root) if result.worktree else "?"
+        console.print(f"Resolve the conflicts in [bold]{escape(where)}[/], then run "
+                      "[bold]mpspatch rebase --continue[/] (or [bold]mpspatch rebase --abort[/]).")
+        return
+    for change in result.changes:
+        verdict = "unchanged" if change.old_sha256 == change.new_sha256 else "rewritten"
+        console.print(f"  {relative(change.path, root)}: {verdict}, {change.old_files} -> {change.new_files} files, "
+                      f"{change.old_lines} -> {change.new_lines} changed lines", markup=False)
+    if result.range_diff.strip():
+        console.print("[bold]What changed in the series[/] (git range-diff, old -> new):")
+        console.print(result.range_diff.rstrip("\n"), markup=False, highlight=False)
+    if result.previous_dir:
+        console.print(f"previous versions kept in {relative(result.previous_dir, root)}", markup=False)
+    console.print(f"[green]rebased[/] onto {escape(result.onto_ref)}; series.lock records {result.onto[:12]}")
+
+
+def rebase_abort_json(result: AbortResult) -> dict[str, Any]:
+    return {"status": "aborted", "worktree": str(result.worktree), "restored": [str(p) for p in result.restored]}
+
+
+def show_rebase_abort(result: AbortResult, root: Path) -> None:
+    for path in result.restored:
+        note(f"restored {relative(path, root)} from the backup")
+    out().print(f"rebase aborted; removed {relative(result.worktree, root)}; patch files and lock are as before",
+                markup=False)
+
+
+# ========================================================================================== issue 4: drift
+
+_OUTCOME_STYLE = {"clean": "green", "conflict": "bold red", "absorbed": "cyan", "partly absorbed": "yellow"}
+
+
+def _drift_commit_json(commit: UpstreamCommit) -> dict[str, Any]:
+    return {"sha": commit.sha, "subject": commit.subject, "pull_request": commit.pull_request,
+            "paths": list(commit.paths)}
+
+
+def drift_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "status": report.status,
+        "base": report.base,
+        "base_ref": report.base_ref,
+        "onto": report.onto,
+        "onto_ref": report.onto_ref,
+        "patches": list(report.patches),
+        "stopped_at": report.stopped_at,
+        "stops": list(report.stops),
+        "conflicts": [
+            {"path": c.path, "regions": c.regions, "patch": c.patch, "kinds": list(c.kinds), "assumed": c.assumed,
+             "pull_requests": [u.pull_request for u in c.upstream if u.pull_request is not None],
+             "upstream_commits": [_drift_commit_json(u) for u in c.upstream]}
+            for c in report.conflicts
+        ],
+        "absorbed": [
+            {"path": a.path, "pull_requests": list(a.pull_requests), "whole_file": a.whole_file, "hunks": a.hunks,
+             "of_hunks": a.of_hunks, "upstream_commits": [u.sha for u in a.landed_by]}
+            for a in report.absorbed
+        ],
+        "landed_patches": [
+            {"patch": m.patch, "sha": m.upstream.sha, "pull_request": m.upstream.pull_request}
+            for m in report.landed_patches
+        ],
+        "files": [
+            {"path": f.path, "outcome": f.outcome, "regions": f.regions, "hunks": f.hunks,
+             "absorbed_hunks": f.absorbed_hunks,
+             "pull_requests": [u.pull_request for u in f.upstream if u.pull_request is not None]}
+            for f in report.files
+        ],
+        "upstream_commits": [
+            {**_drift_commit_json(d.commit), "conflicting": d.conflicting, "absorbed": d.absorbed}
+            for d in report.upstream
+        ],
+    }
+
+
+def show_drift(report: DriftReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = out()
+    console.print(f"[bold]{escape(report.base_ref)}[/] {report.base[:12]} -> [bold]{escape(report.onto_ref)}[/] "
+                  f"{report.onto[:12]}  ({len(report.upstream)} upstream commits touch the patched files)")
+    table = Table(title="Forecast per file")
+    table.add_column("File", overflow="fold")
+    table.add_column("Outcome")
+    table.add_column("Regions", justify="right")
+    table.add_column("Already upstream", justify="right")
+    table.add_column("Upstream PRs since the base")
+    for f in report.files:
+        prs = ", ".join(_pr(u.pull_request) for u in f.upstream if u.pull_request is not None)
+        bare = sum(1 for u in f.upstream if u.pull_request is None)
+        if bare:
+            prs = f"{prs} +{bare} without PR" if prs else f"{bare} without PR"
+        table.add_row(escape(f.path), f"[{_OUTCOME_STYLE[f.outcome]}]{f.outcome}[/]", str(f.regions or ""),
+                      f"{f.absorbed_hunks}/{f.hunks}" if f.absorbed_hunks else "", escape(prs))
+    console.print(table)
+    if report.upstream:
+        commits = Table(title="Upstream commits touching patched files (newest first)")
+        commits.add_column("Commit")
+        commits.add_column("PR")
+        commits.add_column("Subject", overflow="fold")
+        commits.add_column("Patched files", overflow="fold")
+        commits.add_column("Marks")
+        for d in report.upstream:
+            marks = ", ".join(m for m, on in (("[red]conflicts[/]", d.conflicting), ("[cyan]absorbed[/]", d.absorbed))
+                              if on)
+            commits.add_row(d.commit.sha[:12], _pr(d.commit.pull_request), escape(d.commit.subject),
+                            escape("\n".join(d.commit.paths)), marks)
+        console.print(commits)
+    for m in report.landed_patches:
+        console.print(f"{m.patch} landed whole upstream as {m.upstream.sha[:12]} {_pr(m.upstream.pull_request)} "
+                      "(same patch-id)", markup=False)
+    if report.conflicts:
+        console.print(f"[bold red]{len(report.conflicts)} conflict(s) predicted[/]: `mpspatch rebase --onto "
+                      f"{escape(report.onto_ref)}` will stop on {escape(', then '.join(report.stops))}")
+    else:
+        console.print(f"[green]no conflicts predicted[/] onto {escape(report.onto_ref)}")
 
 
 # ==================================================================================================

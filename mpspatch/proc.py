@@ -176,3 +176,44 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def which(program: str) -> str | None:
     return shutil.which(program)
+
+
+@dataclass(frozen=True)
+class CompletedBytes:
+    """Like Completed, for output that must stay bytes (object contents whose sizes are counted in bytes)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_bytes(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+    input_bytes: bytes | None = None,
+) -> CompletedBytes:
+    """run() for binary protocols such as `git cat-file --batch`: stdout undecoded, stderr as text."""
+    if not argv:
+        raise ValueError("empty argv")
+    try:
+        proc = subprocess.run(list(argv), cwd=cwd, env=_merged_env(env, inherit=True), input=input_bytes,
+                              capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
+        raise _missing(argv, cwd) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
+    stderr = proc.stderr.decode("utf-8", errors="replace")
+    if check and proc.returncode != 0:
+        raise CommandFailedError(f"`{describe(argv)}` exited {proc.returncode} in {cwd}:\n{tail(stderr)}")
+    return CompletedBytes(argv=tuple(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)

@@ -1,0 +1,1 @@
+"""Real-scale fixtures and bare-git baselines for mpspatch's performance targets."""

@@ -1,0 +1,390 @@
+"""`mpspatch rebase` end to end on real repositories built by scenarios.py, through the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from scenarios import (
+    EXPECT,
+    LINEAR_MM,
+    STREAM_MM,
+    TEST_MPS,
+    TORCH_MPS,
+    Scenario,
+    build_scenario,
+)
+from support import git_env
+
+from mpspatch.history import pull_request_of
+from mpspatch.rebase import INTERRUPT_ENV, fetch_hint, first_marker
+
+MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
+
+
+def run_cli(scenario: Scenario, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    merged = dict(os.environ)
+    merged.pop(INTERRUPT_ENV, None)
+    merged.update(env or {})
+    return subprocess.run([*MPSPATCH, *args], cwd=scenario.project, capture_output=True, text=True, check=False,
+                          timeout=120, env=merged)
+
+
+def rebase_json(scenario: Scenario, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+    result = run_cli(scenario, "rebase", *args, "--json", env=env)
+    assert result.stdout.strip(), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(["git", *args], cwd=repo, env={**git_env(), **(env or {})}, capture_output=True,
+                            check=False)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr.decode()}"
+    return result.stdout.decode()
+
+
+def digests(scenario: Scenario) -> dict[str, str]:
+    files = [*scenario.patches, scenario.project / "patches" / "series.lock"]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.exists()}
+
+
+def tree_after_patches(scenario: Scenario, at: str, patches: list[Path]) -> str:
+    """Apply patch files at `at` with plain (not 3-way) git apply in a throwaway index; the tree SHA."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(scenario.checkout, "read-tree", at, env=env)
+        for patch in patches:
+            if patch.read_text().strip():
+                git(scenario.checkout, "apply", "--cached", str(patch), env=env)
+        return git(scenario.checkout, "write-tree", env=env).strip()
+
+
+def gits_own_rebase_tree(scenario: Scenario, onto: str) -> str:
+    """The tree git itself produces: commit the original patches on v1.0 in a scratch clone, `git rebase`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / "scratch"
+        git(scenario.root, "clone", "-q", "--shared", str(scenario.checkout), str(scratch))
+        git(scratch, "checkout", "-q", "-b", "series", "v1.0")
+        for patch in scenario.patches:
+            git(scratch, "apply", "--index", str(patch))
+            git(scratch, "commit", "-q", "-m", patch.name)
+        git(scratch, "rebase", "-q", "--onto", onto, "v1.0")
+        return git(scratch, "rev-parse", "HEAD^{tree}").strip()
+
+
+def resolve_keeping_both(path: Path) -> None:
+    """A resolution a person might make: keep both sides, drop the markers."""
+    kept = [line for line in path.read_text().splitlines(keepends=True)
+            if not line.startswith(("<<<<<<<", "=======", ">>>>>>>"))]
+    path.write_text("".join(kept))
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Scenario:
+    return build_scenario(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- clean drift
+
+
+def test_clean_drift_rewrites_patches_that_give_gits_own_tree(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.1")
+    assert code == 0, data
+    assert data["status"] == "rebased"
+    assert data["base"] == scenario.tags["v1.0"] and data["onto"] == scenario.tags["v1.1"]
+    assert data["conflicts"] == [] and data["absorbed"] == []
+    assert data["worktree"] is None
+    assert data["patches"] == [str(p) for p in scenario.patches]
+    assert tree_after_patches(scenario, "v1.1", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.1")
+    lock = json.loads((scenario.project / "patches/series.lock").read_text())
+    assert lock["base"] == scenario.tags["v1.1"] and lock["base_ref"] == "v1.1"
+    assert lock["written_by"] == "mpspatch rebase"
+    text = scenario.patches[0].read_text()
+    assert "index 0000000000000000000000000000000000000000.." in text  # the added header, full index
+    assert all(len(line.split()[1].split("..")[0]) == 40 for line in text.splitlines() if line.startswith("index "))
+    # The previous versions are kept next to the state.
+    kept = scenario.project / ".mpspatch/previous" / scenario.patches[0].name
+    assert kept.read_bytes() != scenario.patches[0].read_bytes()
+    assert not (scenario.project / ".mpspatch/rebase.json").exists()
+    assert not (scenario.project / ".mpspatch/worktrees").exists()
+
+
+def test_rebasing_twice_gives_byte_identical_patches(tmp_path: Path) -> None:
+    first, second = build_scenario(tmp_path / "a"), build_scenario(tmp_path / "b")
+    for s in (first, second):
+        code, _ = rebase_json(s, "--onto", "v1.2")
+        assert code == 0
+    assert [p.read_bytes() for p in first.patches] == [p.read_bytes() for p in second.patches]
+    # Rebasing the result onto the same commit again changes nothing.
+    before = [p.read_bytes() for p in first.patches]
+    code, data = rebase_json(first, "--onto", "v1.2")
+    assert code == 0 and [c["old_sha256"] == c["new_sha256"] for c in data["changes"]] == [True, True]
+    assert [p.read_bytes() for p in first.patches] == before
+
+
+# ------------------------------------------------------------------------------------------------ absorbed
+
+
+def test_upstream_landing_part_of_the_patch_is_reported_and_dropped(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.2")
+    assert code == 0
+    expected = {a.path: (list(a.pull_requests), a.whole_file) for a in EXPECT["v1.2"].absorbed}
+    assert {a["path"]: (a["pull_requests"], a["whole_file"]) for a in data["absorbed"]} == expected
+    second = scenario.patches[1].read_text()
+    assert TORCH_MPS not in second and TEST_MPS in second
+    assert "acquire_stream" not in scenario.patches[0].read_text()  # the hunk PR 190375 already landed
+    assert "kStreamPoolSize" in scenario.patches[0].read_text()
+    assert tree_after_patches(scenario, "v1.2", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.2")
+
+
+# ----------------------------------------------------------------------------------------------- conflicts
+
+
+def test_conflicts_report_regions_and_upstream_prs_then_continue(scenario: Scenario) -> None:
+    expect = EXPECT["v1.3"]
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    assert data["status"] == "conflict" and data["stopped_at"] == scenario.patches[0].name
+    by_path = {c.path: c for c in expect.conflicts}
+    assert [c["path"] for c in data["conflicts"]] == sorted(expect.conflicts_by_patch[0])
+    for item in data["conflicts"]:
+        want = by_path[item["path"]]
+        assert item["regions"] == want.regions
+        assert tuple(u["pull_request"] for u in item["upstream_commits"]) == want.pull_requests
+        assert all(len(u["sha"]) == 40 and u["subject"] for u in item["upstream_commits"])
+    worktree = Path(data["worktree"])
+    assert worktree == scenario.project / ".mpspatch/worktrees/rebase"
+    # Sparse: the series' files are there, the rest of the upstream tree is not.
+    assert (worktree / STREAM_MM).is_file() and not (worktree / "README.md").exists()
+    assert git(worktree, "config", "--get", "rerere.enabled").strip() == "true"
+    assert {a["path"] for a in data["absorbed"]} == {a.path for a in expect.absorbed}
+
+    refused = run_cli(scenario, "rebase", "--continue")
+    assert refused.returncode == 2
+    # The first conflicted file in path order, and the line of its first marker.
+    assert f"{worktree / STREAM_MM}:{first_marker(worktree / STREAM_MM)}: conflict markers remain" in refused.stderr
+
+    for item in data["conflicts"]:
+        resolve_keeping_both(worktree / item["path"])
+    git(worktree, "add", LINEAR_MM)  # one staged, one not: both are accepted
+    code, data = rebase_json(scenario, "--continue")
+    assert code == 1 and data["stopped_at"] == scenario.patches[1].name
+    assert [(c["path"], c["regions"]) for c in data["conflicts"]] == [(TEST_MPS, 1)]
+    assert [u["pull_request"] for u in data["conflicts"][0]["upstream_commits"]] == [None]
+
+    resolve_keeping_both(worktree / TEST_MPS)
+    code, data = rebase_json(scenario, "--continue")
+    assert code == 0 and data["status"] == "rebased"
+    assert json.loads((scenario.project / "patches/series.lock").read_text())["base"] == scenario.tags["v1.3"]
+    # The rewritten series applies to v1.3 with plain git apply and carries both sides of each resolution.
+    tree = tree_after_patches(scenario, "v1.3", list(scenario.patches))
+    stream = git(scenario.checkout, "cat-file", "blob", f"{tree}:{STREAM_MM}")
+    assert "mpsstream_pool_size" in stream and "mpsstream_query_all" in stream
+    assert "TestMPSParallelInference" in git(scenario.checkout, "cat-file", "blob", f"{tree}:{TEST_MPS}")
+    assert not worktree.exists()
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
+
+
+def test_single_cumulative_patch_stops_once_with_every_conflict(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path, layout="single")
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    got = [(c["path"], c["regions"], tuple(u["pull_request"] for u in c["upstream_commits"]))
+           for c in data["conflicts"]]
+    assert got == [(c.path, c.regions, c.pull_requests) for c in sorted(EXPECT["v1.3"].conflicts,
+                                                                         key=lambda c: c.path)]
+
+
+def test_abort_leaves_patches_and_lock_byte_identical(scenario: Scenario) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    resolve_keeping_both(Path(data["worktree"]) / STREAM_MM)  # half-resolved work is dropped too
+    code, aborted = rebase_json(scenario, "--abort")
+    assert code == 0 and aborted["status"] == "aborted" and aborted["restored"] == []
+    assert digests(scenario) == before
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
+    assert len(git(shadow, "worktree", "list", "--porcelain").strip().split("\n\n")) == 1
+    assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git"]
+    again = run_cli(scenario, "rebase", "--abort")
+    assert again.returncode == 2 and "no rebase in progress" in again.stderr
+
+
+def test_rerere_reuses_a_resolution_on_the_next_rebase(scenario: Scenario) -> None:
+    originals = {p: p.read_bytes() for p in scenario.patches}
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    while code == 1:
+        for item in data["conflicts"]:
+            resolve_keeping_both(Path(data["worktree"]) / item["path"])
+        code, data = rebase_json(scenario, "--continue")
+    assert code == 0
+    resolved = {p: p.read_bytes() for p in scenario.patches}
+    for path, text in originals.items():
+        path.write_bytes(text)
+    (scenario.project / "patches/series.lock").unlink()
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 0, data
+    assert sorted(data["reused_resolutions"]) == sorted([STREAM_MM, LINEAR_MM, TEST_MPS])
+    assert {p: p.read_bytes() for p in scenario.patches} == resolved
+
+
+# ------------------------------------------------------------------------------------------ refusals
+
+
+def test_series_whose_second_patch_conflicts_with_its_first(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path, layout="inconsistent")
+    before = digests(scenario)
+    result = run_cli(scenario, "rebase", "--onto", "v1.1")
+    assert result.returncode == 2
+    assert "series inconsistent" in result.stderr
+    assert "0002-python-and-tests.patch" in result.stderr and STREAM_MM in result.stderr
+    assert "previous patch (0001-stream-pool.patch)" in result.stderr
+    assert digests(scenario) == before
+    assert not (scenario.project / ".mpspatch/rebase.json").exists()
+
+
+def test_missing_ref_and_rebase_in_progress_exit_2(scenario: Scenario) -> None:
+    missing = run_cli(scenario, "rebase", "--onto", "v1.4")
+    assert missing.returncode == 2
+    assert f"git -C {scenario.checkout} fetch origin tag v1.4" in missing.stderr
+    assert run_cli(scenario, "rebase", "--continue").returncode == 2
+    assert run_cli(scenario, "rebase", "--onto", "v1.3").returncode == 1
+    busy = run_cli(scenario, "rebase", "--onto", "v1.3")
+    assert busy.returncode == 2 and "--continue" in busy.stderr and "--abort" in busy.stderr
+    both = run_cli(scenario, "rebase", "--continue", "--abort")
+    assert both.returncode == 2
+
+
+def test_branch_fetched_into_origin_is_found(scenario: Scenario) -> None:
+    # `git fetch origin some/branch` leaves origin/some/branch; --onto some/branch must find it.
+    git(scenario.upstream.path, "branch", "viable/strict", "v1.2")
+    git(scenario.checkout, "fetch", "-q", "origin", "viable/strict")
+    code, data = rebase_json(scenario, "--onto", "viable/strict")
+    assert code == 0 and data["onto"] == scenario.tags["v1.2"] and data["onto_ref"] == "viable/strict"
+
+
+# ------------------------------------------------------------------------------------------ interruption
+
+
+@pytest.mark.parametrize("point", ["after-state", "before-rebase", "before-write", "mid-write"])
+def test_interrupted_run_can_be_aborted_or_continued(scenario: Scenario, point: str) -> None:
+    before = digests(scenario)
+    hook = {INTERRUPT_ENV: point}
+    killed = run_cli(scenario, "rebase", "--onto", "v1.2", env=hook)
+    assert killed.returncode == 130, killed.stderr
+    assert (scenario.project / ".mpspatch/rebase.json").exists()
+    code, aborted = rebase_json(scenario, "--abort")
+    assert code == 0
+    assert digests(scenario) == before
+    assert bool(aborted["restored"]) == (point == "mid-write")
+
+    assert run_cli(scenario, "rebase", "--onto", "v1.2", env=hook).returncode == 130
+    code, data = rebase_json(scenario, "--continue")
+    assert code == 0 and data["status"] == "rebased", data
+    assert tree_after_patches(scenario, "v1.2", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.2")
+
+
+def test_interrupted_while_stopped_on_conflicts_continues(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    worktree = Path(data["worktree"])
+    for item in data["conflicts"]:
+        resolve_keeping_both(worktree / item["path"])
+    # A git killed mid-operation leaves its index.lock behind; --continue clears it.
+    lock = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index.lock").strip())
+    lock.write_text("")
+    code, data = rebase_json(scenario, "--continue")
+    assert code == 1 and data["stopped_at"] == scenario.patches[1].name
+
+
+# ----------------------------------------------------------------------------------- the user's clone
+
+
+def snapshot(repo: Path) -> dict[str, object]:
+    index = repo / ".git" / "index"
+    stat = index.stat()
+    objects = sorted(str(p.relative_to(repo / ".git" / "objects")) for p in (repo / ".git/objects").rglob("*"))
+    return {
+        "index": (stat.st_mtime_ns, hashlib.sha256(index.read_bytes()).hexdigest()),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "symbolic": git(repo, "symbolic-ref", "-q", "HEAD"),
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "status": git(repo, "--no-optional-locks", "status", "--porcelain=v2", "--untracked-files=all"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+        "config": (repo / ".git/config").read_bytes(),
+        "objects": objects,
+        "files": {p.relative_to(repo).as_posix(): p.read_bytes() for p in repo.rglob("*")
+                  if p.is_file() and ".git" not in p.relative_to(repo).parts},
+    }
+
+
+def test_dirty_user_checkout_stays_untouched(scenario: Scenario) -> None:
+    clone = scenario.checkout
+    (clone / STREAM_MM).write_text("work in progress\n")
+    (clone / "notes.txt").write_text("untracked\n")
+    (clone / TORCH_MPS).write_text("staged change\n")
+    git(clone, "add", TORCH_MPS)
+    git(clone, "checkout", "-q", "-b", "my-topic")
+    before = snapshot(clone)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    for item in data["conflicts"]:
+        resolve_keeping_both(Path(data["worktree"]) / item["path"])
+    assert rebase_json(scenario, "--continue")[0] == 1
+    assert rebase_json(scenario, "--abort")[0] == 0
+    assert rebase_json(scenario, "--onto", "v1.2")[0] == 0
+    assert snapshot(clone) == before
+
+
+def test_missing_checkout_is_cloned_partially_from_url(scenario: Scenario) -> None:
+    git(scenario.upstream.path, "config", "uploadpack.allowFilter", "true")
+    git(scenario.upstream.path, "config", "uploadpack.allowAnySHA1InWant", "true")
+    config = scenario.config.read_text()
+    config = config.replace('checkout = "../pytorch"', 'checkout = "../fresh-clone"')
+    config = config.replace("https://example.invalid/upstream.git", scenario.upstream.path.as_uri())
+    scenario.config.write_text(config)
+    code, data = rebase_json(scenario, "--onto", "v1.2")
+    assert code == 0, data
+    fresh = scenario.root / "fresh-clone"
+    assert git(fresh, "config", "--get", "remote.origin.promisor").strip() == "true"
+    assert git(fresh, "config", "--get", "remote.origin.partialclonefilter").strip() == "blob:none"
+    assert any("cloned" in note for note in data["notes"])
+    assert git(fresh, "rev-parse", "v1.3").strip() == scenario.tags["v1.3"]  # a real clone with the tags,
+    assert not (fresh / STREAM_MM).exists()  # but nothing checked out
+    assert "fetched" in " ".join(data["notes"])  # the blobs it lacked went into the shadow, in one fetch
+
+
+# ------------------------------------------------------------------------------------------ small parts
+
+
+def test_first_marker_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_text("a\n=======\nb\n<<<<<<< HEAD\n")
+    assert first_marker(path) == 4
+
+
+def test_pull_request_trailer_and_fetch_hint(tmp_path: Path) -> None:
+    message = "x\n\nPull Request resolved: https://github.com/pytorch/pytorch/pull/190375\nApproved by: y\n"
+    assert pull_request_of(message) == 190375
+    assert pull_request_of("no trailer") is None
+    assert fetch_hint(tmp_path, "viable/strict").endswith("fetch origin viable/strict")
+    assert fetch_hint(tmp_path, "v2.9.1").endswith("fetch origin tag v2.9.1")
+
+
+def test_shadow_is_reused_and_borrows_objects(scenario: Scenario) -> None:
+    assert rebase_json(scenario, "--onto", "v1.1")[0] == 0
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    alternates = (shadow / "objects/info/alternates").read_text().strip()
+    assert Path(alternates) == scenario.checkout / ".git/objects"
+    shutil.rmtree(scenario.project / ".mpspatch/previous")
+    assert rebase_json(scenario, "--onto", "v1.2")[0] == 0

@@ -344,7 +344,8 @@ def test_a_series_that_does_not_apply_at_its_base_is_bad_input(project: Project)
     patch = project.dir / "patches/pool.patch"
     patch.write_text(patch.read_text().replace("def device_count():", "def device_kount():"))
     project.stages(stage_toml("ok", "command", [["true"]]))
-    with pytest.raises(StateError, match=r"pool.patch: does not apply at its base [0-9a-f]{12}"):
+    with pytest.raises(InputError, match=r"pool.patch: series inconsistent: does not apply on top of its base in "
+                                          r"torch/mps/__init__.py"):
         project.verify()
 
 
@@ -459,3 +460,34 @@ def test_cli_ctrl_c_records_an_interrupted_run(project: Project, tmp_path: Path)
         ("error", "interrupted"), ("skipped", "not run: interrupted")
     ]
     assert read_run(Path(data["evidence"])).stages[0].reason == "interrupted"
+
+
+# ------------------------------------------------------------------------------------------- with rebase
+
+
+def test_verify_refuses_while_a_rebase_is_stopped_and_follows_a_finished_one(project: Project) -> None:
+    from mpspatch import rebase
+
+    project.stages(stage_toml("ok", "command", [["true"]]))
+    project.up.write("aten/src/ATen/mps/MPSStream.mm", CLEAN_MM + "// upstream note\n")
+    project.up.commit("upstream: a note", tag="v1.2")
+    project.up.git("checkout", "-q", "-b", "side", "v1.0")
+    project.up.write("torch/mps/__init__.py", "def device_count():\n    return 2\n")
+    project.up.commit("upstream: two devices", tag="conflicting")
+    project.up.git("checkout", "-q", "main")
+    config = load_config(project.dir / "mpspatch.toml")
+    stopped = rebase.start(config, "conflicting")
+    assert stopped.status == "conflict"
+    with pytest.raises(StateError, match="a rebase onto conflicting is in progress; finish it with"):
+        project.verify()
+    rebase.abort(config)
+    before = project.verify()
+    assert before.run.base == project.up.git("rev-parse", "v1.0").strip() and before.run.onto is None
+    done = rebase.start(load_config(project.dir / "mpspatch.toml"), "v1.2")
+    assert done.status == "rebased"
+    after = project.verify()
+    onto = project.up.git("rev-parse", "v1.2").strip()
+    assert after.run.base == onto and after.run.onto == onto and after.run.base_ref == "v1.2"
+    assert after.run.stages[0].reason == ""  # a new base is a new cache key
+    assert (project.tree / "aten/src/ATen/mps/MPSStream.mm").read_text().endswith("// upstream note\n")
+    assert (project.tree / "aten/src/ATen/mps/MPSStreamPool.mm").read_text() == POOL_MM

@@ -24,7 +24,7 @@ from mpspatch.errors import ConfigError, InputError, StateError
 from mpspatch.files import atomic_write_text
 from mpspatch.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.patched_tree import PatchedTree
-from mpspatch.runner import CachedResult, Progress, RunRequest, run_stages
+from mpspatch.runner import CachedResult, Progress, RunRequest, run_stages, validate
 from mpspatch.series import parse_series
 from mpspatch.stages import ERROR, FAILED, PASSED, StageResult
 
@@ -170,7 +170,9 @@ def select_stages(config: Config, names: Sequence[str]) -> tuple[Stage, ...]:
         raise InputError(
             f"{config.path}: no stage named {', '.join(repr(n) for n in unknown)}; configured: {', '.join(known)}"
         )
-    return tuple(s for s in config.stages if not names or s.name in names)
+    chosen = tuple(s for s in config.stages if not names or s.name in names)
+    validate(config, chosen)
+    return chosen
 
 
 def new_run_id(series: Sequence[str], base: str) -> tuple[RunId, str]:

@@ -103,6 +103,32 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def empty_patched(argv: Sequence[str], ph: Placeholders) -> str | None:
+    """The `{patched...}` item of argv that expands to no path, if any.
+
+    Such a command is not run: clang-format or lintrunner given no file would read stdin or lint something
+    else, and a pass over no file proves nothing.
+    """
+    for item in argv:
+        whole = _PLACEHOLDER.fullmatch(item)
+        if whole and whole.group(1).startswith("patched"):
+            token = whole.group(1)
+            if not _patched_unchecked(token, ph.patched):
+                return item
+    return None
+
+
+def _patched_unchecked(token: str, paths: Sequence[str]) -> list[str]:
+    if ":" not in token:
+        return list(paths)
+    globs = tuple(g.strip() for g in token.split(":", 1)[1].split(",") if g.strip())
+    try:
+        patterns = [glob_regex(g) for g in globs]
+    except ValueError:
+        return list(paths)  # expand_argv reports the bad glob
+    return [p for p in paths if any(rx.fullmatch(p) for rx in patterns)]
+
+
 def expand_argv(stage: Stage, argv: Sequence[str], ph: Placeholders) -> tuple[str, ...]:
     """Expand `{python}`, `{jobs}`, `{tree}`, `{root}`; an item that is exactly `{patched...}` becomes the paths."""
     out: list[str] = []
@@ -119,6 +145,21 @@ def expand_env(stage: Stage, ph: Placeholders) -> tuple[tuple[str, str], ...]:
     return tuple((key, _expand_scalars(stage, value, ph, f"env.{key}")) for key, value in stage.env)
 
 
+def validate(config: Config, stages: Sequence[Stage]) -> None:
+    """Expand every stage once with stand-in values, so a bad placeholder stops the run before it starts."""
+    stand_in = Placeholders(python="python", jobs=1, tree=Path("/tree"), root=config.root, patched=("a.h",))
+    for stage in stages:
+        try:
+            for argv in stage.run:
+                expand_argv(stage, argv, stand_in)
+            expand_env(stage, stand_in)
+            _expand_scalars(stage, stage.cwd, stand_in, "cwd")
+            if stage.junit:
+                _expand_scalars(stage, stage.junit, stand_in, "junit")
+        except ConfigError as exc:
+            raise ConfigError(f"{config.path}: {exc.message}") from None
+
+
 def _expand_scalars(stage: Stage, text: str, ph: Placeholders, where: str) -> str:
     def one(match: re.Match[str]) -> str:
         if match.group(1).startswith("patched"):
@@ -132,16 +173,18 @@ def _expand_scalars(stage: Stage, text: str, ph: Placeholders, where: str) -> st
 
 
 def _patched(stage: Stage, token: str, paths: Sequence[str]) -> list[str]:
-    if ":" not in token:
-        return list(paths)
-    globs = tuple(g.strip() for g in token.split(":", 1)[1].split(",") if g.strip())
-    if not globs:
-        raise ConfigError(f"[stages.{stage.name}].run: {{{token}}} names no glob; fix: {{patched:**/*.mm}}")
-    try:
-        patterns = [glob_regex(g) for g in globs]
-    except ValueError as exc:
-        raise ConfigError(f"[stages.{stage.name}].run: bad glob in {{{token}}} ({exc}); fix the pattern") from None
-    return [p for p in paths if any(rx.fullmatch(p) for rx in patterns)]
+    if ":" in token:
+        globs = tuple(g.strip() for g in token.split(":", 1)[1].split(",") if g.strip())
+        if not globs:
+            raise ConfigError(f"[stages.{stage.name}].run: {{{token}}} names no glob; fix: {{patched:**/*.mm}}")
+        for glob in globs:
+            try:
+                glob_regex(glob)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"[stages.{stage.name}].run: bad glob {glob!r} in {{{token}}} ({exc}); fix the pattern"
+                ) from None
+    return _patched_unchecked(token, paths)
 
 
 # ------------------------------------------------------------------------------------------ requirements
@@ -463,6 +506,7 @@ def _run_one(
     ph = Placeholders(python=request.python, jobs=request.jobs or default_jobs(), tree=tree.path,
                       root=request.config.root, patched=tuple(tree.paths))
     commands = tuple(expand_argv(stage, argv, ph) for argv in stage.run)
+    nothing = tuple(empty_patched(argv, ph) for argv in stage.run)
     env = expand_env(stage, ph)
     cwd = Path(_expand_scalars(stage, stage.cwd, ph, "cwd"))
     cwd = cwd if cwd.is_absolute() else tree.path / cwd
@@ -478,7 +522,10 @@ def _run_one(
     outputs: list[CommandOutput] = []
     trouble: str | None = None  # an error that overrides the parser: timeout, missing tool, crash
     path_env = dict(env).get("PATH", os.environ.get("PATH", ""))
-    for argv in commands:
+    for argv, empty in zip(commands, nothing, strict=True):
+        if empty is not None:
+            _append(log, f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
+            continue
         program = find_program(argv[0], path_env) if argv else None
         run_argv = (program, *argv[1:]) if program else argv
         progress.command_started(stage, run_argv)
@@ -514,6 +561,9 @@ def _run_one(
     ))
     if trouble is not None:
         parsed = Parsed(ERROR, trouble, parsed.counts, parsed.details)
+    elif all(e is not None for e in nothing):
+        skipped = ", ".join(sorted({e for e in nothing if e}))
+        parsed = Parsed(SKIPPED, f"no patched file matches {skipped}", (), ())
     if stage.kind == "lint":
         _scrub_log(log)
     return StageResult(

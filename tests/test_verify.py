@@ -491,3 +491,33 @@ def test_verify_refuses_while_a_rebase_is_stopped_and_follows_a_finished_one(pro
     assert after.run.stages[0].reason == ""  # a new base is a new cache key
     assert (project.tree / "aten/src/ATen/mps/MPSStream.mm").read_text().endswith("// upstream note\n")
     assert (project.tree / "aten/src/ATen/mps/MPSStreamPool.mm").read_text() == POOL_MM
+
+
+# ------------------------------------------------------------------------------------- edges of the runner
+
+
+def test_a_patched_glob_matching_nothing_skips_the_command(project: Project) -> None:
+    project.stages(stage_toml("cuda-format", "lint", [["clang-format", "--dry-run", "{patched:**/*.cu}"]])
+                   + stage_toml("mixed", "command", [["{python}", "-c", "print('ran')"],
+                                                     ["cat", "{patched:**/*.metal}"]]))
+    cuda, mixed = project.verify().run.stages
+    assert cuda.status == "skipped" and cuda.reason == "no patched file matches {patched:**/*.cu}"
+    assert mixed.status == "passed"
+    assert "not run: no patched file matches {patched:**/*.metal}" in (
+        project.dir / "audit/runs" / project.verify(force=True).run.run_id / "logs/mixed.log").read_text()
+
+
+def test_stage_commands_never_read_our_stdin(project: Project) -> None:
+    project.stages(stage_toml("reads-stdin", "command", [["cat"]]))
+    assert project.verify().run.stages[0].status == "passed"
+
+
+def test_a_bad_placeholder_stops_before_anything_runs(project: Project) -> None:
+    project.stages(stage_toml("bad", "command", [["echo", "--files={patched}"]]))
+    result = run_cli("verify", cwd=project.dir)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"mpspatch: error: {project.dir / 'mpspatch.toml'}: [stages.bad].run: {{patched}} must be a whole argv "
+        "item, not part of '--files={patched}'; fix: write it as its own list element"
+    )
+    assert not (project.dir / "audit/runs").exists()

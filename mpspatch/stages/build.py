@@ -5,7 +5,7 @@ errors near the end, not the last line (which is usually "ninja: build stopped" 
 
 A command may report its own counts with a line `mpspatch-counts: rounds=20 crashes=0` (the stress
 harness does); the last such line wins, so a command can print progress as it goes. A nonzero
-`crashes`, `failed`, `failures`, `errors` or `mismatches` fails the stage even when the command exited 0.
+`crashes`, `failed`, `failures`, `errors`, `mismatches` or `hangs` fails the stage even when the command exited 0.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from mpspatch.stages import FAILED, PASSED, Parsed, ParseInput, command_label, describe_exit
 
 MAX_ERROR_LINES = 12
-BAD_COUNTS = frozenset({"crashes", "failed", "failures", "errors", "mismatches"})
+BAD_COUNTS = frozenset({"crashes", "failed", "failures", "errors", "mismatches", "hangs"})
 
 _ERROR_LINE = re.compile(
     r"(?:^|\s)(?:fatal )?error(?:\[[^\]]*\])?:|^FAILED: |^CMake Error|^ninja: build stopped|^make(?:\[\d+\])?: \*\*\*"

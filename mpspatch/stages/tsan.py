@@ -21,6 +21,7 @@ from mpspatch.stages import (
     describe_exit,
     plural,
 )
+from mpspatch.stages.build import BAD_COUNTS, reported_counts
 
 TSAN_EXIT = 66  # the runtime's default exit code when it reported anything
 MAX_SUMMARIES = 50
@@ -68,6 +69,8 @@ def parse(inp: ParseInput) -> Parsed:
     counts["warnings"] = max(found, reported)
     if suppressed:
         counts["suppressed"] = suppressed
+    for key, value in reported_counts(text):  # the harness's own tally (mismatches against the CPU...)
+        counts.setdefault(key, value)
     ordered = tuple(counts.items())
     tsan_exit = exit_code_from(inp.env)
 
@@ -78,6 +81,9 @@ def parse(inp: ParseInput) -> Parsed:
         return Parsed(FAILED, "ThreadSanitizer reported " + ", ".join(parts), ordered, summaries + runtime_errors)
     if runtime_errors:
         return Parsed(ERROR, runtime_errors[0], ordered, runtime_errors)
+    bad = [f"{key}={n}" for key, n in reported_counts(text) if key in BAD_COUNTS and n > 0]
+    if bad:
+        return Parsed(FAILED, f"no ThreadSanitizer report, but the harness reported {', '.join(bad)}", ordered, ())
     for command in inp.commands:
         if command.exit_code == tsan_exit and tsan_exit != 0:
             return Parsed(FAILED, f"`{command_label(command.argv)}` exited {tsan_exit}, ThreadSanitizer's report "

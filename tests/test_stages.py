@@ -256,7 +256,7 @@ def test_clang_format_finds_a_badly_formatted_objc_file(tmp_path: Path) -> None:
     counts = dict(parsed.counts)
     violations = out.output.count("[-Wclang-format-violations]")
     assert violations > 3 and counts["messages"] == counts["error"] == violations
-    assert counts["files"] == 1
+    assert counts["files_flagged"] == 1
     assert f"mps/Pool.mm: {violations} (CLANGFORMAT x{violations})" in parsed.details
 
 
@@ -354,7 +354,7 @@ def test_lintrunner_messages_by_severity_and_path(tmp_path: Path) -> None:
     assert out.exit_code == 1
     parsed = lint_parser.parse(ParseInput(commands=(out,), tree=str(tree)))
     assert parsed.status == FAILED
-    assert dict(parsed.counts) == {"messages": 2, "error": 1, "warning": 1, "files": 1}
+    assert dict(parsed.counts) == {"messages": 2, "error": 1, "warning": 1, "files_flagged": 1}
     assert parsed.reason == "2 lint messages (1 error, 1 warning) in 1 file"
     assert "pool.py: 2 (SPACE x1, TABS x1)" in parsed.details
     assert "pool.py:2: error TABS/tab indentation: tab indentation" in parsed.details

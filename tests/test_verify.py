@@ -389,7 +389,7 @@ def test_lint_stage_with_clang_format_and_lintrunner(project: Project, tmp_path:
     lint = outcome.run.stages[0]
     assert lint.status == "failed"
     counts = dict(lint.counts)
-    assert counts["files"] == 2 and counts["warning"] == 1 and counts["error"] == counts["messages"] - 1 > 0
+    assert counts["files_flagged"] == 2 and counts["warning"] == 1 and counts["error"] == counts["messages"] - 1 > 0
     assert any(d.startswith("torch/mps/__init__.py: 1 (SPACE x1)") for d in lint.details)
     assert any(d.startswith("aten/src/ATen/mps/MPSStreamPool.mm: ") for d in lint.details)
     log = (outcome.run_dir / "logs/lint.log").read_text()

@@ -166,7 +166,7 @@ def _counts(messages: Sequence[Message]) -> tuple[tuple[str, int], ...]:
         n = sum(1 for m in messages if m.severity == severity)
         if n or severity in FAILING:  # error and warning always show, so "0 errors" is stated, not implied
             counts.append((severity, n))
-    counts.append(("files", len({m.path for m in messages if m.path})))
+    counts.append(("files_flagged", len({m.path for m in messages if m.path})))
     return tuple(counts)
 
 

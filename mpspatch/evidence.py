@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -228,13 +229,18 @@ def verify(
     with patched_tree.exclusive(config):
         planned = patched_tree.plan(config, patches)
         run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
-        outcome = run_stages(
-            RunRequest(config=config, stages=stages, tree=planned, series=series, run_dir=folder,
-                       keep_going=keep_going, force=force, python=python),
-            lookup=lambda key: find_passing(config.evidence_dir, key),
-            materialize=lambda tree, full: patched_tree.checkout(config, tree, full=full),
-            progress=progress,
-        )
+        try:
+            outcome = run_stages(
+                RunRequest(config=config, stages=stages, tree=planned, series=series, run_dir=folder,
+                           keep_going=keep_going, force=force, python=python),
+                lookup=lambda key: find_passing(config.evidence_dir, key),
+                materialize=lambda tree, full: patched_tree.checkout(config, tree, full=full),
+                progress=progress,
+            )
+        except BaseException:
+            # No evidence will name this folder; leaving it would look like a run that lost its record.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     run = EvidenceRun(
         run_id=run_id,
         created_at=created_at,

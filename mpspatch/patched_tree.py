@@ -121,7 +121,6 @@ def _ensure_worktree(shadow: Path, where: Path, commit: CommitSha) -> bool:
     git.git(shadow, "worktree", "prune", check=False)
     where.parent.mkdir(parents=True, exist_ok=True)
     git.git(shadow, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(where), commit)
-    git.git(where, "config", "advice.detachedHead", "false")
     return True
 
 

@@ -427,16 +427,14 @@ def run_stages(
         elif not request.force and (hit := lookup(key)) is not None:
             result = _cached(stage, key, hit)
         else:
-            if not tree.checked_out:
-                full = any(s.needs_full_tree for s in request.stages[index:] if skip[s.name] is None)
-                tree = materialize(tree, full)
-                progress.tree_ready(tree)
-            elif stage.needs_full_tree and not tree.full:
-                tree = materialize(tree, True)
-                progress.tree_ready(tree)
             log = request.run_dir / "logs" / f"{_safe(stage.name)}.log"
-            progress.stage_started(stage, index, total, log)
             try:
+                if not tree.checked_out or (stage.needs_full_tree and not tree.full):
+                    # A full PyTorch checkout takes minutes, so Ctrl-C here must still leave evidence.
+                    full = any(s.needs_full_tree for s in request.stages[index:] if skip[s.name] is None)
+                    tree = materialize(tree, full or stage.needs_full_tree)
+                    progress.tree_ready(tree)
+                progress.stage_started(stage, index, total, log)
                 result = _run_one(stage, request, tree, key, log, progress)
             except KeyboardInterrupt:
                 result = _interrupted(stage, key, log, request.run_dir)
@@ -556,7 +554,7 @@ def _run_one(
     duration = time.monotonic() - started
     found = tests_parser.junit_files(junit_pattern, cwd) if junit_pattern else ()
     parsed = _PARSERS[stage.kind](ParseInput(
-        commands=tuple(outputs), tree=str(tree.path), junit_files=found, junit_pattern=junit_pattern,
+        commands=tuple(outputs), tree=str(tree.path.resolve()), junit_files=found, junit_pattern=junit_pattern,
         min_tests=stage.min_tests, env=env,
     ))
     if trouble is not None:

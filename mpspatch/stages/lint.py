@@ -11,6 +11,7 @@ neither the stored log nor the evidence carries copies of the sources.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,9 +86,14 @@ def _json_message(line: str) -> dict[str, object] | None:
 
 
 def _relative(path: str, tree: str) -> str:
-    if tree and path.startswith(tree.rstrip("/") + "/"):
-        return path[len(tree.rstrip("/")) + 1 :]
-    return str(PurePosixPath(path)) if path else path
+    """A tool-reported path relative to the tree (tools print absolute paths, sometimes with symlinks resolved)."""
+    if not path:
+        return path
+    root = tree.rstrip("/") + "/"
+    for candidate in (path, os.path.realpath(path) if os.path.isabs(path) else path):
+        if tree and candidate.startswith(root):
+            return candidate[len(root) :]
+    return str(PurePosixPath(path))
 
 
 def _first_line(text: object, limit: int = 200) -> str:

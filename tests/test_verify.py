@@ -521,3 +521,27 @@ def test_a_bad_placeholder_stops_before_anything_runs(project: Project) -> None:
         "item, not part of '--files={patched}'; fix: write it as its own list element"
     )
     assert not (project.dir / "audit/runs").exists()
+
+
+def test_one_verify_at_a_time_and_a_stale_lock_is_taken_over(project: Project) -> None:
+    from mpspatch import patched_tree
+
+    project.stages(stage_toml("ok", "command", [["true"]]))
+    config = load_config(project.dir / "mpspatch.toml")
+    with patched_tree.exclusive(config), pytest.raises(StateError, match=rf"\(pid {os.getpid()}\) is running"):
+        project.verify()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (project.dir / ".mpspatch/verify.lock").write_text(f"{dead.pid}\n")  # its process is gone
+    assert project.verify().ok
+    assert not (project.dir / ".mpspatch/verify.lock").exists()
+
+
+def test_an_unreadable_old_run_does_not_block_verify(project: Project) -> None:
+    project.stages(stage_toml("ok", "command", [["true"]]))
+    first = project.verify()
+    broken = project.dir / "audit/runs/20000101T000000Z-deadbeef"
+    broken.mkdir()
+    (broken / "evidence.json").write_text("{not json")
+    again = project.verify()
+    assert again.run.stages[0].cached_from == first.run.run_id

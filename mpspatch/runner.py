@@ -410,9 +410,9 @@ def run_stages(
             probe.append(probe_mps(request.python, request.config.root))
         return probe[0]
 
-    # Decide skips and cache hits first: the checkout (minutes for a full PyTorch tree) is paid only
-    # when some stage really runs, and is full only when such a stage needs the whole tree.
-    skip = {s.name: unmet(s.requires, machine, mps) for s in request.stages}
+    # os and arch are known up front; the MPS probe runs when a stage that needs it comes up, and again
+    # after a build, because the torch it probes is the one the build stage installs.
+    static = {s.name: unmet(replace(s.requires, mps=False), machine, mps) for s in request.stages}
     tree = request.tree
     results: list[StageResult] = []
     stopped: str | None = None
@@ -420,10 +420,11 @@ def run_stages(
     total = len(request.stages)
     for index, stage in enumerate(request.stages):
         key = cache_key(stage, series=request.series, base=tree.base, tree=tree.tree, tools=tools, machine=machine)
+        why_not = static[stage.name] or (unmet(stage.requires, machine, mps) if stopped is None else None)
         if stopped is not None:
             result = _not_run(stage, key, stopped)
-        elif skip[stage.name] is not None:
-            result = _not_run(stage, key, skip[stage.name] or "")
+        elif why_not is not None:
+            result = _not_run(stage, key, why_not)
         elif not request.force and (hit := lookup(key)) is not None:
             result = _cached(stage, key, hit)
         else:
@@ -431,7 +432,8 @@ def run_stages(
             try:
                 if not tree.checked_out or (stage.needs_full_tree and not tree.full):
                     # A full PyTorch checkout takes minutes, so Ctrl-C here must still leave evidence.
-                    full = any(s.needs_full_tree for s in request.stages[index:] if skip[s.name] is None)
+                    # The checkout is full when any stage still to come may need it, so it happens once.
+                    full = any(s.needs_full_tree for s in request.stages[index:] if static[s.name] is None)
                     tree = materialize(tree, full or stage.needs_full_tree)
                     progress.tree_ready(tree)
                 progress.stage_started(stage, index, total, log)
@@ -441,6 +443,7 @@ def run_stages(
                 interrupted = True
             if stage.kind == "build" and result.status == PASSED:
                 tools = _with_torch(tools)  # the build just installed a new torch
+                probe.clear()
         results.append(result)
         progress.stage_finished(result, index, total)
         if interrupted and stopped is None:

@@ -545,3 +545,27 @@ def test_an_unreadable_old_run_does_not_block_verify(project: Project) -> None:
     (broken / "evidence.json").write_text("{not json")
     again = project.verify()
     assert again.run.stages[0].cached_from == first.run.run_id
+
+
+def test_mps_is_probed_after_the_build_that_installs_torch(project: Project, tmp_path: Path) -> None:
+    # The build stage is what puts torch in place, so a probe made before it would skip every GPU stage of a
+    # first run. The torch here is test_runner's declared stand-in: Metal cannot exist on Linux.
+    from test_runner import FAKE_TORCH
+
+    site = tmp_path / "site"
+    site.mkdir()
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nFAKE_MPS=right PYTHONPATH="{site}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    (tmp_path / "torch_init.py").write_text(FAKE_TORCH)
+    project.stages(
+        stage_toml("early-gpu", "command", [["true"]], requires={"mps": True})
+        + stage_toml("build", "build", [["sh", "-c", f"mkdir -p {site}/torch && cp {tmp_path}/torch_init.py "
+                                                    f"{site}/torch/__init__.py"]])
+        + stage_toml("gpu", "command", [["{python}", "-c", "import torch; print(torch.__version__)"]],
+                     requires={"mps": True})
+    )
+    early, build, gpu = verify(load_config(project.dir / "mpspatch.toml"), python=str(python)).run.stages
+    assert early.status == "skipped" and early.reason.startswith("requires mps: torch is not importable by")
+    assert build.status == "passed"
+    assert gpu.status == "passed", gpu.reason

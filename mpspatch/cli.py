@@ -239,6 +239,33 @@ def drift(
 # (issue 5: add the verify command below this line)
 
 
+@app.command()
+def verify(
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", help="Run only this stage; repeat for several (default: all).")
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="Run every stage even after one failed or errored.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rerun stages whose passing result is cached.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
+    from mpspatch.evidence import verify as run_verify
+
+    config = load()
+    with console.verify_progress() as progress:
+        outcome = run_verify(config, stage_names=tuple(stage or ()), keep_going=keep_going, force=force,
+                             progress=progress)
+    if as_json:
+        console.emit_json(console.verify_json(outcome))
+    else:
+        console.show_verify(outcome)
+    if outcome.interrupted:
+        finish(ExitCode.INTERRUPTED)
+    finish(ExitCode.OK if outcome.ok else ExitCode.PROBLEM)
+
+
 # ----------------------------------------------------------------------------------------------- render
 # (issue 6: add the render-pr, render-issue and render-audit commands below this line)
 

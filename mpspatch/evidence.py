@@ -6,16 +6,28 @@ never overwritten, and a stage result counts only for the series hashes and base
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import secrets
+import shutil
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mpspatch.errors import StateError
+from mpspatch import patched_tree
+from mpspatch.config import Config, Stage
+from mpspatch.errors import ConfigError, InputError, StateError
 from mpspatch.files import atomic_write_text
 from mpspatch.ids import CommitSha, ContentSha256, RunId, TreeSha
-from mpspatch.stages import StageResult
+from mpspatch.patched_tree import PatchedTree
+from mpspatch.runner import CachedResult, Progress, RunRequest, run_stages, validate
+from mpspatch.series import parse_series
+from mpspatch.stages import ERROR, FAILED, PASSED, StageResult
 
 EVIDENCE_VERSION = 1
 LATEST = "latest"
@@ -130,3 +142,122 @@ def all_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
     if not evidence_dir.is_dir():
         return ()
     return tuple(read_run(p) for p in sorted(evidence_dir.glob("*/evidence.json")))
+
+
+# ------------------------------------------------------------------------------------------ verify runs
+# (issue 5: the verify orchestration: claim a run folder, run the stages, write the evidence once)
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    run: EvidenceRun
+    evidence: Path  # the evidence.json written
+    run_dir: Path
+    tree: PatchedTree
+    interrupted: bool  # Ctrl-C stopped the run; the evidence records it and the CLI then exits 130
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(s.status not in (FAILED, ERROR) for s in self.run.stages)
+
+
+def select_stages(config: Config, names: Sequence[str]) -> tuple[Stage, ...]:
+    """The stages to run, in config order; unknown names are bad input naming the ones that exist."""
+    if not config.stages:
+        raise ConfigError(f"{config.path}: no [[stages]] configured; add one, e.g. a tests stage")
+    known = [s.name for s in config.stages]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            f"{config.path}: no stage named {', '.join(repr(n) for n in unknown)}; configured: {', '.join(known)}"
+        )
+    chosen = tuple(s for s in config.stages if not names or s.name in names)
+    validate(config, chosen)
+    return chosen
+
+
+def new_run_id(series: Sequence[str], base: str) -> tuple[RunId, str]:
+    """A sortable id: the UTC time to the second plus 8 hex of a hash over the inputs and this instant."""
+    now = datetime.now(UTC)
+    salt = f"{time.time_ns()}:{os.getpid()}:{secrets.token_hex(4)}"
+    digest = hashlib.sha256(json.dumps([list(series), base, salt]).encode()).hexdigest()[:8]
+    stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return RunId(f"{now:%Y%m%dT%H%M%SZ}-{digest}"), stamp
+
+
+def claim_run_dir(evidence_dir: Path, series: Sequence[str], base: str) -> tuple[RunId, str, Path]:
+    """Create a fresh run folder; mkdir without exist_ok is the guard that no run is ever written over."""
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(20):
+        run_id, created_at = new_run_id(series, base)
+        folder = run_dir(evidence_dir, run_id)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, created_at, folder
+    raise StateError(f"{evidence_dir}: cannot find a free run id; check the folder is writable")
+
+
+def find_passing(evidence_dir: Path, key: str) -> CachedResult | None:
+    """The newest run with a passing result for `key`; unreadable old runs are passed over, not fatal."""
+    if not evidence_dir.is_dir():
+        return None
+    for path in sorted(evidence_dir.glob("*/evidence.json"), reverse=True):
+        try:
+            earlier = read_run(path)
+        except StateError:
+            continue
+        for stage in earlier.stages:
+            if stage.cache_key == key and stage.status == PASSED:
+                return CachedResult(run_id=stage.cached_from or earlier.run_id, result=stage)
+    return None
+
+
+def verify(
+    config: Config,
+    *,
+    stage_names: Sequence[str] = (),
+    keep_going: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+    python: str = sys.executable,
+) -> VerifyOutcome:
+    stages = select_stages(config, stage_names)
+    patches = parse_series(config.series.patches)
+    series = tuple(p.sha256 for p in patches)
+    with patched_tree.exclusive(config):
+        planned = patched_tree.plan(config, patches)
+        run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
+        try:
+            outcome = run_stages(
+                RunRequest(config=config, stages=stages, tree=planned, series=series, run_dir=folder,
+                           keep_going=keep_going, force=force, python=python),
+                lookup=lambda key: find_passing(config.evidence_dir, key),
+                materialize=lambda tree, full: patched_tree.checkout(config, tree, full=full),
+                progress=progress,
+            )
+        except BaseException:
+            # No evidence will name this folder; leaving it would look like a run that lost its record.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    run = EvidenceRun(
+        run_id=run_id,
+        created_at=created_at,
+        series=tuple(SeriesPatchRef(_relative(p.path, config.root), p.sha256) for p in patches),
+        base=planned.base,
+        base_ref=planned.base_ref,
+        onto=planned.onto,
+        tree=planned.tree,
+        tools=outcome.tools,
+        stages=outcome.results,
+    )
+    path = write_run(config.evidence_dir, run)
+    return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -144,6 +144,7 @@ def run_logged(
                 list(argv),
                 cwd=cwd,
                 env=_merged_env(env, inherit=inherit_env),
+                stdin=subprocess.DEVNULL,  # a stage must never wait on, or eat, the terminal's input
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

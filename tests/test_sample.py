@@ -206,7 +206,9 @@ def test_patch_has_full_index_lines(sample: Sample) -> None:
 
 def test_patch_applies_at_base_and_matches_overlay(tree: Tree) -> None:
     overlay = Path(sample_module.__file__).parent / "demo_sample" / "downstream"
-    expected = sorted(str(p.relative_to(overlay)) for p in overlay.rglob("*") if p.is_file())
+    expected = sorted(
+        str(p.relative_to(overlay)) for p in overlay.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     assert list(tree.patched) == expected
     for rel in expected:
         assert (tree.path / rel).read_bytes() == (overlay / rel).read_bytes(), rel

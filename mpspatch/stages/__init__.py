@@ -6,6 +6,8 @@ into `counts`; the exit code alone never decides a pass.
 
 from __future__ import annotations
 
+import shlex
+import signal
 from dataclasses import dataclass
 
 PASSED = "passed"
@@ -35,3 +37,52 @@ class StageResult:
 
     def count(self, key: str) -> int:
         return dict(self.counts).get(key, 0)
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """One command of a stage as it ran: what a parser reads besides the files the tools wrote."""
+
+    argv: tuple[str, ...]
+    exit_code: int | None  # None when it was killed for running past the stage timeout
+    output: str  # its stdout and stderr, interleaved as the log holds them (the tail, for huge logs)
+    truncated: bool = False  # True when `output` is only the tail of a very large log
+
+
+@dataclass(frozen=True)
+class ParseInput:
+    commands: tuple[CommandOutput, ...]
+    tree: str  # the patched tree's path, to show tool-reported absolute paths relative to it
+    junit_files: tuple[str, ...] = ()  # kind = tests: the JUnit XML files found after the run
+    junit_pattern: str | None = None  # what `junit` asked for, to name it when nothing was written
+    min_tests: int = 1
+    env: tuple[tuple[str, str], ...] = ()  # the stage's env (TSAN_OPTIONS can move TSan's exit code)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    status: str
+    reason: str
+    counts: tuple[tuple[str, int], ...] = ()
+    details: tuple[str, ...] = ()
+
+
+def signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def describe_exit(code: int) -> str:
+    return f"was killed by {signal_name(code)}" if code < 0 else f"exited {code}"
+
+
+def command_label(argv: tuple[str, ...], limit: int = 80) -> str:
+    """A short quote of a command for a reason line: long argv lists (hundreds of paths) are elided."""
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -1,0 +1,76 @@
+"""`mpspatch stats --json` on a cumulative-sized patch against a bare import of the CLI's own stack.
+
+The target (issue 2): stats costs at most 1.5x `python -c "import typer, rich, git, jinja2"`, i.e. parsing
+a 7,608-line, 50-file patch and categorising it must be cheap next to interpreter start-up.
+
+    python benchmarks/bench_stats.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_git import Timing, ratio, time_median
+from benchmarks.fixtures import build_cumulative_patch
+
+CONFIG = """
+[upstream]
+checkout = "."
+base = "v2.9.1"
+
+[series]
+patches = ["cumulative.patch"]
+allowed_paths = ["aten/src/ATen/", "torch/", "test/test_mps.py"]
+
+[categories]
+"Core MPS" = ["aten/src/ATen/mps/**", "aten/src/ATen/detail/MPSHooksInterface.h"]
+"Operations" = ["aten/src/ATen/native/mps/**", "aten/src/ATen/native/sparse/mps/**"]
+"Python bindings" = ["torch/csrc/mps/**", "torch/mps/**", "aten/src/ATen/native/native_functions.yaml"]
+"Tests" = ["test/test_mps.py"]
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        fixture = build_cumulative_patch(work / "cumulative.patch")
+        (work / "mpspatch.toml").write_text(CONFIG)
+        # Byte-compile first: an installed package has .pyc files, and PYTHONDONTWRITEBYTECODE may be set here.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).parent.parent / "mpspatch")],
+                       check=True)
+        stats_argv = [sys.executable, "-m", "mpspatch.cli", "stats", "--json"]
+        check = json.loads(subprocess.run(stats_argv, cwd=work, capture_output=True, text=True, check=True).stdout)
+        numstat = subprocess.run(["git", "apply", "--numstat", "cumulative.patch"], cwd=work, capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
+        git_ins = sum(int(line.split("\t")[0]) for line in numstat)
+        git_del = sum(int(line.split("\t")[1]) for line in numstat)
+        assert (check["files"], check["insertions"], check["deletions"]) == (len(numstat), git_ins, git_del), check
+        bare: Timing = time_median(
+            lambda: subprocess.run([sys.executable, "-c", "import typer, rich, git, jinja2"], check=True),
+            args.runs, name="import typer, rich, git, jinja2", settle=None,
+        )
+        stats: Timing = time_median(
+            lambda: subprocess.run(stats_argv, cwd=work, check=True, stdout=subprocess.DEVNULL),
+            args.runs, name="mpspatch stats --json", settle=None,
+        )
+    print(f"patch: {fixture.lines} lines, {check['files']} files, +{check['insertions']} -{check['deletions']} "
+          f"(equal to git apply --numstat)")
+    for timing in (bare, stats):
+        print(f"{timing.name:<36} median {timing.median_s * 1000:7.1f} ms   min {timing.min_s * 1000:7.1f} ms")
+    print(f"ratio stats / bare import: {ratio(stats, bare):.2f} (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

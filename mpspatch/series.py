@@ -231,9 +231,10 @@ def _file_change(pf: object) -> FileChange:
         )
         for h in pf
     )
-    old_path = _strip_prefix(pf.source_file) if pf.is_rename else None
+    # git C-quotes names with tabs, quotes or non-ASCII bytes; the model holds the real path.
+    old_path = _strip_prefix(unquote_path(pf.source_file)) if pf.is_rename else None
     return FileChange(
-        path=TreePath(pf.path),
+        path=unquote_path(pf.path),
         old_path=TreePath(old_path) if old_path else None,
         status=status,
         insertions=pf.added,
@@ -258,6 +259,30 @@ def _header_value(header: str, prefixes: tuple[str, ...]) -> str | None:
             if line.startswith(prefix):
                 return line[len(prefix) :].strip()
     return None
+
+
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_path(name: str) -> TreePath:
+    """The real path behind a name git C-quoted in a diff header (`"a\\tb.h"` is a name with a tab)."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return TreePath(name)
+    body, raw, i = name[1:-1], bytearray(), 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            if body[i + 1] in "0123" and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
+                raw.append(int(body[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            if body[i + 1] in _C_ESCAPES:
+                raw.append(_C_ESCAPES[body[i + 1]])
+                i += 2
+                continue
+        raw += body[i].encode("utf-8")
+        i += 1
+    return TreePath(raw.decode("utf-8", errors="replace"))
+
 
 
 def parse_series(paths: Sequence[Path]) -> tuple[Patch, ...]:

@@ -175,29 +175,6 @@ def _splittable(change: FileChange) -> bool:
     return '"' not in first and not any("\ufffd" in h.text for h in change.hunks)
 
 
-_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-
-
-def tree_path(name: str) -> TreePath:
-    """The real path behind a name git C-quoted in a diff header (`"a\\tb.h"` is a name with a tab)."""
-    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
-        return TreePath(name)
-    body, raw, i = name[1:-1], bytearray(), 0
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body):
-            if body[i + 1] in "0123" and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
-                raw.append(int(body[i + 1 : i + 4], 8))
-                i += 4
-                continue
-            if body[i + 1] in _C_ESCAPES:
-                raw.append(_C_ESCAPES[body[i + 1]])
-                i += 2
-                continue
-        raw += body[i].encode("utf-8")
-        i += 1
-    return TreePath(raw.decode("utf-8", errors="replace"))
-
-
 def units_of(index: int, change: FileChange) -> tuple[Unit, ...]:
     if not change.hunks or not _splittable(change):
         return (Unit(index, tuple(range(len(change.hunks))), change.changed_lines),)
@@ -258,10 +235,10 @@ def plan_parts(
         raise InputError(f"--max-lines {max_lines}: must be a positive number of lines; e.g. --max-lines 2000")
     buckets: dict[tuple[int, str], list[int]] = {}
     for index, change in enumerate(changes):
-        buckets.setdefault(bucket_of(tree_path(change.path), groups, categories), []).append(index)
+        buckets.setdefault(bucket_of(change.path, groups, categories), []).append(index)
     planned: list[PlannedPart] = []
     for order, title in sorted(buckets):
-        files = sorted(buckets[(order, title)], key=lambda i: tree_path(changes[i].path))
+        files = sorted(buckets[(order, title)], key=lambda i: changes[i].path)
         packed = _pack([units_of(i, changes[i]) for i in files], max_lines)
         for number, (units, oversized) in enumerate(packed, start=1):
             part_title = title if len(packed) == 1 else f"{title}, part {number} of {len(packed)}"
@@ -342,7 +319,7 @@ def _part_trees(
     sc: _Scratch, base: CommitSha, series_tree: TreeSha, changes: Sequence[FileChange],
     plan: Sequence[PlannedPart],
 ) -> tuple[TreeSha, ...]:
-    final_paths = sorted({tree_path(p) for c in changes for p in (c.path, c.old_path) if p})
+    final_paths = sorted({p for c in changes for p in (c.path, c.old_path) if p})
     final = git.tree_entries(sc.repo, series_tree, final_paths)
     included: dict[int, set[int]] = {}
     trees: list[TreeSha] = []
@@ -355,7 +332,7 @@ def _part_trees(
         for index in sorted(included):
             change = changes[index]
             if len(included[index]) == len(change.hunks):
-                for path in sorted({tree_path(p) for p in (change.old_path, change.path) if p}):
+                for path in sorted({p for p in (change.old_path, change.path) if p}):
                     mode, blob = final.get(path, ("0", ""))
                     entries.append((mode, blob, path))
             else:
@@ -385,14 +362,14 @@ def _message(plan: Sequence[PlannedPart], k: int, changes: Sequence[FileChange],
     hunks: dict[int, list[int]] = {}
     for unit in part.units:
         hunks.setdefault(unit.file, []).extend(unit.hunks)
-    for index in sorted(hunks, key=lambda i: tree_path(changes[i].path)):
+    for index in sorted(hunks, key=lambda i: changes[i].path):
         change = changes[index]
         own = sorted(hunks[index])
         note = ""
         if change.hunks and len(own) < len(change.hunks):
             span = f"{own[0] + 1}" if len(own) == 1 else f"{own[0] + 1}-{own[-1] + 1}"
             note = f" (hunks {span} of {len(change.hunks)})"
-        lines.append(f"  {tree_path(change.path)}{note}")
+        lines.append(f"  {change.path}{note}")
     return "\n".join(lines) + "\n"
 
 
@@ -500,7 +477,7 @@ def split_series(
             parts = tuple(
                 Part(index=k, title=part.title, slug=part.slug, path=f.name,
                      lines=p.insertions + p.deletions, insertions=p.insertions, deletions=p.deletions,
-                     files=tuple(tree_path(c.path) for c in p.files), oversized_hunk=part.oversized_hunk,
+                     files=tuple(c.path for c in p.files), oversized_hunk=part.oversized_hunk,
                      depends_on=(k - 1,) if k > 1 else (), commit=c, tree=t)
                 for k, (part, f, p, c, t) in enumerate(zip(plan, files, parsed, commits, trees, strict=True),
                                                        start=1)

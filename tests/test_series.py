@@ -172,3 +172,19 @@ def test_missing_patch_file(tmp_path: Path) -> None:
 def test_good_patch_parses() -> None:
     patch = parse_patch_bytes(Path("x.patch"), GOOD.encode())
     assert (patch.insertions, patch.deletions, len(patch.files[0].hunks)) == (1, 1, 1)
+
+
+def test_quoted_names_become_real_paths(tmp_path: Path) -> None:
+    repo = Repo.create(tmp_path / "q")
+    repo.write("aten/src/ATen/mps/plain.h", "one\n")
+    repo.commit("base")
+    repo.write("aten/src/ATen/mps/t\u00e4b.h", "umlaut\n")
+    repo.write("aten/src/ATen/mps/tab\there.h", "tab\n")
+    repo.git("add", "-A")
+    patch = tmp_path / "q.patch"
+    patch.write_bytes(repo.git("diff", "--cached", "--full-index").encode())
+    assert '"b/aten/src/ATen/mps/t\\303\\244b.h"' in patch.read_text()  # git really quoted it
+    paths = sorted(f.path for f in parse_patch(patch).files)
+    assert paths == ["aten/src/ATen/mps/tab\there.h", "aten/src/ATen/mps/t\u00e4b.h"]
+    stats = compute_stats([parse_patch(patch)], CATEGORIES, ALLOWED)
+    assert stats.categories[0].files == tuple(paths) and not stats.outside_allowed

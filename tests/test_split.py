@@ -23,8 +23,8 @@ from mpspatch.split import (
     read_stack,
     split_series,
     subset_patch,
-    tree_path,
 )
+from mpspatch.series import unquote_path as tree_path
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 LIMIT = 60

@@ -15,6 +15,7 @@ from support import Repo, git_env, write_config
 from mpspatch import split as split_module
 from mpspatch.config import Category, SplitGroup, load_config
 from mpspatch.series import parse_patch, parse_patch_bytes
+from mpspatch.series import unquote_path as tree_path
 from mpspatch.split import (
     PlannedPart,
     SplitProofError,
@@ -24,7 +25,6 @@ from mpspatch.split import (
     split_series,
     subset_patch,
 )
-from mpspatch.series import unquote_path as tree_path
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 LIMIT = 60

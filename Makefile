@@ -18,5 +18,5 @@ test: $(BIN)/python
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/python
-	$(BIN)/python -m ruff check mpspatch tests benchmarks
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m mypy --strict mpspatch

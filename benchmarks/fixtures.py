@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 # Bump whenever generated content changes, so cached fixtures are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_SEED = 291
 DEFAULT_FILES = 12_800
 BASE_TAG = "v2.9.1"
@@ -429,7 +429,10 @@ class _Code:
                 inner = self.rng.randint(1, min(4, rem - need + 1))
                 if py:
                     out.append(pad + self.rng.choice(_PY_SCOPES).format(**self.fields(True)))
-                    out += self.body(lang, inner, pad + unit, depth + 1)
+                    block = self.body(lang, inner, pad + unit, depth + 1)
+                    if all(line.lstrip().startswith("#") for line in block):
+                        block[0] = pad + unit + "pass"  # a Python block needs one real statement
+                    out += block
                 else:
                     scopes = _OBJC_SCOPES if lang == "objc" else _CPP_SCOPES
                     head, close = self.rng.choice(scopes)

@@ -242,9 +242,102 @@ def drift(
 # ----------------------------------------------------------------------------------------------- render
 # (issue 6: add the render-pr, render-issue and render-audit commands below this line)
 
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Where to write the document (default: under [render].out_dir).")
+]
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Write nothing; exit 1 with a unified diff if the file at --out is stale.")
+]
+
+
+def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
+    from mpspatch.files import atomic_write_text
+    from mpspatch.render import default_out, render_document, status_line, unified_diff
+    from mpspatch.status import compute_status
+
+    config = load()
+    context = None
+    if part is not None:  # one PR of the split stack (issue 9)
+        from mpspatch.split import load_current_stack, part_context
+
+        context = part_context(load_current_stack(config), part)
+    target = out if out is not None else default_out(config, kind, part=part)
+    label = console.relative(target.absolute(), Path.cwd())
+    report = compute_status(config)
+    fresh = render_document(kind, report, part=context)
+    if check:
+        try:
+            current = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = ""
+        except UnicodeDecodeError:
+            current = target.read_bytes().decode("utf-8", errors="replace")
+        if current == fresh:
+            console.note(f"{label} is up to date")
+            return
+        console.show_diff(unified_diff(current, fresh, label))
+        what = "does not exist" if not target.exists() else "is stale"
+        console.note(f"{label} {what}; run `mpspatch render-{kind}` to rewrite it")
+        finish(1)
+    atomic_write_text(target, fresh)
+    console.note(f"wrote {label} ({status_line(report)})")
+
+
+@app.command("render-pr")
+def render_pr(
+    out: OutOpt = None,
+    check: CheckOpt = False,
+    part: Annotated[
+        int | None,
+        typer.Option("--part", min=1, metavar="K", help="Render the PR of part K of the stack `mpspatch split` wrote."),
+    ] = None,
+) -> None:
+    """Render the pull-request description ([MPS] title, Fixes #N, test plan, figures from the evidence)."""
+    _render("pr", out, check, part)
+
+
+@app.command("render-issue")
+def render_issue(out: OutOpt = None, check: CheckOpt = False) -> None:
+    """Render the GitHub feature-request issue, with the implementation status computed from the evidence."""
+    _render("issue", out, check)
+
+
+@app.command("render-audit")
+def render_audit(out: OutOpt = None, check: CheckOpt = False) -> None:
+    """Render the submission audit: requirements, gaps, verification, statistics, checklist and files."""
+    _render("audit", out, check)
+
+
 
 # ------------------------------------------------------------------------------------------------ split
 # (issue 9: add the split command below this line)
+
+
+@app.command()
+def split(
+    max_lines: Annotated[
+        int | None,
+        typer.Option("--max-lines", min=1, help="Changed lines allowed per part (default: [split].max_lines)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the numbered patches and stack.json (default: patches/stack)."),
+    ] = None,
+    branches: Annotated[
+        str | None,
+        typer.Option("--branches", metavar="PREFIX", help="Also create branches PREFIX/01-... in the upstream clone."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --branches, move branches that already exist.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut the series into a proven stack of reviewable parts, one patch per PR."""
+    from mpspatch.split import split_series
+
+    result = split_series(load(), max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)
+    if as_json:
+        console.emit_json(console.split_json(result))
+    else:
+        console.show_split(result)
 
 
 # ------------------------------------------------------------------------------------------------- demo

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mpspatch.rebase import AbortResult, RebaseResult
     from mpspatch.regenerate import ImportResult, RegenerateResult
     from mpspatch.series import SeriesStats
+    from mpspatch.split import SplitResult
     from mpspatch.status import StatusReport
 
 _out: Console | None = None
@@ -138,13 +139,21 @@ def status_json(report: StatusReport) -> dict[str, Any]:
              "insertions": p.insertions, "deletions": p.deletions}
             for p in report.patches
         ],
-        "series_sha256": [p.sha256 for p in report.patches],
+        "series_sha256": report.series_sha256,
         "base_ref": lock.base_ref if lock else report.config.upstream.base,
-        "base": lock.base if lock else None,
+        # The locked SHA once there is a lock; before that, the configured ref, so CI can still key caches.
+        "base": lock.base if lock else report.config.upstream.base,
+        "base_locked": lock is not None,
         "target": report.config.upstream.target,
         "lock": {"path": str(report.config.series.lock), "matches": report.lock.matches,
                  "problems": list(report.lock.problems)},
         "stats": stats_json(report.stats),
+        "evidence": {"run_id": report.latest.run_id, "created_at": report.latest.created_at} if report.latest else None,
+        "stages": [{"name": s.name, "state": s.state, "why": s.why, "run_id": s.run_id, "log": s.log}
+                   for s in report.stages],
+        "checks": [dataclasses.asdict(c) for c in report.checks],
+        "human_actions": [{"id": r.requirement.id, "title": r.requirement.title, "action": r.requirement.target,
+                           "blocking": r.requirement.blocking} for r in report.human_rows],
         "ready": report.ready,
         "gaps": [dataclasses.asdict(g) for g in report.gaps],
     }
@@ -157,17 +166,89 @@ def show_status(report: StatusReport) -> None:
                   f"+{report.stats.insertions} -{report.stats.deletions})")
     for item in data["series"]:
         console.print(f"  {item['path']}  sha256 {item['sha256'][:12]}", markup=False)
-    base = data["base"] or "(not locked)"
+    base = data["base"] if data["base_locked"] else "(not locked)"
     console.print(f"[bold]Base[/] {data['base_ref']} {base}   [bold]Target[/] {data['target']}", markup=True)
     lock_state = "[green]matches[/]" if report.lock.matches else "[red]does not match[/]"
     console.print(f"[bold]Lock[/] {lock_state}")
     for problem in report.lock.problems:
         console.print(f"  - {problem}", markup=False)
-    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {len(report.gaps)} gap(s)"
+    latest = report.latest
+    evidence = f"run {latest.run_id} ({latest.created_at})" if latest else "none yet (run `mpspatch verify`)"
+    console.print(f"[bold]Evidence[/] {evidence}", highlight=False)
+    for stage in report.stages:
+        console.print(f"  {stage.name}: {stage.why or 'passed'}", markup=False)
+    blocking = len(report.blocking_gaps)
+    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {blocking} blocking gap(s)"
     console.print(f"[bold]Readiness[/] {verdict}")
     for gap in report.gaps:
         marker = "blocking" if gap.blocking else "advisory"
-        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False)
+        fix = f"; fix: {gap.fix}" if gap.fix else ""
+        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker}){fix}", markup=False)
+    for row in report.human_rows:
+        console.print(f"  - HUMAN ACTION [{row.requirement.id}] {row.requirement.target}", markup=False)
+
+
+# ----------------------------------------------------------------------------------------------- render
+# (issue 6: render-pr, render-issue, render-audit)
+
+
+def show_diff(diff: str) -> None:
+    """A unified diff on stdout, byte for byte: rich would re-wrap it and read [brackets] as markup."""
+    sys.stdout.write(diff)
+    sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------------------- split (issue 9)
+
+
+def split_json(result: SplitResult) -> dict[str, Any]:
+    stack = result.stack
+    branches = {b.part: b for b in result.branches}
+    return {
+        "out": str(result.out_dir),
+        "stack": str(result.out_dir / "stack.json"),
+        "base": stack.base,
+        "base_ref": stack.base_ref,
+        "series_sha256": list(stack.series_sha256),
+        "tree": stack.tree,
+        "max_lines": stack.max_lines,
+        "within_limit": stack.within_limit,
+        "parts": [
+            {"index": p.index, "title": p.title, "path": str(result.out_dir / p.path), "lines": p.lines,
+             "files": list(p.files), "insertions": p.insertions, "deletions": p.deletions,
+             "oversized_hunk": p.oversized_hunk, "depends_on": list(p.depends_on), "commit": p.commit,
+             "branch": branches[p.index].name if p.index in branches else None}
+            for p in stack.parts
+        ],
+        "branches": [{"name": b.name, "commit": b.commit, "part": b.part} for b in result.branches],
+    }
+
+
+def show_split(result: SplitResult) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    stack = result.stack
+    table = Table(title=f"{len(stack.parts)} parts of at most {stack.max_lines} changed lines "
+                        f"(+{stack.insertions} -{stack.deletions} in all)")
+    table.add_column("#", justify="right")
+    table.add_column("Part")
+    table.add_column("Lines", justify="right")
+    table.add_column("Files", justify="right")
+    table.add_column("Patch")
+    for p in stack.parts:
+        flag = " [red](oversized hunk)[/]" if p.oversized_hunk else ""
+        table.add_row(str(p.index), escape(p.title) + flag, str(p.lines), str(len(p.files)), p.path)
+    out().print(table)
+    note(f"proven: the parts apply one after another at {stack.base_ref} ({stack.base[:12]}) and give the "
+         f"series tree {stack.tree[:12]}")
+    note(f"wrote {result.out_dir}")
+    for b in result.branches:
+        note(f"branch {b.name} -> {b.commit[:12]}")
+    for p in stack.parts:
+        if p.oversized_hunk:
+            err().print(f"[yellow]warning:[/] part {p.index} is one hunk of {p.lines} lines, over the limit of "
+                        f"{stack.max_lines}; split that change by hand", markup=True)
 
 
 # =================================================================================== issue 3: rebase, import,

@@ -7,21 +7,30 @@ chain of `git merge-tree` merges, and the only writes are objects in the shadow'
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch import git, history
 from mpspatch.config import Config
+from mpspatch.files import atomic_write_text, sha256_file
 from mpspatch.history import AlreadyUpstream, MergeForecast, UpstreamCommit
-from mpspatch.ids import CommitSha, TreePath
+from mpspatch.ids import CommitSha, TreePath, commit_sha
 from mpspatch.rebase import resolve_base, resolve_ref
 from mpspatch.series import Patch, parse_series
 
-# rebase-helper's per-file vocabulary, plus one for files whose patch the forecast could not reach.
+# rebase-helper's per-file vocabulary.
 CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED = "clean", "conflict", "absorbed", "partly absorbed"
 OUTCOMES = (CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED)
 TEMPLATE = "drift_report.md.j2"
+# The series commits of the last forecast, by a hash of their inputs (see series_commits_cached).
+SERIES_CACHE = "mpspatch-drift-series.json"
+SERIES_CACHE_VERSION = 1
+SERIES_REF = "refs/mpspatch/drift/series"
 
 
 @dataclass(frozen=True)
@@ -98,21 +107,62 @@ class DriftReport:
 
 
 def compute_drift(config: Config, onto_ref: str | None = None) -> DriftReport:
-    checkout = git.require_repo(config.upstream.checkout)
-    base, base_ref = resolve_base(config, checkout)
+    """Forecast the rebase of the configured series onto `onto_ref` (default: [upstream].target).
+
+    The git calls that do not depend on each other run side by side: a forecast is a couple of dozen
+    short git processes, and waiting for them one by one would cost more than the merge itself.
+    """
+    checkout = config.upstream.checkout
     onto_ref = onto_ref or config.upstream.target
-    onto = resolve_ref(checkout, onto_ref)
-    patches = parse_series(config.series.patches)
-    shadow = git.ensure_shadow(config)
-    commits = git.series_commits(shadow, base, config.series.patches)
-    forecast = history.merge_forecast(shadow, base, commits, onto)
-    paths = _series_paths(patches)
-    upstream = history.upstream_commits(shadow, base, onto, paths)
-    already = history.already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        shadow_job = pool.submit(git.ensure_shadow, config)  # also says so when the clone is missing
+        base_job = pool.submit(resolve_base, config, checkout)
+        onto_job = pool.submit(resolve_ref, checkout, onto_ref)
+        checked = pool.submit(git.require_merge_tree)
+        patches = parse_series(config.series.patches)
+        shadow = shadow_job.result()
+        base, base_ref = base_job.result()
+        onto = onto_job.result()
+        start_job = pool.submit(history.forecast_start, shadow, base, onto)
+        commits = series_commits_cached(shadow, base, config.series.patches)
+        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, _series_paths(patches))
+        diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
+        checked.result()
+        forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
+        upstream = upstream_job.result()
+        already = history.already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
+                                           series_diff=diff_job.result())
     return build_report(
         base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,
         upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url),
     )
+
+
+def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
+    """git.series_commits, remembered per (base, patch names and bytes) in a small file of the shadow.
+
+    The commits are deterministic (pinned identity and date), so the same inputs give the same SHAs and the
+    cache can only ever save the apply, never change a result. A ref keeps the commits from the shadow's gc;
+    a cached tip that is gone anyway is rebuilt.
+    """
+    digest = hashlib.sha256(f"{SERIES_CACHE_VERSION}\0{base}".encode())
+    for patch in patches:
+        digest.update(f"\0{patch.name}\0".encode())
+        digest.update(sha256_file(patch).encode())
+    key = digest.hexdigest()
+    cache = shadow / SERIES_CACHE
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        known = {}
+    cached = known.get(key) if isinstance(known, dict) else None
+    if isinstance(cached, list) and cached and git.git(shadow, "cat-file", "-e", f"{cached[-1]}^{{commit}}",
+                                                       check=False).ok:
+        return tuple(commit_sha(str(c)) for c in cached)
+    commits = git.series_commits(shadow, base, patches)
+    git.git(shadow, "update-ref", SERIES_REF, commits[-1])
+    atomic_write_text(cache, json.dumps({key: list(commits)}, indent=2) + "\n")
+    return commits
 
 
 def _series_paths(patches: tuple[Patch, ...]) -> tuple[str, ...]:

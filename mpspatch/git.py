@@ -552,8 +552,8 @@ def commits_between(repo: Path, base: str, tip: str) -> tuple[CommitSha, ...]:
     return tuple(commit_sha(line) for line in out.split())
 
 
-def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    return git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False).ok
+# is_ancestor: one definition, in the audit-checks section below (it reports git failures instead of
+# answering False); rebase and render each added one.
 
 
 def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> str:
@@ -646,6 +646,16 @@ def log_patches(repo: Path, exclude: str, include: str, paths: Sequence[str]) ->
     ).stdout
 
 
+def show_patches(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> str:
+    """log_patches for a chosen set of commits (no history walk), in the order given."""
+    if not commits or not paths:
+        return ""
+    return git(
+        repo, "--literal-pathspecs", "-c", "core.quotePath=false", "log", "-p", "--no-walk=unsorted", "--no-renames",
+        "--no-color", "--no-ext-diff", "--format=commit %H", *commits, *paths_args(paths),
+    ).stdout
+
+
 def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
     """Map each commit in `log_text` (from log_patches) to its `git patch-id --stable`."""
     if not log_text.strip():
@@ -659,12 +669,9 @@ def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
     return found
 
 
-def tree_of(repo: Path, commit: str) -> TreeSha:
-    return tree_sha(git(repo, "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").stdout.strip())
-
-
-def commit_tree(repo: Path, tree: TreeSha, parents: Sequence[CommitSha], message: str) -> CommitSha:
-    """A commit object for `tree`, written to `repo` only; no ref, index or worktree changes."""
+def commit_tree(repo: Path, tree: str, parents: Sequence[CommitSha], message: str) -> CommitSha:
+    """A commit object for `tree` (any tree-ish, e.g. `SHA^{tree}`), written to `repo` only; no ref, index or
+    worktree changes."""
     args = ["commit-tree", tree]
     for parent in parents:
         args += ["-p", parent]
@@ -751,11 +758,11 @@ def diff_tree_paths(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -
     return tuple(p for p in git(repo, *args).stdout.split("\0") if p)
 
 
-def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str]) -> str:
-    """A plain unified diff between two trees, limited to `paths` (3 lines of context, no renames)."""
+def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str:
+    """A plain unified diff between two trees, optionally limited to `paths` (3 lines of context, no renames)."""
     return git(
         repo, "--literal-pathspecs", "-c", "core.quotePath=false", "diff", "--no-renames", "--no-color",
-        "--no-ext-diff", "--full-index", old, new, *paths_args(paths),
+        "--no-ext-diff", "--full-index", old, new, *(paths_args(paths) if paths else []),
     ).stdout
 
 
@@ -808,3 +815,142 @@ def rewrite_tree(repo: Path, tree: TreeSha, *, source: CommitSha, from_source: S
 
 # ----------------------------------------------------------------------------------------- split and trees
 # (issue 9, split: add temporary-index apply and branch operations below this line)
+
+
+# The shadow repository's read_tree/apply_cached/write_tree/tree_of above do the index work; these add what
+# a split needs on top: index entries, tree listings, commits with a given identity, format-patch, branches.
+
+
+def isolated_config_env() -> dict[str, str]:
+    """No system or global config, so a user's diff.*, format.* or color settings cannot change our output.
+
+    quotePath=false keeps non-ASCII names readable in patches; git still quotes tabs, newlines and quotes.
+    """
+    return {**pinned_env(), "GIT_LITERAL_PATHSPECS": "1", "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "core.quotePath", "GIT_CONFIG_VALUE_0": "false"}
+
+
+def commit_time(repo: Path, commit: str) -> int:
+    return int(git(repo, "show", "-s", "--format=%ct", commit).stdout.strip())
+
+
+def set_index_entries(repo: Path, index: Path, entries: Sequence[tuple[str, str, str]]) -> None:
+    """Set (mode, blob, path) entries in a private index; mode "0" removes the path."""
+    if not entries:
+        return
+    lines = "".join(
+        f"0 {'0' * 40}\t{path}\0" if mode == "0" else f"{mode} {blob}\t{path}\0" for mode, blob, path in entries
+    )
+    git(repo, "update-index", "-z", "--index-info", env=_index_env(index), input_text=lines)
+
+
+def tree_entries(repo: Path, tree: str, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """path -> (mode, object) in `tree` for the given paths; absent paths are left out."""
+    if not paths:
+        return {}
+    out = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", tree, "--", *paths).stdout
+    found: dict[str, tuple[str, str]] = {}
+    for record in out.split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, _kind, obj = meta.split(" ")
+        found[path] = (mode, obj)
+    return found
+
+
+def diff_trees_to_file(repo: Path, old: str, new: str, output: Path) -> bytes:
+    """A full-index, binary-safe, minimal diff between two trees, as `git apply --3way` wants it.
+
+    git writes it to `output` itself and the bytes are returned untouched: decoding captured text would turn
+    CRLF into LF and non-UTF-8 bytes into replacement characters, and the patch would no longer apply.
+    """
+    git(repo, "diff", "--full-index", "--binary", "-M", "--minimal", "--no-color", "--no-ext-diff",
+        f"--output={output}", old, new, env=isolated_config_env())
+    return output.read_bytes()
+
+
+def commit_tree_as(repo: Path, tree: str, parent: str, message: str, env: Mapping[str, str]) -> CommitSha:
+    """A commit of `tree` on `parent` with the identity and date `env` gives (git's defaults where it gives none)."""
+    result = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", env=env, input_text=message, check=False)
+    if not result.ok:
+        fix = "set user.name and user.email in that clone" if "identity" in result.stderr else "see the message"
+        raise GitError(f"{repo}: cannot create a commit ({proc.tail(result.stderr, 3).strip()}); {fix}")
+    return commit_sha(result.stdout.strip())
+
+
+def format_patches(repo: Path, base: str, tip: str, out_dir: Path, env: Mapping[str, str]) -> list[Path]:
+    """`git format-patch` of base..tip into out_dir, numbered [PATCH k/n], one file per commit, in order."""
+    git(repo, "format-patch", "-q", "-o", str(out_dir), "--numbered", "--full-index", "--binary", "-M",
+        "--minimal", "--no-signature", "--stat=80", "--no-color", "--no-thread", "--no-cover-letter",
+        f"{base}..{tip}", env={**isolated_config_env(), **env})
+    return sorted(out_dir.glob("*.patch"))
+
+
+def has_identity(repo: Path) -> bool:
+    return git(repo, "var", "GIT_AUTHOR_IDENT", check=False).ok and git(repo, "var", "GIT_COMMITTER_IDENT",
+                                                                         check=False).ok
+
+
+def valid_branch_name(repo: Path, name: str) -> bool:
+    return git(repo, "check-ref-format", "--branch", name, check=False).ok and not name.startswith("-")
+
+
+def set_refs(repo: Path, refs: Sequence[tuple[str, str]], *, overwrite: bool) -> None:
+    """Create (or with overwrite, move) several refs in one transaction: all of them change or none does."""
+    verb = "update" if overwrite else "create"
+    commands = "start\n" + "".join(f"{verb} {ref} {sha}\n" for ref, sha in refs) + "prepare\ncommit\n"
+    result = git(repo, "update-ref", "--stdin", env={"GIT_REFLOG_ACTION": "mpspatch split"}, input_text=commands,
+                 check=False)
+    if not result.ok:
+        raise GitError(f"{repo}: could not create the branches ({proc.tail(result.stderr, 3).strip()}); "
+                       "pass --force to move existing ones or choose another --branches prefix")
+
+
+def checked_out_branches(repo: Path) -> set[str]:
+    """Full ref names of the branches checked out in any worktree of `repo`."""
+    out = git(repo, "worktree", "list", "--porcelain").stdout
+    return {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("branch ")}
+
+
+# ------------------------------------------------------------------------------- audit checks (read-only)
+# (issue 6, render: ancestry and apply-in-order checks; they never touch the clone's index, refs or objects)
+
+
+def try_resolve_commit(repo: Path, ref: str) -> CommitSha | None:
+    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
+    return commit_sha(result.stdout.strip()) if result.ok else None
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    result = git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
+    if result.returncode not in (0, 1):
+        raise GitError(f"{repo}: cannot compare {ancestor} with {descendant}: {proc.tail(result.stderr, 3)}")
+    return result.returncode == 0
+
+
+def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str]:
+    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why) or (None, "").
+
+    The index and any blobs `git apply` creates live in a temporary folder (the clone's object store is only
+    borrowed as an alternate), so the user's clone gains nothing and loses nothing. No worktree is needed,
+    which keeps the check cheap enough to run on every `status`.
+    """
+    import tempfile
+
+    objects = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects").stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="mpspatch-apply-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "objects").mkdir()
+        env = {
+            "GIT_INDEX_FILE": str(scratch / "index"),
+            "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects,
+            "GIT_NO_LAZY_FETCH": "1",  # a partial clone must not go to the network for a status check
+        }
+        git(repo, "read-tree", base, env=env)
+        for patch in patches:
+            result = git(repo, "apply", "--cached", str(patch), env=env, check=False)
+            if not result.ok:
+                return patch, proc.tail(result.stderr or result.stdout, 3)
+    return None, ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,24 @@ class MergeForecast:
         return self.steps[-1].tree
 
 
-def merge_forecast(repo: Path, base: CommitSha, series: Sequence[CommitSha], onto: CommitSha) -> MergeForecast:
+def forecast_start(repo: Path, base: CommitSha, onto: CommitSha) -> CommitSha:
+    """The first `ours` of the replay: onto's tree on top of base (see merge_forecast).
+
+    It depends on base and onto only, so a caller can make it while the series commits are still being
+    built and pass it to merge_forecast as `start`.
+    """
+    return git.commit_tree(repo, f"{onto}^{{tree}}", [base], "mpspatch forecast: result before patch 1")
+
+
+def merge_forecast(
+    repo: Path,
+    base: CommitSha,
+    series: Sequence[CommitSha],
+    onto: CommitSha,
+    *,
+    git_checked: bool = False,
+    start: CommitSha | None = None,
+) -> MergeForecast:
     """Replay `series` (commits on top of `base`, oldest first) onto `onto` with `git merge-tree`.
 
     A rebase merges patch k onto the result so far with patch k-1 as the merge base. merge-tree in git
@@ -133,16 +151,23 @@ def merge_forecast(repo: Path, base: CommitSha, series: Sequence[CommitSha], ont
     replay goes on with every conflict region resolved to the patch's side (see take_patch_side); only a
     later patch that touches such a file again depends on that assumption, and its step names those paths
     in `assumed`.
+
+    `git_checked` says the caller already ran git.require_merge_tree(), and `start` is forecast_start()'s
+    commit when the caller made it already (drift does both alongside other work).
     """
     if not series:
         raise ValueError("merge_forecast needs at least one series commit")
-    git.require_merge_tree()
-    ours_tree = git.tree_of(repo, onto)
+    if not git_checked:
+        git.require_merge_tree()
+    ours_tree: str = f"{onto}^{{tree}}"
     parent = base
     unresolved: set[str] = set()
     steps: list[MergeStep] = []
     for index, commit in enumerate(series):
-        ours = git.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
+        if index == 0 and start is not None:
+            ours = start
+        else:
+            ours = git.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
         merged = git.merge_tree(repo, ours, commit)
         conflicts = _conflicted_files(repo, merged, index)
         assumed: tuple[TreePath, ...] = ()
@@ -268,60 +293,83 @@ def already_upstream(
     onto: CommitSha,
     result_tree: TreeSha,
     commits: Sequence[UpstreamCommit],
+    *,
+    series_diff: str | None = None,
 ) -> AlreadyUpstream:
-    """Which changes of `series` (replayed up to its last commit into `result_tree`) onto already has.
+    """Which changes of `series` (replayed into `result_tree`) onto already has, and who landed them.
 
     - whole file: the merged file equals onto's, so the series adds nothing to it any more;
     - per hunk: the hunk's post-image is in onto's file and its pre-image is not (it reverse-applies);
     - whole patch: a series commit's patch-id equals an upstream commit's (diffs limited to patched paths).
+
+    `series_diff` is `git.diff_trees(repo, base, series[-1])` when the caller already has it (drift makes it
+    while the merge runs). `commits` must be upstream_commits(base, onto) over at least the series' paths.
     """
     if not series:
         return AlreadyUpstream(files=(), patch_ids=())
     tip = series[-1]
-    paths = git.diff_tree_paths(repo, base, tip)
+    series_hunks = parse_diff(series_diff if series_diff is not None else git.diff_trees(repo, base, tip))
+    paths = sorted(series_hunks)
     if not paths:
         return AlreadyUpstream(files=(), patch_ids=())
-    still_changed = set(git.diff_tree_paths(repo, onto, result_tree, paths))
-    series_hunks = parse_diff(git.diff_trees(repo, base, tip, paths))
-    # Files the merge leaves changed may still hold single hunks upstream already has: read onto's copies.
-    partial_candidates = [p for p in paths if p in still_changed and series_hunks.get(p)]
-    onto_blobs = dict(zip(partial_candidates, git.read_blobs(repo, [f"{onto}:{p}" for p in partial_candidates]),
-                          strict=True))
-    upstream_text = git.log_patches(repo, base, onto, paths)
-    upstream_lines = _lines_by_commit(upstream_text)
-    results: list[FileAbsorption] = []
+    # Files the merge leaves changed may still hold single hunks upstream already has, so onto's copies are
+    # read while git finds which files those are: two independent git calls, run side by side.
+    with_hunks = [p for p in paths if series_hunks[p]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        changed_job = pool.submit(git.diff_tree_paths, repo, onto, result_tree, paths)
+        onto_blobs = dict(zip(with_hunks, git.read_blobs(repo, [f"{onto}:{p}" for p in with_hunks]), strict=True))
+        still_changed = set(changed_job.result())
+    found: list[tuple[str, bool, int, tuple[DiffHunk, ...]]] = []
     for path in paths:
-        hunks = series_hunks.get(path, ())
+        hunks = series_hunks[path]
         whole = path not in still_changed
         if whole:
-            absorbed = tuple(hunks)
+            absorbed = hunks
         else:
             blob = onto_blobs.get(path)
             onto_lines = _split_lines(blob.decode("utf-8", errors="replace")) if blob is not None else []
             absorbed = tuple(h for h in hunks if hunk_in(onto_lines, h))
-        if not whole and not absorbed:
-            continue
-        landed = _landed_by(path, absorbed, upstream_lines, commits)
-        results.append(FileAbsorption(path=TreePath(path), whole=whole, hunks=len(hunks),
-                                      absorbed_hunks=len(absorbed), landed_by=landed))
-    return AlreadyUpstream(files=tuple(results), patch_ids=_patch_id_matches(repo, base, series, upstream_text))
+        if whole or absorbed:
+            found.append((path, whole, len(hunks), absorbed))
+    # Only the commits touching absorbed files are read in full, to see which of them carry the lines.
+    upstream_lines = _lines_by_commit(git.log_patches(repo, base, onto, [f[0] for f in found])) if found else ()
+    results = tuple(
+        FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),
+                       landed_by=_landed_by(path, absorbed, upstream_lines, commits))
+        for path, whole, count, absorbed in found
+    )
+    return AlreadyUpstream(files=results, patch_ids=_patch_id_matches(repo, base, series, paths, commits))
 
 
 def _patch_id_matches(
-    repo: Path, base: CommitSha, series: Sequence[CommitSha], upstream_text: str
+    repo: Path, base: CommitSha, series: Sequence[CommitSha], paths: Sequence[str],
+    commits: Sequence[UpstreamCommit],
 ) -> tuple[PatchIdMatch, ...]:
-    upstream_ids = git.patch_ids(repo, upstream_text)
-    if not upstream_ids:
+    """Series commits whose whole change an upstream commit made too (equal `git patch-id --stable`).
+
+    Equal patch-ids need equal file sets, so only upstream commits touching exactly a series commit's
+    patched paths are diffed at all; usually there are none and this costs nothing.
+    """
+    if len(series) == 1:
+        series_paths = {series[0]: frozenset(paths)}
+    else:
+        entries = git.log_name_only(repo, base, series[-1], paths)
+        series_paths = {e.sha: frozenset(e.paths) for e in entries}
+    wanted = set(series_paths.values())
+    candidates = [c.sha for c in commits if frozenset(c.paths) in wanted]
+    if not candidates:
         return ()
+    upstream_sets = {frozenset(c.paths) for c in commits}
+    ours = [s for s in series if series_paths.get(s) in upstream_sets]
+    ids = git.patch_ids(repo, git.show_patches(repo, [*candidates, *ours], paths))
     by_id: dict[str, CommitSha] = {}
-    for sha, pid in upstream_ids.items():
-        by_id.setdefault(pid, sha)  # log order is newest first; keep the newest landing of a patch
-    series_paths = git.diff_tree_paths(repo, base, series[-1])
-    series_ids = git.patch_ids(repo, git.log_patches(repo, base, series[-1], series_paths))
+    for sha in candidates:  # newest first: keep the newest landing of a patch
+        if sha in ids:
+            by_id.setdefault(ids[sha], sha)
     return tuple(
-        PatchIdMatch(patch_index=index, commit=commit, upstream=by_id[series_ids[commit]])
+        PatchIdMatch(patch_index=index, commit=commit, upstream=by_id[ids[commit]])
         for index, commit in enumerate(series)
-        if commit in series_ids and series_ids[commit] in by_id
+        if commit in ids and ids[commit] in by_id
     )
 
 
@@ -365,7 +413,9 @@ def parse_diff(text: str) -> dict[str, tuple[DiffHunk, ...]]:
     for line in text.split("\n"):
         if line.startswith("diff --git "):
             close()
-            path, old_path = None, None
+            path, old_path = _header_name(line[len("diff --git "):]), None
+            if path is not None:
+                files.setdefault(path, [])  # binary and mode-only changes have no hunks but count
             continue
         if current is not None and line[:1] in (" ", "+", "-", "\\") and not (
             line.startswith(("--- ", "+++ ")) and path is None
@@ -379,10 +429,24 @@ def parse_diff(text: str) -> dict[str, tuple[DiffHunk, ...]]:
         elif line.startswith("+++ "):
             new = _diff_name(line[4:])
             path = new if new is not None else old_path
+            if path is not None:
+                files.setdefault(path, [])
         elif line.startswith("@@") and path is not None:
             current = []
     close()
     return {p: tuple(h) for p, h in files.items()}
+
+
+def _header_name(names: str) -> str | None:
+    """The path of `a/P b/P` (diffs are made without renames, so both halves name the same path)."""
+    if names.startswith('"'):
+        quoted = names.split('" "', 1)[0] + '"'
+        return _diff_name(quoted)
+    half = (len(names) - 1) // 2
+    first, second = names[:half], names[half + 1 :]
+    if first.startswith("a/") and second.startswith("b/") and first[2:] == second[2:]:
+        return first[2:]
+    return None
 
 
 def _diff_name(raw: str) -> str | None:

@@ -91,6 +91,7 @@ def run(
             cwd=cwd,
             env=_merged_env(env, inherit=inherit_env),
             input=input_text,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             encoding="utf-8",

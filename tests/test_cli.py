@@ -78,7 +78,7 @@ def test_lock_then_status(project: Path) -> None:
     after = json.loads(run_cli("status", "--json", cwd=project).stdout)
     assert after["lock"]["matches"] is True
     assert after["base"] == lock["base"]
-    assert after["ready"] is False and any(g["id"] == "evidence" for g in after["gaps"])
+    assert after["ready"] is False and any(g["id"] == "requirements" and g["blocking"] for g in after["gaps"])
     (project / "patches/pool.patch").write_text((project / "patches/pool.patch").read_text() + "\n")
     edited = json.loads(run_cli("status", "--json", cwd=project).stdout)
     assert edited["lock"]["matches"] is False

@@ -223,3 +223,36 @@ def test_pull_request_links_only_for_github_upstreams() -> None:
     assert drift.pull_request_url("https://github.com/pytorch/pytorch.git") == "https://github.com/pytorch/pytorch/pull/"
     assert drift.pull_request_url("git@github.com:pytorch/pytorch.git") == "https://github.com/pytorch/pytorch/pull/"
     assert drift.pull_request_url("https://example.invalid/upstream.git") is None
+
+
+def test_missing_clone_and_inconsistent_series_are_bad_input(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path / "inconsistent", "inconsistent")
+    result = run_cli(scenario, "drift", "--onto", "v1.1", "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "series inconsistent" in result.stderr and "0002-python-and-tests.patch" in result.stderr
+    config = scenario.config.read_text().replace('checkout = "../pytorch"', 'checkout = "../no-such-clone"')
+    scenario.config.write_text(config)
+    result = run_cli(scenario, "drift", "--onto", "v1.1")
+    assert result.returncode == 2 and "no-such-clone" in result.stderr and "does not exist" in result.stderr
+
+
+def test_series_commits_are_cached_by_content_and_rebuilt_when_gone(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path, "two")
+    config = load_config(scenario.config)
+    first = drift.compute_drift(config, "v1.3")
+    shadow = git.ensure_shadow(config)
+    cache = shadow / drift.SERIES_CACHE
+    key, commits = next(iter(json.loads(cache.read_text()).items()))
+    assert drift.compute_drift(config, "v1.3") == first  # from the cache: same commits, same report
+    base = git.resolve_commit(scenario.checkout, "v1.0")
+    assert tuple(commits) == git.series_commits(shadow, base, config.series.patches)  # deterministic SHAs
+    # A cache entry naming a commit the shadow does not have is ignored, not trusted.
+    cache.write_text(json.dumps({key: ["0" * 40]}))
+    assert drift.compute_drift(config, "v1.3") == first
+    assert json.loads(cache.read_text()) == {key: commits}
+    # Another patch text is another key: the forecast follows the edit.
+    patch = scenario.patches[1]
+    patch.write_text(patch.read_text().replace("stream_pool_size() >= 1", "stream_pool_size() >= 2"))
+    edited = drift.compute_drift(config, "v1.3")
+    assert next(iter(json.loads(cache.read_text()))) != key
+    assert [c.path for c in edited.conflicts] == [c.path for c in first.conflicts]

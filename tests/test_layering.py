@@ -26,6 +26,7 @@ LAYERS = [
     "stages",
     "runner",
     "evidence",
+    "requirements",
     "status",
     "render",
     "sample",

@@ -1,0 +1,260 @@
+"""Readiness and gaps: stage evidence (passed, failed, error, skipped, missing, stale) and computed checks.
+
+Every test builds a real project (real upstream repo, real patch, real lock) and real evidence files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
+
+from mpspatch.status import STACK_FILE, Gap, StatusReport, compute_status
+
+RUN_1 = "20251216T120000Z-3f9a1c2e"
+RUN_2 = "20251217T090000Z-77b0c1d4"
+RUN_3 = "20251218T100000Z-0c6d2e9f"
+
+
+def gaps(report: StatusReport) -> dict[str, Gap]:
+    return {g.id: g for g in report.gaps}
+
+
+def ready_project(tmp_path: Path) -> Project:
+    project = make_project(tmp_path)
+    project.write_evidence(RUN_1, passing_stages())
+    return project
+
+
+def test_fully_passing_evidence_is_ready_with_no_gaps(tmp_path: Path) -> None:
+    report = compute_status(ready_project(tmp_path).config())
+    assert report.ready, report.gaps
+    assert report.gaps == ()
+    assert all(s.state == "passed" and s.run_id == RUN_1 for s in report.stages)
+    assert {c.name: c.state for c in report.checks} == dict.fromkeys(
+        ["lock", "allowed-paths", "index-lines", "series-applies", "base-current", "pr-size", "issue-linked",
+         "prose", "tests-included", "whitespace", "release-notes-label", "categories"], "passed")
+    # Human actions are listed, and never counted as passed.
+    assert report.human_rows and all(r.status == "HUMAN ACTION" and not r.passed for r in report.human_rows)
+
+
+def test_each_stage_gap_says_why(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    failing = failing_stages()
+    failing.append(stage("stress", "command", "error", reason="timed out after 600s"))
+    project.write_evidence(RUN_1, failing)
+    found = gaps(compute_status(project.config()))
+    assert found["stage:lint"].reason == "failed: 3 lint messages (messages 3, errors 2, warnings 1)"
+    assert found["stage:tsan"].reason == "failed: 2 data races (races 2, warnings 2)"
+    assert found["stage:tests"].reason == "skipped: requires a working MPS device: the probe found none"
+    assert found["stage:stress"].reason == "error: timed out after 600s"
+    assert all(found[f"stage:{n}"].blocking for n in ("lint", "tsan", "tests", "stress"))
+    assert found["stage:tsan"].fix == "`mpspatch verify --stage tsan`"
+    assert "stage:build" not in found
+
+
+def test_a_stage_never_run_is_missing(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    report = compute_status(project.config())
+    assert report.latest is None
+    assert {g.id: g.reason for g in report.gaps if g.id.startswith("stage:")} == {
+        f"stage:{n}": "missing: never run; no evidence records this stage"
+        for n in ("build", "lint", "tsan", "tests", "stress")}
+
+
+def test_a_stage_the_checklist_names_but_the_config_lacks_is_missing_with_a_hint(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    path = project.root / "audit/requirements.toml"
+    path.write_text(path.read_text().replace('stage = "stress"', 'stage = "stres"'))
+    project.write_evidence(RUN_1, passing_stages())
+    found = gaps(compute_status(project.config()))
+    assert found["stage:stres"].reason == (
+        "missing: no [[stages]] named 'stres' in mpspatch.toml (did you mean 'stress'?)")
+    assert found["stage:stres"].blocking
+    assert "stage:stress" not in found  # the configured stage itself passed
+
+
+def test_a_failing_stage_no_requirement_names_is_advisory(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    path = project.root / "audit/requirements.toml"
+    path.write_text(path.read_text().replace('stage = "stress"', 'human = "run the stress script by hand"'))
+    stages = [s for s in passing_stages() if s.name != "stress"]
+    project.write_evidence(RUN_1, [*stages, stage("stress", "command", "failed", reason="1 crash")])
+    report = compute_status(project.config())
+    assert gaps(report)["stage:stress"] == Gap("stage:stress", "Stage `stress` passes (not named by the checklist)",
+                                               "failed: 1 crash", False, "`mpspatch verify --stage stress`")
+    assert report.ready
+
+
+def test_evidence_goes_stale_when_the_patch_changes(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    before = compute_status(project.config()).patches[0].sha256
+    edit_patch(project)
+    project.relock()
+    report = compute_status(project.config())
+    after = report.patches[0].sha256
+    assert not report.ready
+    for name in ("build", "lint", "tsan", "tests", "stress"):
+        reason = gaps(report)[f"stage:{name}"].reason
+        assert reason == (f"stale: run {RUN_1} was made for other series content "
+                          f"(sha256 {before[:12]}; now {after[:12]})")
+    # The stale result is still shown for what it was.
+    tests = report.stage("tests")
+    assert tests is not None and tests.result is not None and tests.result.count("passed") == 27
+
+
+def test_evidence_goes_stale_when_the_base_changes(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    lock_path = project.root / "patches/series.lock"
+    lock = json.loads(lock_path.read_text())
+    old = lock["base"]
+    lock["base"] = project.upstream.commit("upstream moves")  # the series was rebased onto a newer commit
+    lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    reason = gaps(compute_status(project.config()))["stage:tsan"].reason
+    assert reason == f"stale: run {RUN_1} was made at base {old[:12]}; the lock says {lock['base'][:12]}"
+
+
+def test_without_a_lock_no_evidence_counts(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    (project.root / "patches/series.lock").unlink()
+    found = gaps(compute_status(project.config()))
+    assert found["stage:build"].reason.startswith("stale: the series has no lock")
+    assert found["check:lock"].blocking and "run `mpspatch lock`" in found["check:lock"].reason
+
+
+def test_the_newest_run_holding_a_stage_decides(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    # `verify --stage lint` later fails: lint is failed, the other stages keep their earlier pass.
+    project.write_evidence(RUN_2, [stage("lint", "lint", "failed", reason="1 lint message", counts={"messages": 1})])
+    report = compute_status(project.config())
+    assert [g.id for g in report.gaps] == ["stage:lint"]
+    assert report.stage("tsan").run_id == RUN_1  # type: ignore[union-attr]
+    assert report.latest is not None and report.latest.run_id == RUN_2
+    # A newer passing lint closes it again; the older failure does not outvote it.
+    project.write_evidence(RUN_3, [stage("lint", "lint", counts={"messages": 0})])
+    assert compute_status(project.config()).ready
+
+
+def test_pr_size_over_the_limit_points_at_split_until_a_fitting_stack_exists(tmp_path: Path) -> None:
+    project = make_project(tmp_path, max_lines=40)
+    project.write_evidence(RUN_1, passing_stages())
+    report = compute_status(project.config())
+    changed = report.stats.changed_lines
+    assert changed == 65
+    gap = gaps(report)["check:pr-size"]
+    assert gap.blocking
+    assert gap.reason == "65 changed lines (insertions + deletions) exceed the 40-line limit"
+    assert gap.fix == "`mpspatch split --max-lines 40`"
+
+    stack = project.root / STACK_FILE
+    stack.parent.mkdir(parents=True)
+    stack.write_text(json.dumps({"parts": [{"lines": 38}, {"lines": 27}]}))
+    report = compute_status(project.config())
+    assert report.ready, report.gaps
+    assert "the stack in patches/stack has 2 parts, each within it (largest 38)" in report.check("pr-size").detail
+
+    stack.write_text(json.dumps({"parts": [{"lines": 20}, {"lines": 45, "oversized_hunk": True}]}))
+    gap = gaps(compute_status(project.config()))["check:pr-size"]
+    assert "stack part 2 of 2 has 45 lines (a single hunk larger than the limit)" in gap.reason
+    assert gap.fix.endswith("and split the large hunk by hand")
+
+    stack.write_text(json.dumps({"parts": [{"lines": 30}, {"lines": 30}]}))  # left over from an older patch
+    gap = gaps(compute_status(project.config()))["check:pr-size"]
+    assert "parts add up to 60 lines, not 65" in gap.reason
+
+    sha = report.patches[0].sha256
+    stack.write_text(json.dumps({"series": [{"sha256": "0" * 64}], "parts": [{"lines": 40}, {"lines": 25}]}))
+    assert "made for other series content" in gaps(compute_status(project.config()))["check:pr-size"].reason
+    stack.write_text(json.dumps({"series": [{"sha256": sha}], "parts": [{"lines": 40}, {"lines": 25}]}))
+    assert compute_status(project.config()).ready
+
+
+def test_messy_patch_checks(tmp_path: Path) -> None:
+    project = make_project(tmp_path, messy=True, issue=None, prose=("summary", "motivation"))
+    project.write_evidence(RUN_1, passing_stages())
+    found = gaps(compute_status(project.config()))
+    assert found["check:allowed-paths"].reason == "1 file outside allowed_paths: `tools/mps_helper.py`"
+    assert found["check:whitespace"].reason == (
+        "1 added line with a tab or trailing whitespace, first at `tools/mps_helper.py:2`")
+    assert found["check:issue-linked"].reason.startswith("human action: no issue number")
+    assert found["check:prose"].reason == "missing: `docs/prose/alternatives.md`, `docs/prose/limitations.md`"
+    assert not found["check:categories"].blocking  # the checklist marks grouping as advisory
+    assert all(found[k].blocking for k in ("check:allowed-paths", "check:whitespace", "check:issue-linked",
+                                           "check:prose"))
+
+
+def test_labels_and_tests_included_checks(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    config_path = project.config_path
+    config_path.write_text(config_path.read_text().replace('"release notes: mps", ', ""))
+    report = compute_status(project.config())
+    assert report.check("release-notes-label").state == "failed"
+    assert report.check("tests-included").state == "passed"
+    assert report.check("tests-included").detail == "1 file under test/ changed, e.g. `test/test_mps.py`"
+
+
+def test_base_older_than_target_and_missing_target(tmp_path: Path) -> None:
+    project = make_project(tmp_path, upstream_moved=True)
+    project.write_evidence(RUN_1, passing_stages())
+    report = compute_status(project.config())
+    assert gaps(report)["check:base-current"].reason == f"the base {report.base[:12]} is older than main"  # type: ignore[index]
+    project.config_path.write_text(project.config_path.read_text().replace('target = "main"',
+                                                                         'target = "viable/strict"'))
+    report = compute_status(project.config())
+    check = report.check("base-current")
+    assert (check.state, check.detail) == (
+        "not checked", "not checked: the target 'viable/strict' is not in the checkout")
+    assert not gaps(report)["check:base-current"].blocking
+    assert report.ready
+
+
+def test_without_a_checkout_history_checks_say_not_checked(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    project.config_path.write_text(project.config_path.read_text().replace("../upstream", "../gone"))
+    report = compute_status(project.config())
+    for name in ("series-applies", "base-current"):
+        check = report.check(name)
+        assert (check.state, check.detail) == ("not checked", "not checked: no checkout at ../gone")
+        assert not gaps(report)[f"check:{name}"].blocking
+    assert report.ready  # offline and clone-less, the evidence still decides
+
+
+def test_a_series_whose_second_patch_conflicts_with_the_first(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    # The same patch twice: the second cannot apply on top of the first (like the dML test patch).
+    (project.root / "patches/again.patch").write_bytes(project.patch().read_bytes())
+    project.config_path.write_text(project.config_path.read_text().replace(
+        'patches = ["patches/pool.patch"]', 'patches = ["patches/pool.patch", "patches/again.patch"]'))
+    project.relock()
+    objects_before = project.upstream.git("count-objects", "-v")
+    status_before = project.upstream.git("status", "--porcelain")
+    report = compute_status(project.config())
+    gap = gaps(report)["check:series-applies"]
+    assert gap.blocking
+    assert gap.reason.startswith("`patches/again.patch` does not apply after the patches before it: ")
+    assert "already exists in index" in gap.reason or "patch does not apply" in gap.reason
+    # The user's clone gained no objects and its index and tree are untouched.
+    assert project.upstream.git("count-objects", "-v") == objects_before
+    assert project.upstream.git("status", "--porcelain") == status_before
+
+
+def test_status_json_and_the_audit_share_one_gap_list(tmp_path: Path) -> None:
+    from mpspatch.render import render_document
+
+    project = make_project(tmp_path, issue=None, max_lines=40)
+    project.write_evidence(RUN_1, failing_stages())
+    result = subprocess.run([sys.executable, "-m", "mpspatch.cli", "status", "--json"], cwd=project.root,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    report = compute_status(project.config())
+    assert data["ready"] is False
+    assert [g["id"] for g in data["gaps"]] == [g.id for g in report.gaps]
+    audit = render_document("audit", report)
+    blocking = [g for g in data["gaps"] if g["blocking"]]
+    assert f"**Status**: NOT READY — {len(blocking)} gaps" in audit
+    for gap in data["gaps"]:
+        assert f"(`{gap['id']}`): {gap['reason']}" in audit

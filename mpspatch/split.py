@@ -402,7 +402,7 @@ def _message(plan: Sequence[PlannedPart], k: int, changes: Sequence[FileChange],
 def _prove(sc: _Scratch, base: CommitSha, files: Sequence[Path], trees: Sequence[TreeSha],
            series_tree: TreeSha) -> None:
     git.read_tree(sc.repo, sc.index, base)
-    tree = git.tree_of(sc.repo, base)
+    tree = git.tree_sha_of(sc.repo, base)
     for k, (path, expected) in enumerate(zip(files, trees, strict=True), start=1):
         result = git.apply_cached(sc.repo, sc.index, path)
         if not result.ok:
@@ -465,7 +465,7 @@ def split_series(
     base, base_ref = resolve_base(config, checkout)
     with _scratch(config, checkout, base, series_files(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
-        base_tree = git.tree_of(sc.repo, base)
+        base_tree = git.tree_sha_of(sc.repo, base)
         if series_tree == base_tree:
             raise InputError(f"{patches[0].path}: the series changes nothing at base {base[:12]}; "
                              "there is nothing to split")

@@ -434,7 +434,8 @@ def add_sparse_worktree(shadow: Path, where: Path, branch: str, commit: CommitSh
     0.29 s against 10.4 s). rerere is switched on in it so a resolution made once is replayed next time.
     """
     where.parent.mkdir(parents=True, exist_ok=True)
-    git(shadow, "worktree", "add", "--quiet", "--no-checkout", "-B", branch, str(where), commit)
+    # --force: a worktree registered at this path whose folder is gone (an interrupted run) is taken over.
+    git(shadow, "worktree", "add", "--quiet", "--force", "--no-checkout", "-B", branch, str(where), commit)
     # rerere.enabled/autoupdate come from the shadow's own config, which every worktree of it reads.
     git(where, "sparse-checkout", "set", "--no-cone", "--stdin", input_text="\n".join(sparse_patterns(paths)) + "\n")
     # --no-checkout left the index empty: fill it from HEAD and write only the files the patterns keep.

@@ -290,7 +290,7 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
         pending = pool.submit(upstream_check, shadow, state)
         try:
             _interrupt_point("after-state")
-            return _run_from_scratch(config, shadow, state, pending)
+            return _run_from_scratch(config, shadow, state, pending, fresh=True)
         except MpspatchError:
             # A failure (not an interruption) leaves nothing behind: the user's files were never touched.
             _cleanup(config, shadow, worktree)
@@ -308,9 +308,11 @@ def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
 
 
 def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
-                      pending: Future[UpstreamView] | None = None) -> RebaseResult:
+                      pending: Future[UpstreamView] | None = None, *, fresh: bool = False) -> RebaseResult:
     worktree = config.root / state.worktree
-    git.remove_worktree(shadow, worktree)
+    if not fresh or worktree.exists():
+        # An interrupted or hand-cleaned run may have left the folder, its registration, or both.
+        git.remove_worktree(shadow, worktree)
     git.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
     _interrupt_point("before-rebase")
     state = replace(state, phase="rebasing")

@@ -501,13 +501,20 @@ class RebaseStep:
 
 
 def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
+    output = result.stdout + result.stderr
     if result.ok and not rebase_in_progress(worktree):
-        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=result.stdout + result.stderr)
-    stopped = git(worktree, "rev-parse", "--verify", "--quiet", "REBASE_HEAD", check=False)
-    if not rebase_in_progress(worktree):
+        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=output)
+    # One call for the common case, a stop: the rebase state folders and the commit being replayed.
+    probe = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
+                "rebase-apply", "REBASE_HEAD", check=False)
+    lines = probe.stdout.split()
+    if probe.ok and len(lines) == 3:
+        in_progress, stopped = any(Path(p).is_dir() for p in lines[:2]), commit_sha(lines[2])
+    else:
+        in_progress, stopped = rebase_in_progress(worktree), None
+    if not in_progress:
         raise GitError(f"{worktree}: git rebase failed:\n{proc.tail(result.stderr or result.stdout)}")
-    return RebaseStep(done=False, stopped_at=commit_sha(stopped.stdout.strip()) if stopped.ok else None,
-                      unmerged=unmerged_paths(worktree), output=result.stdout + result.stderr)
+    return RebaseStep(done=False, stopped_at=stopped, unmerged=unmerged_paths(worktree), output=output)
 
 
 def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) -> RebaseStep:

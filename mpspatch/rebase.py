@@ -13,18 +13,22 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mpspatch import git, history
+from mpspatch import git
 from mpspatch.config import Config
 from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.files import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
-from mpspatch.history import UpstreamCommit, upstream_commits
 from mpspatch.ids import CommitSha, ContentSha256, TreeSha, commit_sha
 from mpspatch.series import Patch, make_lock, parse_patch_bytes, parse_series, read_lock, write_lock
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from mpspatch.history import UpstreamCommit
 
 STATE_NAME = "rebase.json"
 STATE_VERSION = 1
@@ -236,6 +240,21 @@ def resolve_base(config: Config, checkout: Path) -> tuple[CommitSha, str]:
     return lock.base, lock.base_ref
 
 
+def resolve_base_and_onto(config: Config, checkout: Path, onto_ref: str) -> tuple[CommitSha, str, CommitSha]:
+    """(base, base_ref, onto) in one `git rev-parse` when both resolve; else the one-by-one path that names the
+    missing ref and the fetch that brings it."""
+    lock = read_lock(config.series.lock)
+    base_ref = lock.base_ref if lock else config.upstream.base
+    base_spec = lock.base if lock else base_ref
+    both = git.git(checkout, "rev-parse", "--end-of-options", f"{base_spec}^{{commit}}", f"{onto_ref}^{{commit}}",
+                   check=False)
+    lines = both.stdout.split()
+    if both.ok and len(lines) == 2 and all(re.fullmatch(r"[0-9a-f]{40}", line) for line in lines):
+        return commit_sha(lines[0]), base_ref, commit_sha(lines[1])
+    base, base_ref = resolve_base(config, checkout)
+    return base, base_ref, resolve_ref(checkout, onto_ref)
+
+
 def sparse_paths(patches: Sequence[Patch]) -> tuple[str, ...]:
     paths: set[str] = set()
     for patch in patches:
@@ -259,9 +278,8 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
         notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
     shadow = git.ensure_shadow(config)  # also checks that the checkout is a git repository
     checkout = config.upstream.checkout
-    base, base_ref = resolve_base(config, checkout)
     onto_ref = onto_ref or config.upstream.target
-    onto = resolve_ref(checkout, onto_ref)
+    base, base_ref, onto = resolve_base_and_onto(config, checkout, onto_ref)
     patches = parse_series(config.series.patches)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
@@ -286,6 +304,8 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
     _write_state(config, state)
     # The upstream history and the already-upstream check need only objects, not the worktree: they run on
     # the second core while the worktree is made and git rebase runs (git processes, so no GIL contention).
+    from concurrent.futures import ThreadPoolExecutor  # imported here: --continue/--abort never need it
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(upstream_check, shadow, state)
         try:
@@ -360,6 +380,9 @@ def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
                    commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
     """Upstream commits plus the already-upstream check, against `result` (a rebased tip) or, by default,
     a merge-tree forecast of the whole series (the tree a rebase that takes the patch's side would give)."""
+    from mpspatch import history  # the history model is needed only here, not by --abort or start-up
+    from mpspatch.history import upstream_commits
+
     if commits is None:
         commits = upstream_commits(repo, state.base, state.onto, state.paths)
     if result is None:
@@ -561,6 +584,8 @@ def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence
     reverse-apply to onto, equal patch-ids), so `drift` and `rebase` can never disagree. `result_tree` is
     the tree after the last patch: the rebased tip's, or a merge-tree forecast of it.
     """
+    from mpspatch import history
+
     found = history.already_upstream(repo, base, series, onto, result_tree, commits)
     by_sha = {c.sha: c for c in commits}
     absorbed = tuple(

@@ -173,36 +173,53 @@ def ensure_checkout(url: str, checkout: Path) -> bool:
 
 
 def _partial_clone_remote(checkout: Path) -> tuple[str, str, str] | None:
-    """(remote name, url, filter) when the checkout is a partial clone, else None.
+    """(remote name, url, filter) when the checkout is a partial clone, else None (one `git config` call).
 
     git marks the remote with `remote.NAME.promisor`; `extensions.partialclone` is only set by some versions.
     """
-    name = git(checkout, "config", "--get", "extensions.partialclone", check=False).stdout.strip()
-    if not name:
-        found = git(checkout, "config", "--get-regexp", r"^remote\..*\.promisor$", check=False).stdout.split("\n")
-        names = [line.split()[0][len("remote."):-len(".promisor")] for line in found
-                 if line.strip().endswith(" true")]
-        if not names:
-            return None
-        name = names[0]
-    url = git(checkout, "config", "--get", f"remote.{name}.url", check=False).stdout.strip()
-    flt = git(checkout, "config", "--get", f"remote.{name}.partialclonefilter", check=False).stdout.strip()
-    return (name, url, flt or "blob:none") if url else None
+    pattern = r"^(extensions\.partialclone|remote\..*\.(promisor|url|partialclonefilter))$"
+    out = git(checkout, "config", "--get-regexp", pattern, check=False).stdout
+    values: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        values[key.lower()] = value.strip()
+    name = values.get("extensions.partialclone") or next(
+        (k[len("remote."):-len(".promisor")] for k, v in values.items() if k.endswith(".promisor") and v == "true"),
+        "")
+    url = values.get(f"remote.{name}.url", "")
+    if not name or not url:
+        return None
+    return name, url, values.get(f"remote.{name}.partialclonefilter") or "blob:none"
+
+
+# Which shadows belong to partial clones (the promisor remote's name), learnt by ensure_shadow in this process.
+_PROMISOR: dict[Path, str | None] = {}
 
 
 def ensure_shadow(config: Config) -> Path:
-    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved."""
-    checkout = require_repo(config.upstream.checkout)
+    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved.
+
+    Costs two git calls when the shadow exists: this runs at the start of every rebase and drift.
+    """
+    checkout = config.upstream.checkout
+    found = git(checkout, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir",
+                check=False) if checkout.is_dir() else None
+    if found is None or not found.ok:
+        require_repo(checkout)  # raises the error that names the config key to fix
+        raise GitError(f"{checkout}: cannot read the clone; check [upstream].checkout")
+    store = Path(found.stdout.splitlines()[1]) / "objects"
     shadow = config.state_dir / SHADOW_NAME
-    store = objects_dir(checkout)
-    if not (shadow / "HEAD").is_file():
+    fresh = not (shadow / "HEAD").is_file()
+    if fresh:
         _create_shadow(shadow)
     alternates = shadow / "objects" / "info" / "alternates"
     wanted = f"{store}\n"
-    if not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
+    if fresh or not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
         atomic_write_text(alternates, wanted)
+        fresh = True
     promisor = _partial_clone_remote(checkout)
-    if promisor is not None:
+    _PROMISOR[shadow] = promisor[0] if promisor else None
+    if promisor is not None and fresh:
         # Blobs the user's partial clone never fetched are fetched lazily into the shadow, from the same remote.
         name, url, flt = promisor
         for key, value in (("core.repositoryformatversion", "1"), ("extensions.partialclone", name),
@@ -218,7 +235,8 @@ def prefetch_blobs(shadow: Path, base: str, onto: str, paths: Sequence[str]) -> 
     Without this, every missing blob a merge or diff touches is fetched lazily in a round trip of its own,
     which against GitHub costs seconds per file. Returns how many blobs were fetched (0 for full clones).
     """
-    remote = git(shadow, "config", "--get", "extensions.partialclone", check=False).stdout.strip()
+    remote = _PROMISOR[shadow] if shadow in _PROMISOR else (
+        git(shadow, "config", "--get", "extensions.partialclone", check=False).stdout.strip() or None)
     if not remote or not paths:
         return 0
     missing: set[str] = set()
@@ -258,6 +276,14 @@ def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
 
 def delete_ref(shadow: Path, ref: str) -> None:
     git(shadow, "update-ref", "-d", ref, check=False)
+
+
+def update_refs(shadow: Path, *, pin: Mapping[str, str] | None = None, delete: Sequence[str] = ()) -> None:
+    """Several ref updates in one `git update-ref --stdin` transaction (one process, all or nothing)."""
+    lines = [f"update {ref} {sha}" for ref, sha in (pin or {}).items()]
+    lines += [f"delete {ref}" for ref in delete]  # deleting a ref that is not there is a no-op
+    if lines:
+        git(shadow, "update-ref", "--stdin", input_text="\n".join(lines) + "\n")
 
 
 def ref_exists(shadow: Path, ref: str) -> bool:
@@ -344,7 +370,7 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
                         patch, tuple(conflicted))
                 notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
             tree = write_tree(shadow, index)
-            if tree == tree_sha_of(shadow, parent):
+            if not strict.ok and tree == tree_sha_of(shadow, parent):
                 # A 3-way merge of a change that is already there is clean and empty: the series repeats
                 # itself (the same test class added by two patches, for instance).
                 where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
@@ -363,6 +389,18 @@ def series_commits(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tu
 
 def series_commit_message(patch_name: str, data: bytes) -> str:
     return f"mpspatch: {patch_name}\n\nmpspatch-patch: {patch_name}\nmpspatch-sha256: {sha256_bytes(data)}\n"
+
+
+def series_names(shadow: Path, base: str, tip: str) -> dict[str, CommitSha]:
+    """Patch file name -> commit, for the series commits in base..tip (one `git log`)."""
+    out = git(shadow, "log", "--format=%H%x00%B%x1e", f"{base}..{tip}").stdout
+    found: dict[str, CommitSha] = {}
+    for record in out.split("\x1e"):
+        sha, _, body = record.strip("\n").partition("\0")
+        match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
+        if sha and match:
+            found.setdefault(match.group(1).strip(), commit_sha(sha))
+    return found
 
 
 def patch_name_of(shadow: Path, commit: str) -> str | None:
@@ -395,15 +433,13 @@ def add_sparse_worktree(shadow: Path, where: Path, branch: str, commit: CommitSh
     A sparse worktree costs what the patched files cost, not what PyTorch's 13k-file tree costs (facts.md:
     0.29 s against 10.4 s). rerere is switched on in it so a resolution made once is replayed next time.
     """
-    pin_ref(shadow, f"refs/heads/{branch}", commit)
     where.parent.mkdir(parents=True, exist_ok=True)
-    git(shadow, "worktree", "add", "--quiet", "--no-checkout", str(where), branch)
+    # --force: a worktree registered at this path whose folder is gone (an interrupted run) is taken over.
+    git(shadow, "worktree", "add", "--quiet", "--force", "--no-checkout", "-B", branch, str(where), commit)
+    # rerere.enabled/autoupdate come from the shadow's own config, which every worktree of it reads.
     git(where, "sparse-checkout", "set", "--no-cone", "--stdin", input_text="\n".join(sparse_patterns(paths)) + "\n")
-    for key, value in (("rerere.enabled", "true"), ("rerere.autoupdate", "true")):
-        git(where, "config", "--worktree", key, value)
-    # sparse-checkout set already populated the tree from HEAD; a forced checkout makes that explicit and
-    # also covers an index left empty by --no-checkout.
-    git(where, "checkout", "--quiet", "--force", branch)
+    # --no-checkout left the index empty: fill it from HEAD and write only the files the patterns keep.
+    git(where, "read-tree", "-mu", "HEAD")
 
 
 def remove_worktree(shadow: Path, where: Path) -> None:
@@ -465,13 +501,20 @@ class RebaseStep:
 
 
 def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
+    output = result.stdout + result.stderr
     if result.ok and not rebase_in_progress(worktree):
-        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=result.stdout + result.stderr)
-    stopped = git(worktree, "rev-parse", "--verify", "--quiet", "REBASE_HEAD", check=False)
-    if not rebase_in_progress(worktree):
+        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=output)
+    # One call for the common case, a stop: the rebase state folders and the commit being replayed.
+    probe = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
+                "rebase-apply", "REBASE_HEAD", check=False)
+    lines = probe.stdout.split()
+    if probe.ok and len(lines) == 3:
+        in_progress, stopped = any(Path(p).is_dir() for p in lines[:2]), commit_sha(lines[2])
+    else:
+        in_progress, stopped = rebase_in_progress(worktree), None
+    if not in_progress:
         raise GitError(f"{worktree}: git rebase failed:\n{proc.tail(result.stderr or result.stdout)}")
-    return RebaseStep(done=False, stopped_at=commit_sha(stopped.stdout.strip()) if stopped.ok else None,
-                      unmerged=unmerged_paths(worktree), output=result.stdout + result.stderr)
+    return RebaseStep(done=False, stopped_at=stopped, unmerged=unmerged_paths(worktree), output=output)
 
 
 def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) -> RebaseStep:
@@ -497,7 +540,9 @@ def git_path(worktree: Path, name: str) -> Path:
 
 
 def rebase_in_progress(worktree: Path) -> bool:
-    return git_path(worktree, "rebase-merge").is_dir() or git_path(worktree, "rebase-apply").is_dir()
+    out = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
+              "rebase-apply").stdout.split("\n")
+    return any(Path(p).is_dir() for p in out if p)
 
 
 def clear_stale_index_lock(worktree: Path) -> bool:

@@ -16,19 +16,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mpspatch import git, history
+from mpspatch import git
 from mpspatch.config import Config
 from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.files import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
-from mpspatch.history import UpstreamCommit, upstream_commits
-from mpspatch.ids import CommitSha, ContentSha256, commit_sha
+from mpspatch.ids import CommitSha, ContentSha256, TreeSha, commit_sha
 from mpspatch.series import Patch, make_lock, parse_patch_bytes, parse_series, read_lock, write_lock
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from mpspatch.history import UpstreamCommit
 
 STATE_NAME = "rebase.json"
 STATE_VERSION = 1
 BRANCH = "mpspatch/rebase"  # a branch of the SHADOW repository only
-REF_PREFIX = "refs/mpspatch/rebase/"
+SERIES_REF = "refs/mpspatch/rebase/series"
 # Test hook: a comma-separated list of points at which to raise KeyboardInterrupt, standing in for a Ctrl-C
 # or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write.
 INTERRUPT_ENV = "MPSPATCH_TEST_INTERRUPT"
@@ -114,6 +119,7 @@ class RebaseState:
     onto: CommitSha
     onto_ref: str
     series_tip: CommitSha
+    series: tuple[CommitSha, ...]  # one commit per patch, in series order, made by git.build_series
     patches: tuple[SavedFile, ...]
     lock: SavedFile
     worktree: str  # relative to the config folder
@@ -148,6 +154,7 @@ def _write_state(config: Config, state: RebaseState) -> None:
         "onto": state.onto,
         "onto_ref": state.onto_ref,
         "series_tip": state.series_tip,
+        "series": list(state.series),
         "patches": [{"path": p.path, "sha256": p.sha256} for p in state.patches],
         "lock": {"path": state.lock.path, "sha256": state.lock.sha256},
         "worktree": state.worktree,
@@ -176,7 +183,8 @@ def read_state(config: Config) -> RebaseState | None:
         return RebaseState(
             phase=str(body["phase"]), base=commit_sha(body["base"]), base_ref=str(body["base_ref"]),
             onto=commit_sha(body["onto"]), onto_ref=str(body["onto_ref"]),
-            series_tip=commit_sha(body["series_tip"]), patches=tuple(saved(p) for p in body["patches"]),
+            series_tip=commit_sha(body["series_tip"]), series=tuple(commit_sha(c) for c in body["series"]),
+            patches=tuple(saved(p) for p in body["patches"]),
             lock=saved(body["lock"]), worktree=str(body["worktree"]), paths=tuple(body["paths"]),
             conflicted=tuple(body["conflicted"]), notes=tuple(body["notes"]), started_at=str(body["started_at"]),
         )
@@ -232,6 +240,21 @@ def resolve_base(config: Config, checkout: Path) -> tuple[CommitSha, str]:
     return lock.base, lock.base_ref
 
 
+def resolve_base_and_onto(config: Config, checkout: Path, onto_ref: str) -> tuple[CommitSha, str, CommitSha]:
+    """(base, base_ref, onto) in one `git rev-parse` when both resolve; else the one-by-one path that names the
+    missing ref and the fetch that brings it."""
+    lock = read_lock(config.series.lock)
+    base_ref = lock.base_ref if lock else config.upstream.base
+    base_spec = lock.base if lock else base_ref
+    both = git.git(checkout, "rev-parse", "--end-of-options", f"{base_spec}^{{commit}}", f"{onto_ref}^{{commit}}",
+                   check=False)
+    lines = both.stdout.split()
+    if both.ok and len(lines) == 2 and all(re.fullmatch(r"[0-9a-f]{40}", line) for line in lines):
+        return commit_sha(lines[0]), base_ref, commit_sha(lines[1])
+    base, base_ref = resolve_base(config, checkout)
+    return base, base_ref, resolve_ref(checkout, onto_ref)
+
+
 def sparse_paths(patches: Sequence[Patch]) -> tuple[str, ...]:
     paths: set[str] = set()
     for patch in patches:
@@ -253,40 +276,45 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
     notes: list[str] = []
     if git.ensure_checkout(config.upstream.url, config.upstream.checkout):
         notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
-    checkout = git.require_repo(config.upstream.checkout)
-    base, base_ref = resolve_base(config, checkout)
+    shadow = git.ensure_shadow(config)  # also checks that the checkout is a git repository
+    checkout = config.upstream.checkout
     onto_ref = onto_ref or config.upstream.target
-    onto = resolve_ref(checkout, onto_ref)
+    base, base_ref, onto = resolve_base_and_onto(config, checkout, onto_ref)
     patches = parse_series(config.series.patches)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")
-    shadow = git.ensure_shadow(config)
-    git.pin_ref(shadow, REF_PREFIX + "base", base)
-    git.pin_ref(shadow, REF_PREFIX + "onto", onto)
     fetched = git.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
     if fetched:
         notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
     build = git.build_series(shadow, base, [p.path for p in patches])
     notes.extend(build.notes)
     tip = build.commits[-1]
-    git.pin_ref(shadow, REF_PREFIX + "series", tip)
+    # The old series stays reachable from a shadow ref until the end: range-diff and --abort need it.
+    git.update_refs(shadow, pin={SERIES_REF: tip})
     worktree = worktree_path(config)
     state = RebaseState(
         phase="prepared", base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
+        series=build.commits,
         patches=tuple(_saved(config, p.path) for p in patches), lock=_saved(config, config.series.lock),
         worktree=_rel(config, worktree), paths=sparse_paths(patches), conflicted=(), notes=tuple(notes),
         started_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     _backup(config, [p.path for p in patches])
     _write_state(config, state)
-    try:
-        _interrupt_point("after-state")
-        return _run_from_scratch(config, shadow, state)
-    except MpspatchError:
-        # A failure (not an interruption) leaves nothing behind: the user's files were never touched.
-        _cleanup(config, shadow, worktree)
-        raise
+    # The upstream history and the already-upstream check need only objects, not the worktree: they run on
+    # the second core while the worktree is made and git rebase runs (git processes, so no GIL contention).
+    from concurrent.futures import ThreadPoolExecutor  # imported here: --continue/--abort never need it
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(upstream_check, shadow, state)
+        try:
+            _interrupt_point("after-state")
+            return _run_from_scratch(config, shadow, state, pending, fresh=True)
+        except MpspatchError:
+            # A failure (not an interruption) leaves nothing behind: the user's files were never touched.
+            _cleanup(config, shadow, worktree)
+            raise
 
 
 def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
@@ -299,18 +327,22 @@ def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
         atomic_write_bytes(folder / "series.lock", config.series.lock.read_bytes())
 
 
-def _run_from_scratch(config: Config, shadow: Path, state: RebaseState) -> RebaseResult:
+def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
+                      pending: Future[UpstreamView] | None = None, *, fresh: bool = False) -> RebaseResult:
     worktree = config.root / state.worktree
-    git.remove_worktree(shadow, worktree)
+    if not fresh or worktree.exists():
+        # An interrupted or hand-cleaned run may have left the folder, its registration, or both.
+        git.remove_worktree(shadow, worktree)
     git.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
     _interrupt_point("before-rebase")
     state = replace(state, phase="rebasing")
     _write_state(config, state)
     step = git.run_rebase(worktree, state.base, state.onto, BRANCH)
-    return _after_step(config, shadow, state, step)
+    return _after_step(config, shadow, state, step, pending)
 
 
-def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.RebaseStep) -> RebaseResult:
+def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.RebaseStep,
+                pending: Future[UpstreamView] | None = None) -> RebaseResult:
     worktree = config.root / state.worktree
     reused: list[str] = []
     while not step.done and not step.unmerged:
@@ -319,18 +351,49 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.Reba
         step = git.continue_rebase(worktree)
     reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
     if step.done:
-        return _finish(config, shadow, replace(state, phase="writing"), tuple(reused))
-    conflicts = conflict_report(shadow, worktree, state.base, state.onto, step.unmerged)
+        return _finish(config, shadow, replace(state, phase="writing"), tuple(reused), pending)
     state = replace(state, conflicted=step.unmerged)
     _write_state(config, state)
-    stopped = git.patch_name_of(shadow, step.stopped_at) if step.stopped_at else None
-    absorbed, absorbed_notes = find_absorbed(shadow, state.base, state.onto, state.series_tip)
+    view = pending.result() if pending is not None else upstream_check(shadow, state)
+    conflicts = conflict_report(worktree, step.unmerged, view.commits)
+    names = [Path(p.path).name for p in state.patches]
+    stopped = names[state.series.index(step.stopped_at)] if step.stopped_at in state.series else None
     return RebaseResult(
         status="conflict", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
-        conflicts=conflicts, absorbed=absorbed, worktree=worktree, patches=(), stopped_at=stopped,
+        conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(), stopped_at=stopped,
         reused_resolutions=tuple(reused), changes=(), range_diff="", previous_dir=None,
-        notes=(*state.notes, *absorbed_notes),
+        notes=(*state.notes, *view.notes),
     )
+
+
+@dataclass(frozen=True)
+class UpstreamView:
+    """What upstream did to the patched paths, and which of the series' changes it already has."""
+
+    commits: tuple[UpstreamCommit, ...]  # base..onto touching the series' paths, newest first
+    tree: TreeSha | None  # the tree the absorbed check compared against onto (None: check skipped)
+    absorbed: tuple[AbsorbedChange, ...]
+    notes: tuple[str, ...]
+
+
+def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
+                   commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
+    """Upstream commits plus the already-upstream check, against `result` (a rebased tip) or, by default,
+    a merge-tree forecast of the whole series (the tree a rebase that takes the patch's side would give)."""
+    from mpspatch import history  # the history model is needed only here, not by --abort or start-up
+    from mpspatch.history import upstream_commits
+
+    if commits is None:
+        commits = upstream_commits(repo, state.base, state.onto, state.paths)
+    if result is None:
+        try:
+            tree = history.merge_forecast(repo, state.base, state.series, state.onto).result_tree
+        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
+            return UpstreamView(commits, None, (), (f"already-upstream check skipped: {exc.message}",))
+    else:
+        tree = git.tree_sha_of(repo, result)
+    absorbed, notes = find_absorbed(repo, state.base, state.onto, state.series, commits, tree)
+    return UpstreamView(commits, tree, absorbed, notes)
 
 
 def count_regions(path: Path) -> int:
@@ -342,12 +405,12 @@ def count_regions(path: Path) -> int:
     return markers or 1
 
 
-def conflict_report(repo: Path, worktree: Path, base: str, onto: str, paths: Sequence[str]
+def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit]
                     ) -> tuple[ConflictedPath, ...]:
-    history = upstream_commits(repo, base, onto, paths)
+    """Each conflicted path with its regions and the upstream commits (base..onto) that touched it."""
     return tuple(
         ConflictedPath(path=p, regions=count_regions(worktree / p),
-                       upstream_commits=tuple(c for c in history if p in c.paths))
+                       upstream_commits=tuple(c for c in upstream if p in c.paths))
         for p in sorted(paths)
     )
 
@@ -436,9 +499,7 @@ def _cleanup(config: Config, shadow: Path, worktree: Path) -> None:
     """Remove every trace of a rebase: worktree, temporary branch and refs, backup, state (last)."""
     if (shadow / "HEAD").is_file():
         git.remove_worktree(shadow, worktree)
-        git.delete_ref(shadow, f"refs/heads/{BRANCH}")
-        for name in ("base", "onto", "series"):
-            git.delete_ref(shadow, REF_PREFIX + name)
+        git.update_refs(shadow, delete=[f"refs/heads/{BRANCH}", SERIES_REF])
     elif worktree.exists():
         shutil.rmtree(worktree)
     if worktree.parent.is_dir() and not any(worktree.parent.iterdir()):
@@ -456,18 +517,15 @@ def _patch_record(path: Path, data: bytes) -> Patch:
     return parse_patch_bytes(path, data)
 
 
-def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...]) -> RebaseResult:
+def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...],
+            pending: Future[UpstreamView] | None = None) -> RebaseResult:
     _write_state(config, state)
     _interrupt_point("before-write")
     worktree = config.root / state.worktree
     new_tip = git.head_of(worktree)
     paths = [config.root / p.path for p in state.patches]
     backups = [_backup_dir(config) / f"{i:03d}-{p.name}" for i, p in enumerate(paths)]
-    by_name: dict[str, CommitSha] = {}
-    for commit in git.commits_between(shadow, state.onto, new_tip):
-        name = git.patch_name_of(shadow, commit)
-        if name:
-            by_name[name] = commit
+    by_name = git.series_names(shadow, state.onto, new_tip)
     new_texts = [git.patch_text(shadow, f"{by_name[p.name]}^", by_name[p.name]) if p.name in by_name else ""
                  for p in paths]
     for saved, path, text in zip(state.patches, paths, new_texts, strict=True):
@@ -490,7 +548,11 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
         if number == 0:
             _interrupt_point("mid-write")
     write_lock(config.series.lock, make_lock(config, state.onto, state.onto_ref, new_records, "mpspatch rebase"))
-    absorbed, absorbed_notes = find_absorbed(shadow, state.base, state.onto, state.series_tip, new_tip)
+    # A rebase that never stopped gives the tree the forecast computed; otherwise check the real result.
+    view = pending.result() if pending is not None else None
+    if view is None or view.tree != git.tree_sha_of(shadow, new_tip):
+        view = upstream_check(shadow, state, new_tip, view.commits if view else None)
+    absorbed, absorbed_notes = view.absorbed, view.notes
     notes = [*state.notes, *absorbed_notes]
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
                  "[series].patches" for r in new_records if not r.files)
@@ -513,23 +575,18 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
 # --------------------------------------------------------------------------------------- already upstream
 
 
-def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series_tip: CommitSha,
-                  result_tree: str | None = None) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
+def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence[CommitSha],
+                  commits: Sequence[UpstreamCommit], result_tree: TreeSha
+                  ) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
     """The series' changes onto already has, per file, with the PRs that landed them; plus notes.
 
     history.already_upstream does the detection (whole files that merge to no change, hunks that
     reverse-apply to onto, equal patch-ids), so `drift` and `rebase` can never disagree. `result_tree` is
-    the tree after the last patch: the rebased tip, or, while stopped, a merge-tree forecast of it.
+    the tree after the last patch: the rebased tip's, or a merge-tree forecast of it.
     """
-    series = git.commits_between(repo, base, series_tip)
-    if result_tree is None:
-        try:
-            result_tree = history.merge_forecast(repo, base, series, onto).result_tree
-        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
-            return (), (f"already-upstream check skipped: {exc.message}",)
-    paths = git.changed_paths(repo, base, series_tip)
-    commits = upstream_commits(repo, base, onto, paths)
-    found = history.already_upstream(repo, base, series, onto, git.tree_sha_of(repo, result_tree), commits)
+    from mpspatch import history
+
+    found = history.already_upstream(repo, base, series, onto, result_tree, commits)
     by_sha = {c.sha: c for c in commits}
     absorbed = tuple(
         AbsorbedChange(path=f.path, pull_requests=history.pull_requests(by_sha[s] for s in f.landed_by if s in by_sha),

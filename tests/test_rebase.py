@@ -388,3 +388,15 @@ def test_shadow_is_reused_and_borrows_objects(scenario: Scenario) -> None:
     assert Path(alternates) == scenario.checkout / ".git/objects"
     shutil.rmtree(scenario.project / ".mpspatch/previous")
     assert rebase_json(scenario, "--onto", "v1.2")[0] == 0
+
+
+def test_deleted_worktree_is_recreated_by_continue(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    shutil.rmtree(data["worktree"])  # a user cleaning up by hand: the shadow still has it registered
+    code, again = rebase_json(scenario, "--continue")
+    assert code == 1 and again["stopped_at"] == scenario.patches[0].name
+    assert [c["path"] for c in again["conflicts"]] == [c["path"] for c in data["conflicts"]]
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    assert git(shadow, "worktree", "list", "--porcelain").count("worktree ") == 2  # bare + one, no stale entry
+    assert rebase_json(scenario, "--abort")[0] == 0

@@ -71,6 +71,39 @@ def _missing(argv: Sequence[str], cwd: Path) -> ToolMissingError:
     )
 
 
+def _spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float, inherit_env: bool,
+    input_bytes: bytes | None,
+) -> tuple[subprocess.CompletedProcess[bytes], float]:
+    """Run to completion with bytes in and out; the shared core of run() and run_bytes()."""
+    if not argv:
+        raise ValueError("empty argv")
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=_merged_env(env, inherit=inherit_env),
+            input=input_bytes,
+            stdin=None if input_bytes is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
+        raise _missing(argv, cwd) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
+    return completed, time.monotonic() - started
+
+
+def _decode(data: bytes) -> str:
+    # Decoded by hand rather than with text=True: universal newlines would turn CRLF lines in a patch into LF.
+    return data.decode("utf-8", errors="replace")
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -82,40 +115,19 @@ def run(
     inherit_env: bool = True,
 ) -> Completed:
     """Run argv to completion and capture its output as text (UTF-8, undecodable bytes replaced)."""
-    if not argv:
-        raise ValueError("empty argv")
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            env=_merged_env(env, inherit=inherit_env),
-            input=input_text,
-            stdin=None if input_text is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        if not cwd.is_dir():
-            raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
-        raise _missing(argv, cwd) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
+    completed, duration = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env,
+                                 input_bytes=input_text.encode("utf-8") if input_text is not None else None)
     result = Completed(
         argv=tuple(argv),
         cwd=str(cwd),
-        returncode=proc.returncode,
-        stdout=proc.stdout,
-        stderr=proc.stderr,
-        duration_s=time.monotonic() - started,
+        returncode=completed.returncode,
+        stdout=_decode(completed.stdout),
+        stderr=_decode(completed.stderr),
+        duration_s=duration,
     )
     if check and not result.ok:
         raise CommandFailedError(
-            f"`{describe(argv)}` exited {proc.returncode} in {cwd}:\n{tail(proc.stderr or proc.stdout)}"
+            f"`{describe(argv)}` exited {result.returncode} in {cwd}:\n{tail(result.stderr or result.stdout)}"
         )
     return result
 
@@ -203,18 +215,8 @@ def run_bytes(
     input_bytes: bytes | None = None,
 ) -> CompletedBytes:
     """run() for binary protocols such as `git cat-file --batch`: stdout undecoded, stderr as text."""
-    if not argv:
-        raise ValueError("empty argv")
-    try:
-        proc = subprocess.run(list(argv), cwd=cwd, env=_merged_env(env, inherit=True), input=input_bytes,
-                              capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError as exc:
-        if not cwd.is_dir():
-            raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
-        raise _missing(argv, cwd) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
-    stderr = proc.stderr.decode("utf-8", errors="replace")
-    if check and proc.returncode != 0:
-        raise CommandFailedError(f"`{describe(argv)}` exited {proc.returncode} in {cwd}:\n{tail(stderr)}")
-    return CompletedBytes(argv=tuple(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=stderr)
+    completed, _ = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=True, input_bytes=input_bytes)
+    stderr = _decode(completed.stderr)
+    if check and completed.returncode != 0:
+        raise CommandFailedError(f"`{describe(argv)}` exited {completed.returncode} in {cwd}:\n{tail(stderr)}")
+    return CompletedBytes(argv=tuple(argv), returncode=completed.returncode, stdout=completed.stdout, stderr=stderr)

@@ -51,3 +51,9 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["file.txt"]
+
+
+def test_crlf_output_survives(tmp_path: Path) -> None:
+    # Patch text passes through run(): CRLF lines inside a hunk must reach the rewritten patch unchanged.
+    script = "import sys; sys.stdout.buffer.write(b'+line one\\r\\n+line two\\n')"
+    assert proc.run([sys.executable, "-c", script], cwd=tmp_path).stdout == "+line one\r\n+line two\n"

@@ -400,3 +400,16 @@ def test_deleted_worktree_is_recreated_by_continue(scenario: Scenario) -> None:
     shadow = scenario.project / ".mpspatch/shadow.git"
     assert git(shadow, "worktree", "list", "--porcelain").count("worktree ") == 2  # bare + one, no stale entry
     assert rebase_json(scenario, "--abort")[0] == 0
+
+
+def test_crlf_lines_survive_the_rewrite(scenario: Scenario) -> None:
+    content = b"// written on Windows\r\nint crlf_line = 1;\r\n"
+    blob = subprocess.run(["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True,
+                          cwd=scenario.checkout).stdout.decode().strip()
+    name = "aten/src/ATen/mps/WindowsNewlines.h"
+    added = (f"diff --git a/{name} b/{name}\nnew file mode 100644\nindex {'0' * 40}..{blob}\n--- /dev/null\n"
+             f"+++ b/{name}\n@@ -0,0 +1,2 @@\n").encode() + b"".join(b"+" + line for line in content.splitlines(True))
+    scenario.patches[0].write_bytes(scenario.patches[0].read_bytes() + added)
+    code, data = rebase_json(scenario, "--onto", "v1.1")
+    assert code == 0, data
+    assert b"+int crlf_line = 1;\r\n" in scenario.patches[0].read_bytes()

@@ -106,7 +106,9 @@ def parse_patch(path: Path) -> Patch:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise PatchFormatError(f"{path}: patch file not found; check [series].patches or the path you gave") from None
+        raise PatchFormatError(
+            f"{path}: patch file not found; bring it in with `mpspatch import SOURCE` or fix [series].patches"
+        ) from None
     except IsADirectoryError:
         raise PatchFormatError(f"{path}: is a folder, not a patch file; name the .patch file itself") from None
     return parse_patch_bytes(path, data)

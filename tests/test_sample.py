@@ -293,7 +293,7 @@ def test_pytest_suite_fails_against_upstream_without_pool(
     ok(["cmake", "-S", ".", "-B", "build"], upstream_tree)
     ok(["cmake", "--build", "build", "--parallel", str(os.cpu_count() or 1)], upstream_tree)
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_stream_pool.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/test_stream_pool.py"],
         built.path,
         {"MPSRUN": str(upstream_tree / "build" / "mpsrun")},
     )

@@ -36,7 +36,7 @@ from mpspatch.files import atomic_write_text
 from mpspatch.rebase import RebaseResult, start
 from mpspatch.render import default_out, render_document, status_line
 from mpspatch.runner import Progress, find_program
-from mpspatch.sample import Sample, SampleError, write_sample
+from mpspatch.sample import COMPILER_NAME, Sample, SampleError, write_sample
 from mpspatch.series import make_lock, parse_series, write_lock
 from mpspatch.stages import PASSED
 from mpspatch.status import Gap, StatusReport, compute_status
@@ -216,8 +216,12 @@ def _check_program(name: str, args: Sequence[str], found: list[Tool], problems: 
 
 def _check_compiler(found: list[Tool], problems: list[str]) -> str | None:
     """The first of $CXX, g++ and clang++ that compiles and runs a ThreadSanitizer program."""
-    candidates = list(dict.fromkeys([c for c in (os.environ.get("CXX", "").strip(),) if c] + list(COMPILERS)))
     tried: list[str] = []
+    wanted = os.environ.get("CXX", "").strip()
+    if wanted and not COMPILER_NAME.fullmatch(wanted):
+        tried.append(f"$CXX {wanted!r} is not a single program name or path, so it was passed over")
+        wanted = ""
+    candidates = list(dict.fromkeys([wanted, *COMPILERS] if wanted else COMPILERS))
     with tempfile.TemporaryDirectory(prefix="mpspatch-tsan-probe-") as scratch:
         folder = Path(scratch)
         (folder / "probe.cpp").write_text(_TSAN_PROBE, encoding="utf-8")
@@ -304,6 +308,35 @@ def run_demo(
     # Checked before the tool probe, which takes a second, and before anything is created.
     if dest is not None:
         prepare_dir(dest)
+    with _installed_tools_first():
+        return _pipeline(dest, break_race, progress, python, started)
+
+
+@contextmanager
+def _installed_tools_first() -> Iterator[None]:
+    """Put the interpreter's folder first on PATH while the demo runs, as activating its venv would.
+
+    clang-format and lintrunner come from pip with mpspatch. An older clang-format elsewhere on PATH (a
+    distribution's) formats Google style a little differently and would fail the sample's lint stage for
+    reasons that have nothing to do with the patch; the sample's lintrunner adapter runs `python3`, which
+    then is this interpreter too.
+    """
+    folder = str(Path(sys.executable).parent)
+    before = os.environ.get("PATH")
+    parts = [p for p in (before or "").split(os.pathsep) if p and p != folder]
+    os.environ["PATH"] = os.pathsep.join([folder, *parts])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = before
+
+
+def _pipeline(
+    dest: Path | None, break_race: bool, progress: DemoProgress, python: str, started: float
+) -> DemoResult:
     steps: list[Step] = []
     total = len(STEPS)
 

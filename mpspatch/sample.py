@@ -49,7 +49,7 @@ RACE_NEW = (
 CONFIG_NAME = "mpspatch.toml"
 DEFAULT_CXX = "g++"
 _TSAN_COMPILE = '"g++", "-std=c++17", "-fsanitize=thread"'
-_COMPILER_NAME = re.compile(r"[A-Za-z0-9_.+/-]+")
+COMPILER_NAME = re.compile(r"[A-Za-z0-9_.+/-]+")
 
 _DOWNSTREAM_SUBJECT = "[MPS] Replace the default stream with a thread-safe stream pool"
 _DOWNSTREAM_BODY = """\
@@ -114,7 +114,7 @@ def write_sample(dest: Path, *, break_race: bool = False, cxx: str = DEFAULT_CXX
     for name in ("upstream", "project"):
         if (root / name).exists():
             raise SampleError(f"{root / name} already exists: choose an empty folder for the sample")
-    if not _COMPILER_NAME.fullmatch(cxx):
+    if not COMPILER_NAME.fullmatch(cxx):
         raise SampleError(f"{cxx!r} is not a usable compiler name: use a program name or a path without spaces")
     root.mkdir(parents=True, exist_ok=True)
     data = files(__package__ or "mpspatch").joinpath("demo_sample")

@@ -784,4 +784,17 @@ def show_demo(result: DemoResult) -> None:
         console.print("The race was injected on purpose (--break race): TSan caught it, the audit says NOT READY, "
                       "and the demo exits 1.", markup=False, soft_wrap=True)
     line("total time", _duration(result.duration_s))
-    console.print(f"Look around: cd {sample.project} && mpspatch status", markup=False, soft_wrap=True)
+    console.print(f"Look around: cd {sample.project} && {_this_program()} status", markup=False, soft_wrap=True)
+
+
+def _this_program() -> str:
+    """How to call this mpspatch again from another folder: `make demo` runs .venv/bin/mpspatch off PATH."""
+    import shutil
+
+    running = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("mpspatch")
+    if on_path is not None and Path(on_path).resolve() == running:
+        return "mpspatch"
+    if running.name == "mpspatch" and running.is_file():
+        return str(Path(sys.argv[0]).absolute())
+    return f"{sys.executable} -m mpspatch.cli"

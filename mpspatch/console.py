@@ -728,7 +728,7 @@ def demo_json(result: DemoResult) -> dict[str, Any]:
         "cxx": result.toolchain.cxx,
         "steps": [{"name": s.name, "status": s.status, "duration_s": s.duration_s, "detail": s.detail}
                   for s in result.steps],
-        "rebase": None if rebase is None else {
+        "rebase": {
             "status": rebase.status, "base": rebase.base, "base_ref": rebase.base_ref, "onto": rebase.onto,
             "onto_ref": rebase.onto_ref,
             "absorbed": [{"path": a.path, "pull_requests": list(a.pull_requests)} for a in rebase.absorbed],
@@ -759,10 +759,10 @@ def show_demo(result: DemoResult) -> None:
     line("project", f"{sample.project}  (mpspatch.toml, audit/requirements.toml, docs/prose/)")
     rebase = result.rebase
     moved = ""
-    if rebase is not None and rebase.status == "rebased":
+    if rebase.status == "rebased":
         moved = f"  (rebased {rebase.base_ref} -> {rebase.onto_ref} {rebase.onto[:12]})"
     line("patch", f"{sample.patch}{moved}")
-    for a in rebase.absorbed if rebase is not None else ():
+    for a in rebase.absorbed:
         line("", f"already upstream, dropped: {a.path} ({', '.join(_pr(n) for n in a.pull_requests)})")
     if result.verify is not None:
         line("evidence", str(result.verify.evidence))

@@ -99,8 +99,8 @@ class DemoResult:
     toolchain: Toolchain
     steps: tuple[Step, ...]
     lock: Path
-    drift: DriftReport | None
-    rebase: RebaseResult | None
+    drift: DriftReport
+    rebase: RebaseResult
     verify: VerifyOutcome | None
     report: StatusReport | None  # computed after verify; None when the pipeline stopped before it
     documents: Documents | None
@@ -305,7 +305,7 @@ def run_demo(
     """
     progress = progress or DemoProgress()
     started = time.monotonic()
-    # Checked before the tool probe, which takes a second, and before anything is created.
+    # Checked before the tool probe (it compiles and runs a program) and before anything is created.
     if dest is not None:
         prepare_dir(dest)
     with _installed_tools_first():

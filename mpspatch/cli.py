@@ -371,6 +371,40 @@ def split(
 # (issue 7: add the demo command below this line)
 
 
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Write the sample into this new or empty folder (default: a fresh temporary one)."),
+    ] = None,
+    fault: Annotated[
+        str | None,
+        typer.Option("--break", metavar="race", help="Inject a fault: `race` drops a lock in the stream pool, so "
+                                                      "TSan fails, the audit says NOT READY and the demo exits 1."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole job on a small offline sample: drift, rebase, verify (build, lint, TSan, tests), render.
+
+    Exit 0 when the audit says READY FOR SUBMISSION, 1 when it does not (as with --break race), 2 when a
+    tool is missing or --dir is not empty.
+    """
+    from mpspatch.demo import run_demo
+    from mpspatch.errors import InputError
+
+    if fault is not None and fault != "race":
+        raise InputError(f"demo: --break {fault!r} is not a fault the demo knows; use --break race")
+    with console.demo_progress() as progress:
+        result = run_demo(directory, break_race=fault == "race", progress=progress)
+    if as_json:
+        console.emit_json(console.demo_json(result))
+    else:
+        console.show_demo(result)
+    if result.interrupted:
+        finish(ExitCode.INTERRUPTED)
+    finish(ExitCode.OK if result.ready else ExitCode.PROBLEM)
+
+
 # ----------------------------------------------------------------------------------------- entry point
 
 

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mpspatch.config import Stage
+    from mpspatch.demo import DemoProgress as DemoProgressBase
+    from mpspatch.demo import DemoResult
+    from mpspatch.demo import Step as DemoStep
     from mpspatch.drift import DriftReport
     from mpspatch.evidence import VerifyOutcome
     from mpspatch.history import UpstreamCommit
@@ -663,3 +666,135 @@ def _last_log_line(log: Path | None) -> str:
         return ""
     lines = [line.strip() for line in chunk.replace("\r", "\n").splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+# ==================================================================================================
+# issue 7: demo — a status line per step on stderr, the summary of where everything landed, --json
+# ==================================================================================================
+
+_STEP_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow"}
+
+
+@contextmanager
+def demo_progress() -> Iterator[DemoProgressBase]:
+    """One line per finished step with its time on stderr; the verify step shows verify's own live display."""
+    from mpspatch.demo import DemoProgress
+
+    class _Steps(DemoProgress):
+        def __init__(self) -> None:
+            self.spinner: Any = None
+            self.interactive = err().is_terminal
+
+        def step_started(self, name: str, index: int, total: int) -> None:
+            # verify brings its own live display, and rich allows one at a time.
+            if self.interactive and name != "verify":
+                self.spinner = err().status(f"[{index + 1}/{total}] {name}", spinner="dots")
+                self.spinner.start()
+
+        def step_finished(self, step: DemoStep, index: int, total: int) -> None:
+            self._stop()
+            style = _STEP_STYLE.get(step.status, "")
+            timing = _duration(step.duration_s) if step.status != "skipped" else "—"
+            err().print(f"[{index + 1:>2}/{total}] {step.name:<12} {timing:>6}  [{style}]{step.status:<7}[/] "
+                        f"{_escape(step.detail)}", soft_wrap=True, highlight=False)
+
+        def verifying(self) -> Any:
+            return verify_progress()
+
+        def _stop(self) -> None:
+            if self.spinner is not None:
+                self.spinner.stop()
+                self.spinner = None
+
+    display = _Steps()
+    try:
+        yield display
+    finally:
+        display._stop()
+
+
+def demo_json(result: DemoResult) -> dict[str, Any]:
+    sample = result.sample
+    rebase = result.rebase
+    outcome = result.verify
+    docs = result.documents
+    return {
+        "dir": str(sample.root),
+        "upstream": str(sample.upstream),
+        "project": str(sample.project),
+        "config": str(sample.config),
+        "patches": [str(sample.patch)],
+        "break_race": sample.break_race,
+        "cxx": result.toolchain.cxx,
+        "steps": [{"name": s.name, "status": s.status, "duration_s": s.duration_s, "detail": s.detail}
+                  for s in result.steps],
+        "rebase": {
+            "status": rebase.status, "base": rebase.base, "base_ref": rebase.base_ref, "onto": rebase.onto,
+            "onto_ref": rebase.onto_ref,
+            "absorbed": [{"path": a.path, "pull_requests": list(a.pull_requests)} for a in rebase.absorbed],
+            "conflicts": [{"path": c.path, "regions": c.regions} for c in rebase.conflicts],
+        },
+        "run_id": outcome.run.run_id if outcome else None,
+        "evidence": str(outcome.evidence) if outcome else None,
+        "stages": verify_json(outcome)["stages"] if outcome else [],
+        "documents": None if docs is None else {"pr": str(docs.pr), "issue": str(docs.issue),
+                                                "audit": str(docs.audit)},
+        "ready": result.ready,
+        "status_line": result.status_line,
+        "gaps": [dataclasses.asdict(g) for g in result.gaps],
+        "duration_s": result.duration_s,
+    }
+
+
+def show_demo(result: DemoResult) -> None:
+    """Where everything landed, one item per line; paths are never wrapped, so they can be copied."""
+    sample = result.sample
+    console = out()
+
+    def line(label: str, text: str) -> None:
+        console.print(f"[bold]{label:<15}[/] {_escape(text)}", soft_wrap=True)
+
+    line("sample", str(sample.root))
+    line("upstream repo", f"{sample.upstream}  (git history, tags v1.0 v1.1 v1.2)")
+    line("project", f"{sample.project}  (mpspatch.toml, audit/requirements.toml, docs/prose/)")
+    rebase = result.rebase
+    moved = ""
+    if rebase.status == "rebased":
+        moved = f"  (rebased {rebase.base_ref} -> {rebase.onto_ref} {rebase.onto[:12]})"
+    line("patch", f"{sample.patch}{moved}")
+    for a in rebase.absorbed:
+        line("", f"already upstream, dropped: {a.path} ({', '.join(_pr(n) for n in a.pull_requests)})")
+    if result.verify is not None:
+        line("evidence", str(result.verify.evidence))
+        for s in result.verify.run.stages:
+            style = _STATUS_STYLE.get(s.status, "")
+            counts = _counts_text(dict(s.counts))
+            console.print(f"{'':<15}  {s.name:<6} [{style}]{s.status:<7}[/] {_duration(s.duration_s):>6}  "
+                          f"{_escape(counts)}", soft_wrap=True)
+    if result.documents is not None:
+        line("PR description", str(result.documents.pr))
+        line("GitHub issue", str(result.documents.issue))
+        line("audit", str(result.documents.audit))
+    verdict = "[bold green]READY FOR SUBMISSION[/]" if result.ready else f"[bold red]{_escape(result.status_line)}[/]"
+    console.print(f"[bold]{'readiness':<15}[/] {verdict}")
+    for gap in result.gaps:
+        marker = "blocking" if gap.blocking else "advisory"
+        console.print(f"{'':<15}  - [{gap.id}] {gap.title}: {gap.reason} ({marker})", markup=False, soft_wrap=True)
+    if sample.break_race and not result.ready:
+        console.print("The race was injected on purpose (--break race): TSan caught it, the audit says NOT READY, "
+                      "and the demo exits 1.", markup=False, soft_wrap=True)
+    line("total time", _duration(result.duration_s))
+    console.print(f"Look around: cd {sample.project} && {_this_program()} status", markup=False, soft_wrap=True)
+
+
+def _this_program() -> str:
+    """How to call this mpspatch again from another folder: `make demo` runs .venv/bin/mpspatch off PATH."""
+    import shutil
+
+    running = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("mpspatch")
+    if on_path is not None and Path(on_path).resolve() == running:
+        return "mpspatch"
+    if running.name == "mpspatch" and running.is_file():
+        return str(Path(sys.argv[0]).absolute())
+    return f"{sys.executable} -m mpspatch.cli"

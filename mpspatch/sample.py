@@ -4,6 +4,9 @@ The data lives in `mpspatch/demo_sample/` (see its README.md). This module turns
 
     DEST/upstream/                      git repository, tags v1.0, v1.1 and v1.2, branch main
     DEST/project/mpspatch.toml          configuration: base v1.0, target v1.2, four stages
+    DEST/project/audit/requirements.toml
+                                        the sample's contribution checklist
+    DEST/project/docs/prose/            the hand-written parts of the PR and issue
     DEST/project/patches/stream-pool.patch
                                         `git diff --full-index v1.0 <downstream commit>`
 
@@ -15,6 +18,7 @@ no branch or tag of the upstream repository reaches it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +43,13 @@ RACE_NEW = (
     "  work();\n"
     "  ++commands_;\n"
 )
+
+# The TSan stage's compiler as the sample's config names it. `write_sample(cxx=...)` puts another
+# compiler with ThreadSanitizer in its place, e.g. clang++ on a machine without g++.
+CONFIG_NAME = "mpspatch.toml"
+DEFAULT_CXX = "g++"
+_TSAN_COMPILE = '"g++", "-std=c++17", "-fsanitize=thread"'
+COMPILER_NAME = re.compile(r"[A-Za-z0-9_.+/-]+")
 
 _DOWNSTREAM_SUBJECT = "[MPS] Replace the default stream with a thread-safe stream pool"
 _DOWNSTREAM_BODY = """\
@@ -80,6 +91,7 @@ class Sample:
     patch: Path
     config: Path
     break_race: bool
+    cxx: str  # the compiler the tsan stage runs
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,10 @@ class _Commit:
     tag: str | None
 
 
-def write_sample(dest: Path, *, break_race: bool = False) -> Sample:
+def write_sample(dest: Path, *, break_race: bool = False, cxx: str = DEFAULT_CXX) -> Sample:
     """Writes the sample into `dest`, which may exist but must not hold `upstream` or `project`.
+
+    `cxx` is the compiler the config's tsan stage calls (a name on PATH or a path).
 
     The sample is assembled in a hidden staging folder inside `dest` and moved into place at the
     end, so a failure leaves no half-written sample behind.
@@ -100,6 +114,8 @@ def write_sample(dest: Path, *, break_race: bool = False) -> Sample:
     for name in ("upstream", "project"):
         if (root / name).exists():
             raise SampleError(f"{root / name} already exists: choose an empty folder for the sample")
+    if not COMPILER_NAME.fullmatch(cxx):
+        raise SampleError(f"{cxx!r} is not a usable compiler name: use a program name or a path without spaces")
     root.mkdir(parents=True, exist_ok=True)
     data = files(__package__ or "mpspatch").joinpath("demo_sample")
     staging = Path(tempfile.mkdtemp(prefix=".sample-", dir=root))
@@ -110,7 +126,10 @@ def write_sample(dest: Path, *, break_race: bool = False) -> Sample:
         )
         project = staging / "project"
         for rel, item in _walk(data.joinpath("project")):
-            _write(project / rel, item.read_bytes())
+            content = item.read_bytes()
+            if rel == CONFIG_NAME and cxx != DEFAULT_CXX:
+                content = _with_compiler(content, cxx)
+            _write(project / rel, content)
         _write(project / "patches" / PATCH_NAME, patch_text)
         os.replace(staging / "upstream", root / "upstream")
         os.replace(project, root / "project")
@@ -122,8 +141,9 @@ def write_sample(dest: Path, *, break_race: bool = False) -> Sample:
         project=root / "project",
         patches=root / "project" / "patches",
         patch=root / "project" / "patches" / PATCH_NAME,
-        config=root / "project" / "mpspatch.toml",
+        config=root / "project" / CONFIG_NAME,
         break_race=break_race,
+        cxx=cxx,
     )
 
 
@@ -166,6 +186,13 @@ def _inject_race(content: bytes) -> bytes:
     if text.count(RACE_OLD) != 1:
         raise SampleError(f"demo_sample/downstream/{RACE_FILE} no longer holds the lock to remove")
     return text.replace(RACE_OLD, RACE_NEW).encode()
+
+
+def _with_compiler(content: bytes, cxx: str) -> bytes:
+    text = content.decode()
+    if text.count(_TSAN_COMPILE) != 1:
+        raise SampleError(f"demo_sample/project/{CONFIG_NAME} no longer names g++ once in its tsan stage")
+    return text.replace(_TSAN_COMPILE, _TSAN_COMPILE.replace('"g++"', f'"{cxx}"')).encode()
 
 
 def _read_history(data: Traversable) -> list[_Commit]:

@@ -293,7 +293,7 @@ def test_pytest_suite_fails_against_upstream_without_pool(
     ok(["cmake", "-S", ".", "-B", "build"], upstream_tree)
     ok(["cmake", "--build", "build", "--parallel", str(os.cpu_count() or 1)], upstream_tree)
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_stream_pool.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/test_stream_pool.py"],
         built.path,
         {"MPSRUN": str(upstream_tree / "build" / "mpsrun")},
     )
@@ -365,3 +365,17 @@ def test_lintrunner_finds_and_fixes_trailing_whitespace(tree: Tree, tmp_path: Pa
 def test_tools_are_installed() -> None:
     for tool in ["git", "cmake", "g++", "clang-format", "lintrunner"]:
         assert shutil.which(tool, path=TOOLS_DIR + os.pathsep + os.environ.get("PATH", "")), tool
+
+
+def test_tsan_compiler_is_a_parameter(tmp_path: Path) -> None:
+    written = write_sample(tmp_path / "clang", cxx="clang++")
+    assert written.cxx == "clang++"
+    config = tomllib.loads(written.config.read_text())
+    (stage,) = (s for s in config["stages"] if s["name"] == "tsan")
+    assert stage["run"][1][:3] == ["clang++", "-std=c++17", "-fsanitize=thread"]
+    default = tomllib.loads((write_sample(tmp_path / "gcc").config).read_text())
+    assert [s for s in default["stages"] if s["name"] != "tsan"] == [
+        s for s in config["stages"] if s["name"] != "tsan"
+    ]
+    with pytest.raises(SampleError, match="not a usable compiler"):
+        write_sample(tmp_path / "bad", cxx="g++ -O3")

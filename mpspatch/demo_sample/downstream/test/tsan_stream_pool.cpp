@@ -2,7 +2,7 @@
 //
 //   g++ -std=c++17 -fsanitize=thread -g -O1 -pthread -I aten/src <library
 //   sources> \
-//       tests/tsan_stream_pool.cpp -o tsan_stream_pool
+//       test/tsan_stream_pool.cpp -o tsan_stream_pool
 //   ./tsan_stream_pool [THREADS [ITERS]]     (defaults: 8 threads, 50
 //   iterations)
 //

@@ -31,6 +31,26 @@ _GIT_ENV = {
     "LC_ALL": "C",
 }
 
+# Variables that tie git to one repository (`git rev-parse --local-env-vars`). A git hook exports them for the
+# repository it runs in; inherited, they would point every command at that repository instead of the clone or
+# shadow named by `repo` (GIT_DIR), or at its index (GIT_INDEX_FILE). Git drops the same list itself when it
+# enters a submodule.
+_REPO_LOCAL_VARS = frozenset({
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
+})
+
+
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment for a git command: ours minus inherited repo-local variables, plus `extra`."""
+    merged = {k: v for k, v in os.environ.items() if k not in _REPO_LOCAL_VARS}
+    merged.update(_GIT_ENV)
+    if extra:
+        merged.update(extra)
+    return merged
+
 
 def git(
     repo: Path,
@@ -40,11 +60,9 @@ def git(
     input_text: str | None = None,
     timeout: float = 600,
 ) -> proc.Completed:
-    merged = dict(_GIT_ENV)
-    if env:
-        merged.update(env)
     try:
-        return proc.run(["git", *args], cwd=repo, env=merged, check=check, input_text=input_text, timeout=timeout)
+        return proc.run(["git", *args], cwd=repo, env=_env(env), check=check, input_text=input_text,
+                        timeout=timeout, inherit_env=False)
     except ToolMissingError:
         raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
     except CommandFailedError as exc:
@@ -97,11 +115,6 @@ def identity_env(name: str, email: str, date: str) -> dict[str, str]:
         "GIT_COMMITTER_EMAIL": email,
         "GIT_COMMITTER_DATE": date,
     }
-
-
-def path_env_without_git_vars() -> dict[str, str]:
-    """The current environment minus GIT_DIR-style variables that would redirect every command."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _GIT_ENV}
 
 
 def paths_args(paths: Sequence[str]) -> list[str]:
@@ -740,7 +753,8 @@ def read_blobs(repo: Path, specs: Sequence[str]) -> tuple[bytes | None, ...]:
         raise GitError(f"{repo}: a path with a newline cannot be read through `git cat-file --batch`")
     stdin = "".join(f"{spec}\n" for spec in specs).encode("utf-8")
     try:
-        out = proc.run_bytes(["git", "cat-file", "--batch"], cwd=repo, env=_GIT_ENV, input_bytes=stdin).stdout
+        out = proc.run_bytes(["git", "cat-file", "--batch"], cwd=repo, env=_env(), input_bytes=stdin,
+                             inherit_env=False).stdout
     except CommandFailedError as exc:
         raise GitError(f"{repo}: {exc.message}") from None
     blobs: list[bytes | None] = []

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from mpspatch import git, proc
 from mpspatch.config import Category, Config, SplitGroup, matches_any
-from mpspatch.errors import GitError, InputError, MpspatchError, ProblemFound, StateError
+from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
 from mpspatch.series import FileChange, Patch, parse_patch, parse_patch_bytes, parse_series, read_lock, series_files
 
@@ -310,7 +310,8 @@ def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> Tre
         if not result.ok:
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
             after = " after the patches before it" if patch is not patches[0] else ""
-            raise ProblemFound(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
+            # Bad input, as in rebase, drift and verify (exit 2): the series itself is broken at its base.
+            raise InputError(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
                                "run `mpspatch rebase` or fix the patch, then split again")
     return git.write_tree(sc.repo, sc.index)
 

@@ -139,3 +139,20 @@ def test_ctrl_c_exits_130(project: Path) -> None:
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130, stderr
     assert "interrupted" in stderr
+
+
+@pytest.mark.parametrize("command", ["rebase", "drift", "verify", "split"])
+def test_a_series_with_paths_outside_allowed_paths_is_refused(project: Path, command: str) -> None:
+    # The fixture's patch adds tools/gen.py, which no allowed prefix covers: `import` would have refused it,
+    # so a hand-edited series holding it is refused too, before anything is written.
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + '\n[[stages]]\nname = "t"\nkind = "command"\nrun = [["true"]]\n')
+    patch = project / "patches/pool.patch"
+    before = patch.read_bytes()
+    result = run_cli(command, "--json", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert f"{patch}: 1 path(s) outside [series].allowed_paths: tools/gen.py" in result.stderr
+    assert "add their prefixes to allowed_paths" in result.stderr
+    assert patch.read_bytes() == before
+    assert not (project / "patches/series.lock").exists() and not (project / "audit").exists()

@@ -156,3 +156,12 @@ def test_a_series_with_paths_outside_allowed_paths_is_refused(project: Path, com
     assert "add their prefixes to allowed_paths" in result.stderr
     assert patch.read_bytes() == before
     assert not (project / "patches/series.lock").exists() and not (project / "audit").exists()
+
+
+def test_an_output_path_that_cannot_be_written_is_bad_input(project: Path) -> None:
+    (project / "notes").write_text("a file where --out expects a folder\n")
+    result = run_cli("render-audit", "--out", "notes/audit.md", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+    assert "notes/audit.md: cannot write here" in result.stderr
+    assert (project / "notes").read_text() == "a file where --out expects a folder\n"

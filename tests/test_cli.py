@@ -165,3 +165,13 @@ def test_an_output_path_that_cannot_be_written_is_bad_input(project: Path) -> No
     assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
     assert "notes/audit.md: cannot write here" in result.stderr
     assert (project / "notes").read_text() == "a file where --out expects a folder\n"
+
+
+def test_a_stale_document_note_is_one_line_however_long(project: Path) -> None:
+    out = "a-rather-long-folder-name-for-rendered-documents/and-another-level/submission_audit.md"
+    (project / out).parent.mkdir(parents=True)
+    (project / out).write_text("stale\n")
+    result = run_cli("render-audit", "--out", out, "--check", cwd=project)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"--- {out} (on disk)")
+    assert result.stderr == f"{out} is stale; run `mpspatch render-audit` to rewrite it\n"

@@ -97,14 +97,6 @@ def resolve_commit(repo: Path, ref: str) -> CommitSha:
     return commit_sha(result.stdout.strip())
 
 
-def is_dirty(repo: Path) -> bool:
-    return bool(git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no").stdout)
-
-
-def ls_files_z(repo: Path, *args: str) -> list[str]:
-    return [p for p in git(repo, "ls-files", "-z", *args).stdout.split("\0") if p]
-
-
 def identity_env(name: str, email: str, date: str) -> dict[str, str]:
     """Author and committer pinned to one identity and date, so commit SHAs do not depend on the clock."""
     return {
@@ -160,12 +152,6 @@ class SeriesBuild:
 def pinned_env() -> dict[str, str]:
     """Neutralise user and system git config for output that must be byte-identical everywhere."""
     return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
-def objects_dir(repo: Path) -> Path:
-    """The absolute object store of `repo` (works for normal clones, bare clones and worktrees)."""
-    out = git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()
-    return Path(out) / "objects"
 
 
 def ensure_checkout(url: str, checkout: Path) -> bool:
@@ -285,10 +271,6 @@ def _create_shadow(shadow: Path) -> None:
 def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
     """Point a shadow ref at a commit, so the shadow's own gc can never drop what mpspatch is working on."""
     git(shadow, "update-ref", ref, sha)
-
-
-def delete_ref(shadow: Path, ref: str) -> None:
-    git(shadow, "update-ref", "-d", ref, check=False)
 
 
 def update_refs(shadow: Path, *, pin: Mapping[str, str] | None = None, delete: Sequence[str] = ()) -> None:
@@ -416,13 +398,6 @@ def series_names(shadow: Path, base: str, tip: str) -> dict[str, CommitSha]:
     return found
 
 
-def patch_name_of(shadow: Path, commit: str) -> str | None:
-    """The patch file name a series commit was made from (its `mpspatch-patch:` trailer)."""
-    body = git(shadow, "log", "-1", "--format=%B", commit).stdout
-    match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
-    return match.group(1).strip() if match else None
-
-
 def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: bytes, number: int) -> CommitSha:
     stamp = f"@{SERIES_EPOCH + number} +0000"
     env = identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], stamp)
@@ -487,11 +462,6 @@ def patch_text(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str
     if paths:
         args += ["--", *paths]
     return git(repo, *args, env=pinned_env()).stdout
-
-
-def changed_paths(repo: Path, old: str, new: str) -> tuple[str, ...]:
-    out = git(repo, "diff", "--no-renames", "--name-only", "-z", old, new, env=pinned_env()).stdout
-    return tuple(p for p in out.split("\0") if p)
 
 
 def rebase_env() -> dict[str, str]:
@@ -565,12 +535,6 @@ def clear_stale_index_lock(worktree: Path) -> bool:
         lock.unlink()
         return True
     return False
-
-
-def commits_between(repo: Path, base: str, tip: str) -> tuple[CommitSha, ...]:
-    """Commits in base..tip, oldest first."""
-    out = git(repo, "rev-list", "--reverse", f"{base}..{tip}").stdout
-    return tuple(commit_sha(line) for line in out.split())
 
 
 # is_ancestor: one definition, in the audit-checks section below (it reports git failures instead of

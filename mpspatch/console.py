@@ -80,7 +80,9 @@ def error_line(message: str) -> None:
 
 
 def note(message: str) -> None:
-    err().print(message, markup=False)
+    # soft_wrap: a note is one line however long, so logs and `grep` see it whole (rich would cut it at 80
+    # columns when stderr is not a terminal).
+    err().print(message, markup=False, soft_wrap=True)
 
 
 def relative(path: Path, root: Path) -> str:
@@ -309,7 +311,7 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
 
     console = out()
     for line in result.notes:
-        err().print(f"note: {line}", markup=False)
+        note(f"note: {line}")
     console.print(f"[bold]{result.base_ref}[/] {result.base[:12]} -> [bold]{escape(result.onto_ref)}[/] "
                   f"{result.onto[:12]}")
     if result.absorbed:
@@ -466,7 +468,7 @@ def import_json(result: ImportResult) -> dict[str, Any]:
 
 def show_import(result: ImportResult, root: Path) -> None:
     for line in result.notes:
-        err().print(f"note: {line}", markup=False)
+        note(f"note: {line}")
     form = "canonical form" if result.canonical else "as downloaded/read"
     base = f", checked at base {result.base[:12]}" if result.base else ""
     out().print(f"imported {result.kind} {result.source} into {relative(result.patch, root)} ({form}{base}): "
@@ -490,7 +492,7 @@ def regenerate_json(result: RegenerateResult) -> dict[str, Any]:
 
 def show_regenerate(result: RegenerateResult, root: Path) -> None:
     for line in result.notes:
-        err().print(f"note: {line}", markup=False)
+        note(f"note: {line}")
     for item in result.patches:
         name = relative(item.path, root)
         if item.in_sync:

@@ -21,7 +21,7 @@ from mpspatch.files import atomic_write_text, sha256_file
 from mpspatch.history import AlreadyUpstream, MergeForecast, UpstreamCommit
 from mpspatch.ids import CommitSha, TreePath, commit_sha
 from mpspatch.rebase import resolve_base, resolve_ref
-from mpspatch.series import Patch, parse_series
+from mpspatch.series import Patch, load_series
 
 # rebase-helper's per-file vocabulary.
 CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED = "clean", "conflict", "absorbed", "partly absorbed"
@@ -119,7 +119,7 @@ def compute_drift(config: Config, onto_ref: str | None = None) -> DriftReport:
         base_job = pool.submit(resolve_base, config, checkout)
         onto_job = pool.submit(resolve_ref, checkout, onto_ref)
         checked = pool.submit(git.require_merge_tree)
-        patches = parse_series(config.series.patches)
+        patches = load_series(config)
         shadow = shadow_job.result()
         base, base_ref = base_job.result()
         onto = onto_job.result()

@@ -26,7 +26,7 @@ from mpspatch.files import atomic_write_text
 from mpspatch.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.patched_tree import PatchedTree
 from mpspatch.runner import CachedResult, Progress, RunRequest, run_stages, validate
-from mpspatch.series import parse_series
+from mpspatch.series import load_series
 from mpspatch.stages import ERROR, FAILED, PASSED, StageResult
 
 EVIDENCE_VERSION = 1
@@ -224,7 +224,7 @@ def verify(
     python: str = sys.executable,
 ) -> VerifyOutcome:
     stages = select_stages(config, stage_names)
-    patches = parse_series(config.series.patches)
+    patches = load_series(config)
     series = tuple(p.sha256 for p in patches)
     with patched_tree.exclusive(config):
         planned = patched_tree.plan(config, patches)

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from mpspatch.errors import InputError
 from mpspatch.ids import ContentSha256
 
 
@@ -14,10 +15,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename over the target.
 
     rename() within one filesystem is atomic, so readers see the old file or the new one, never a mix,
-    even when the process is killed half-way.
+    even when the process is killed half-way. A folder that cannot be made or written (a file in the way, no
+    permission, a full disk) is the user's to fix, so it is an InputError naming the path, not a crash.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write here ({exc.strerror or exc}); choose another path or make "
+                         f"{path.parent} a writable folder") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -31,6 +31,26 @@ _GIT_ENV = {
     "LC_ALL": "C",
 }
 
+# Variables that tie git to one repository (`git rev-parse --local-env-vars`). A git hook exports them for the
+# repository it runs in; inherited, they would point every command at that repository instead of the clone or
+# shadow named by `repo` (GIT_DIR), or at its index (GIT_INDEX_FILE). Git drops the same list itself when it
+# enters a submodule.
+_REPO_LOCAL_VARS = frozenset({
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
+})
+
+
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment for a git command: ours minus inherited repo-local variables, plus `extra`."""
+    merged = {k: v for k, v in os.environ.items() if k not in _REPO_LOCAL_VARS}
+    merged.update(_GIT_ENV)
+    if extra:
+        merged.update(extra)
+    return merged
+
 
 def git(
     repo: Path,
@@ -40,11 +60,9 @@ def git(
     input_text: str | None = None,
     timeout: float = 600,
 ) -> proc.Completed:
-    merged = dict(_GIT_ENV)
-    if env:
-        merged.update(env)
     try:
-        return proc.run(["git", *args], cwd=repo, env=merged, check=check, input_text=input_text, timeout=timeout)
+        return proc.run(["git", *args], cwd=repo, env=_env(env), check=check, input_text=input_text,
+                        timeout=timeout, inherit_env=False)
     except ToolMissingError:
         raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
     except CommandFailedError as exc:
@@ -79,14 +97,6 @@ def resolve_commit(repo: Path, ref: str) -> CommitSha:
     return commit_sha(result.stdout.strip())
 
 
-def is_dirty(repo: Path) -> bool:
-    return bool(git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no").stdout)
-
-
-def ls_files_z(repo: Path, *args: str) -> list[str]:
-    return [p for p in git(repo, "ls-files", "-z", *args).stdout.split("\0") if p]
-
-
 def identity_env(name: str, email: str, date: str) -> dict[str, str]:
     """Author and committer pinned to one identity and date, so commit SHAs do not depend on the clock."""
     return {
@@ -97,11 +107,6 @@ def identity_env(name: str, email: str, date: str) -> dict[str, str]:
         "GIT_COMMITTER_EMAIL": email,
         "GIT_COMMITTER_DATE": date,
     }
-
-
-def path_env_without_git_vars() -> dict[str, str]:
-    """The current environment minus GIT_DIR-style variables that would redirect every command."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _GIT_ENV}
 
 
 def paths_args(paths: Sequence[str]) -> list[str]:
@@ -147,12 +152,6 @@ class SeriesBuild:
 def pinned_env() -> dict[str, str]:
     """Neutralise user and system git config for output that must be byte-identical everywhere."""
     return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
-def objects_dir(repo: Path) -> Path:
-    """The absolute object store of `repo` (works for normal clones, bare clones and worktrees)."""
-    out = git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()
-    return Path(out) / "objects"
 
 
 def ensure_checkout(url: str, checkout: Path) -> bool:
@@ -272,10 +271,6 @@ def _create_shadow(shadow: Path) -> None:
 def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
     """Point a shadow ref at a commit, so the shadow's own gc can never drop what mpspatch is working on."""
     git(shadow, "update-ref", ref, sha)
-
-
-def delete_ref(shadow: Path, ref: str) -> None:
-    git(shadow, "update-ref", "-d", ref, check=False)
 
 
 def update_refs(shadow: Path, *, pin: Mapping[str, str] | None = None, delete: Sequence[str] = ()) -> None:
@@ -403,13 +398,6 @@ def series_names(shadow: Path, base: str, tip: str) -> dict[str, CommitSha]:
     return found
 
 
-def patch_name_of(shadow: Path, commit: str) -> str | None:
-    """The patch file name a series commit was made from (its `mpspatch-patch:` trailer)."""
-    body = git(shadow, "log", "-1", "--format=%B", commit).stdout
-    match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
-    return match.group(1).strip() if match else None
-
-
 def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: bytes, number: int) -> CommitSha:
     stamp = f"@{SERIES_EPOCH + number} +0000"
     env = identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], stamp)
@@ -474,11 +462,6 @@ def patch_text(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str
     if paths:
         args += ["--", *paths]
     return git(repo, *args, env=pinned_env()).stdout
-
-
-def changed_paths(repo: Path, old: str, new: str) -> tuple[str, ...]:
-    out = git(repo, "diff", "--no-renames", "--name-only", "-z", old, new, env=pinned_env()).stdout
-    return tuple(p for p in out.split("\0") if p)
 
 
 def rebase_env() -> dict[str, str]:
@@ -552,12 +535,6 @@ def clear_stale_index_lock(worktree: Path) -> bool:
         lock.unlink()
         return True
     return False
-
-
-def commits_between(repo: Path, base: str, tip: str) -> tuple[CommitSha, ...]:
-    """Commits in base..tip, oldest first."""
-    out = git(repo, "rev-list", "--reverse", f"{base}..{tip}").stdout
-    return tuple(commit_sha(line) for line in out.split())
 
 
 # is_ancestor: one definition, in the audit-checks section below (it reports git failures instead of
@@ -740,7 +717,8 @@ def read_blobs(repo: Path, specs: Sequence[str]) -> tuple[bytes | None, ...]:
         raise GitError(f"{repo}: a path with a newline cannot be read through `git cat-file --batch`")
     stdin = "".join(f"{spec}\n" for spec in specs).encode("utf-8")
     try:
-        out = proc.run_bytes(["git", "cat-file", "--batch"], cwd=repo, env=_GIT_ENV, input_bytes=stdin).stdout
+        out = proc.run_bytes(["git", "cat-file", "--batch"], cwd=repo, env=_env(), input_bytes=stdin,
+                             inherit_env=False).stdout
     except CommandFailedError as exc:
         raise GitError(f"{repo}: {exc.message}") from None
     blobs: list[bytes | None] = []

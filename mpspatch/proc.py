@@ -213,9 +213,10 @@ def run_bytes(
     timeout: float = 600,
     check: bool = True,
     input_bytes: bytes | None = None,
+    inherit_env: bool = True,
 ) -> CompletedBytes:
     """run() for binary protocols such as `git cat-file --batch`: stdout undecoded, stderr as text."""
-    completed, _ = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=True, input_bytes=input_bytes)
+    completed, _ = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env, input_bytes=input_bytes)
     stderr = _decode(completed.stderr)
     if check and completed.returncode != 0:
         raise CommandFailedError(f"`{describe(argv)}` exited {completed.returncode} in {cwd}:\n{tail(stderr)}")

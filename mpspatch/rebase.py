@@ -23,7 +23,7 @@ from mpspatch.config import Config
 from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.files import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file
 from mpspatch.ids import CommitSha, ContentSha256, TreeSha, commit_sha
-from mpspatch.series import Patch, make_lock, parse_patch_bytes, parse_series, read_lock, write_lock
+from mpspatch.series import Patch, load_series, make_lock, parse_patch_bytes, read_lock, write_lock
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -280,7 +280,7 @@ def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
     checkout = config.upstream.checkout
     onto_ref = onto_ref or config.upstream.target
     base, base_ref, onto = resolve_base_and_onto(config, checkout, onto_ref)
-    patches = parse_series(config.series.patches)
+    patches = load_series(config)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")

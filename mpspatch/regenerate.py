@@ -16,7 +16,6 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from mpspatch.errors import InputError, StateError
 from mpspatch.files import atomic_write_bytes
 from mpspatch.ids import CommitSha
 from mpspatch.rebase import previous_dir, read_state, resolve_base, resolve_ref
-from mpspatch.series import Patch, is_allowed, make_lock, parse_patch_bytes, parse_series, write_lock
+from mpspatch.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
 
 # facts.md: the public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
 # patches/cumulative-v2.9.1-to-mps-stream-pool.patch. The branch name is GitHub's default; pass a URL to
@@ -114,15 +113,6 @@ def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, 
         notes.append(f"{len(untracked)} untracked file(s) under allowed_paths are not in the patch "
                      f"(`git add -N` them in the fork to include them): {shown}")
     return text.encode("utf-8"), base, notes
-
-
-def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
-    found: dict[str, None] = {}
-    for change in patch.files:
-        for path in (change.path, change.old_path):
-            if path and not is_allowed(path, allowed):
-                found.setdefault(path, None)
-    return sorted(found)
 
 
 def refuse_outside(config: Config, source: str, patch: Patch) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mpspatch.config import Category, Config, glob_regex
-from mpspatch.errors import PatchFormatError, StateError
+from mpspatch.errors import InputError, PatchFormatError, StateError
 from mpspatch.files import atomic_write_text, sha256_bytes
 from mpspatch.ids import CommitSha, ContentSha256, TreePath
 
@@ -291,6 +291,23 @@ def parse_series(paths: Sequence[Path]) -> tuple[Patch, ...]:
     return tuple(parse_patch(p) for p in paths)
 
 
+def load_series(config: Config) -> tuple[Patch, ...]:
+    """The configured series for the commands that act on it: rebase, drift, verify and split.
+
+    Paths outside [series].allowed_paths are refused here, as `import` and `regenerate` refuse them on the way
+    in: a hand-edited patch must not reach a rebase, evidence or a PR stack. `stats`, `status` and `lock`
+    parse the series without this check: the first two report such paths, and a lock only records the bytes.
+    """
+    patches = parse_series(config.series.patches)
+    for patch in patches:
+        outside = outside_allowed(patch, config.series.allowed_paths)
+        if outside:
+            raise InputError(f"{patch.path}: {len(outside)} path(s) outside [series].allowed_paths: "
+                             f"{', '.join(outside)}; drop them from the patch or add their prefixes to "
+                             f"allowed_paths in {config.path}")
+    return patches
+
+
 # ------------------------------------------------------------------------------------------- statistics
 
 
@@ -304,6 +321,16 @@ def categorize(path: str, categories: Sequence[Category]) -> str | None:
 
 def is_allowed(path: str, allowed_paths: Sequence[str]) -> bool:
     return not allowed_paths or any(path.startswith(prefix) for prefix in allowed_paths)
+
+
+def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
+    """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted."""
+    found: dict[str, None] = {}
+    for change in patch.files:
+        for path in (change.path, change.old_path):
+            if path and not is_allowed(path, allowed):
+                found.setdefault(path, None)
+    return sorted(found)
 
 
 def series_files(patches: Iterable[Patch]) -> tuple[TreePath, ...]:

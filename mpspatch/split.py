@@ -46,9 +46,18 @@ from pathlib import Path
 
 from mpspatch import git, proc
 from mpspatch.config import Category, Config, SplitGroup, matches_any
-from mpspatch.errors import GitError, InputError, MpspatchError, ProblemFound, StateError
+from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
-from mpspatch.series import FileChange, Patch, parse_patch, parse_patch_bytes, parse_series, read_lock, series_files
+from mpspatch.series import (
+    FileChange,
+    Patch,
+    load_series,
+    parse_patch,
+    parse_patch_bytes,
+    parse_series,
+    read_lock,
+    series_files,
+)
 
 STACK_VERSION = 1
 STACK_FILE = "stack.json"
@@ -310,7 +319,8 @@ def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> Tre
         if not result.ok:
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
             after = " after the patches before it" if patch is not patches[0] else ""
-            raise ProblemFound(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
+            # Bad input, as in rebase, drift and verify (exit 2): the series itself is broken at its base.
+            raise InputError(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
                                "run `mpspatch rebase` or fix the patch, then split again")
     return git.write_tree(sc.repo, sc.index)
 
@@ -437,7 +447,7 @@ def split_series(
     limit = config.split.max_lines if max_lines is None else max_lines
     out = (out_dir or default_out_dir(config)).absolute()
     _check_out_dir(out)
-    patches = parse_series(config.series.patches)
+    patches = load_series(config)
     checkout = git.require_repo(config.upstream.checkout)
     base, base_ref = resolve_base(config, checkout)
     with _scratch(config, checkout, base, series_files(patches)) as sc:

@@ -139,3 +139,39 @@ def test_ctrl_c_exits_130(project: Path) -> None:
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130, stderr
     assert "interrupted" in stderr
+
+
+@pytest.mark.parametrize("command", ["rebase", "drift", "verify", "split"])
+def test_a_series_with_paths_outside_allowed_paths_is_refused(project: Path, command: str) -> None:
+    # The fixture's patch adds tools/gen.py, which no allowed prefix covers: `import` would have refused it,
+    # so a hand-edited series holding it is refused too, before anything is written.
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + '\n[[stages]]\nname = "t"\nkind = "command"\nrun = [["true"]]\n')
+    patch = project / "patches/pool.patch"
+    before = patch.read_bytes()
+    result = run_cli(command, "--json", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert f"{patch}: 1 path(s) outside [series].allowed_paths: tools/gen.py" in result.stderr
+    assert "add their prefixes to allowed_paths" in result.stderr
+    assert patch.read_bytes() == before
+    assert not (project / "patches/series.lock").exists() and not (project / "audit").exists()
+
+
+def test_an_output_path_that_cannot_be_written_is_bad_input(project: Path) -> None:
+    (project / "notes").write_text("a file where --out expects a folder\n")
+    result = run_cli("render-audit", "--out", "notes/audit.md", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+    assert "notes/audit.md: cannot write here" in result.stderr
+    assert (project / "notes").read_text() == "a file where --out expects a folder\n"
+
+
+def test_a_stale_document_note_is_one_line_however_long(project: Path) -> None:
+    out = "a-rather-long-folder-name-for-rendered-documents/and-another-level/submission_audit.md"
+    (project / out).parent.mkdir(parents=True)
+    (project / out).write_text("stale\n")
+    result = run_cli("render-audit", "--out", out, "--check", cwd=project)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"--- {out} (on disk)")
+    assert result.stderr == f"{out} is stale; run `mpspatch render-audit` to rewrite it\n"

@@ -176,6 +176,23 @@ def test_drift_changes_nothing_in_the_users_clone(tmp_path: Path) -> None:
     assert [p.read_bytes() if p.exists() else None for p in lock] == patch_bytes
 
 
+def test_a_git_hook_environment_does_not_redirect_the_forecast(two: Scenario, tmp_path: Path) -> None:
+    """Run from a hook of the project's own repository, git exports GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE
+    for that repository; mpspatch must still read the upstream clone, and leave the hook's repository alone."""
+    hook_repo = tmp_path / "project-repo"
+    subprocess.run(["git", "init", "-q", str(hook_repo)], env=git_env(), check=True, capture_output=True)
+    _, expected = drift_json(two, "v1.3")
+    hooked = {"GIT_DIR": str(hook_repo / ".git"), "GIT_WORK_TREE": str(hook_repo),
+              "GIT_INDEX_FILE": str(hook_repo / ".git" / "index")}
+    before = sorted(str(p.relative_to(hook_repo)) for p in hook_repo.rglob("*"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MPSPATCH_")}, **hooked}
+    result = subprocess.run([*MPSPATCH, "drift", "--onto", "v1.3", "--json"], cwd=two.project, capture_output=True,
+                            text=True, check=False, timeout=120, env=env)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout) == expected
+    assert sorted(str(p.relative_to(hook_repo)) for p in hook_repo.rglob("*")) == before
+
+
 # ------------------------------------------------------------------------------------------- bad input
 
 

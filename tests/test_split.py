@@ -372,11 +372,13 @@ def test_a_split_that_adds_and_removes_junk_is_refused(project: tuple[Path, Repo
     assert not (root / "patches/stack").exists()
 
 
-def test_a_series_that_does_not_apply_at_base_is_a_problem(project: tuple[Path, Repo]) -> None:
+def test_a_series_that_does_not_apply_at_base_is_bad_input(project: tuple[Path, Repo]) -> None:
     root, _ = project
     (root / "patches/0002-fix.patch").write_text((root / "patches/0001-pool.patch").read_text())
-    result = run_cli("split", "--max-lines", str(LIMIT), cwd=root)
-    assert result.returncode == 1, result.stderr
+    result = run_cli("split", "--max-lines", str(LIMIT), "--json", cwd=root)
+    # Exit 2 like rebase, drift and verify on the same series; bad input prints no JSON, one line on stderr.
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and result.stderr.count("\n") == 1
     assert "0002-fix.patch" in result.stderr and "does not apply" in result.stderr
     assert not (root / "patches/stack").exists()
 

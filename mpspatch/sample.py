@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,9 @@ from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
+
+from mpspatch import proc
+from mpspatch.errors import MpspatchError
 
 PATCH_NAME = "stream-pool.patch"
 BASE_TAG = "v1.0"
@@ -76,7 +78,7 @@ _UPSTREAM_DEV = _Identity("Ada Upstream", "ada@upstream.example")
 _DOWNSTREAM_DEV = _Identity("Dan Downstream", "dan@downstream.example")
 
 
-class SampleError(Exception):
+class SampleError(MpspatchError):
     """The sample cannot be written: the destination is taken, or git failed."""
 
 
@@ -271,24 +273,15 @@ def _git_env(who: _Identity, when: int) -> dict[str, str]:
 
 
 def _git(cwd: Path, *args: str, when: int = _EPOCH, who: _Identity = _UPSTREAM_DEV) -> bytes:
-    """Runs one git command and returns its stdout as bytes (patches are kept byte for byte).
-
-    The only subprocess call in this module, kept in one place so it can move to mpspatch.proc.
-    """
+    """Runs one git command and returns its stdout as bytes (patches are kept byte for byte)."""
     argv: Sequence[str] = ["git", *args]
     try:
-        result = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=_git_env(who, when),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SampleError(f"{' '.join(argv)} could not run in {cwd}: {error}") from error
+        # inherit_env=False: _git_env already holds the environment minus GIT_* and the user's config.
+        result = proc.run_bytes(argv, cwd=cwd, env=_git_env(who, when), timeout=60, check=False, inherit_env=False)
+    except MpspatchError as error:
+        raise SampleError(f"{' '.join(argv)} could not run in {cwd}: {error.message}") from error
     if result.returncode != 0:
-        output = (result.stderr or result.stdout).decode("utf-8", errors="replace")
+        output = result.stderr or result.stdout.decode("utf-8", errors="replace")
         tail = "\n".join(output.strip().splitlines()[-5:])
         raise SampleError(f"{' '.join(argv)} failed in {cwd} (exit {result.returncode}): {tail}")
     return result.stdout

@@ -158,23 +158,28 @@ def exclusive(config: Config) -> Iterator[None]:
     """One verify at a time per state folder: two runs switching one checkout would test a mix."""
     lock = config.state_dir / "verify.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _lock_holder(lock)
-            if holder is not None:
-                raise StateError(
-                    f"{lock}: another `mpspatch verify` (pid {holder}) is running on this tree; wait for it, "
-                    "or delete the file if that process is gone"
-                ) from None
-            lock.unlink(missing_ok=True)  # left behind by a process that no longer exists
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise StateError(f"{lock}: cannot take the verify lock; delete the file and retry")
+    # The pid goes into a private file that is then hard-linked into place: link() creates the lock with its
+    # content in one step, so no other run can ever see an empty lock and mistake it for a stale one.
+    claim = lock.with_name(f"{lock.name}.{os.getpid()}")
+    claim.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        for _ in range(2):
+            try:
+                os.link(claim, lock)
+            except FileExistsError:
+                holder = _lock_holder(lock)
+                if holder is not None:
+                    raise StateError(
+                        f"{lock}: another `mpspatch verify` (pid {holder}) is running on this tree; wait for it, "
+                        "or delete the file if that process is gone"
+                    ) from None
+                lock.unlink(missing_ok=True)  # left behind by a process that no longer exists
+                continue
+            break
+        else:
+            raise StateError(f"{lock}: cannot take the verify lock; delete the file and retry")
+    finally:
+        claim.unlink(missing_ok=True)
     try:
         yield
     finally:

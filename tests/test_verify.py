@@ -537,6 +537,16 @@ def test_one_verify_at_a_time_and_a_stale_lock_is_taken_over(project: Project) -
     assert not (project.dir / ".mpspatch/verify.lock").exists()
 
 
+def test_the_lock_is_born_with_its_pid(project: Project) -> None:
+    # A lock that could exist empty, even for an instant, would let a second run take it for a stale one.
+    from mpspatch import patched_tree
+
+    config = load_config(project.dir / "mpspatch.toml")
+    with patched_tree.exclusive(config):
+        assert (project.dir / ".mpspatch/verify.lock").read_text() == f"{os.getpid()}\n"
+    assert sorted(p.name for p in (project.dir / ".mpspatch").iterdir() if "verify.lock" in p.name) == []
+
+
 def test_an_unreadable_old_run_does_not_block_verify(project: Project) -> None:
     project.stages(stage_toml("ok", "command", [["true"]]))
     first = project.verify()

@@ -541,6 +541,7 @@ def test_the_lock_is_born_with_its_pid(project: Project) -> None:
     # A lock that could exist empty, even for an instant, would let a second run take it for a stale one.
     from mpspatch import patched_tree
 
+    project.stages(stage_toml("ok", "command", [["true"]]))
     config = load_config(project.dir / "mpspatch.toml")
     with patched_tree.exclusive(config):
         assert (project.dir / ".mpspatch/verify.lock").read_text() == f"{os.getpid()}\n"

@@ -527,6 +527,15 @@ def _landed_by(
     """
     ours_added = {s for h in absorbed for s in map(_significant, h.added) if s}
     ours_removed = {s for h in absorbed if not h.added for s in map(_significant, h.removed) if s}
+    # A commit that adds every one of our lines landed the change; one that shares a line or two (a sibling
+    # function with the same guard) only looks alike, so partial matches count only when no commit has all.
+    complete = tuple(
+        c.sha for c in upstream
+        if (ours_added or ours_removed)
+        and ours_added <= c.added.get(path, frozenset()) and ours_removed <= c.removed.get(path, frozenset())
+    )
+    if complete:
+        return complete
     matched = tuple(
         c.sha for c in upstream
         if ours_added & c.added.get(path, frozenset()) or ours_removed & c.removed.get(path, frozenset())

@@ -304,3 +304,17 @@ def test_take_patch_side_keeps_the_text_around_each_region() -> None:
               b"<<<<<<< ours\nu2\n=======\n>>>>>>> theirs\nend\n")
     assert history.take_patch_side(merged) == b"keep 1\npatch\nkeep 2\r\nend\n"
     assert history.count_regions(merged) == 2
+
+
+def test_the_commit_that_adds_every_line_is_credited_over_a_lookalike() -> None:
+    from mpspatch.history import DiffHunk, _CommitLines, _landed_by
+    from mpspatch.ids import CommitSha
+
+    path = "aten/src/ATen/native/mps/Ops.cpp"
+    guard, throw = "if (a.size() != b.size()) {", 'throw std::invalid_argument("vector_add: sizes differ");'
+    ours = [DiffHunk(lines=(" std::vector<float> out;", f"+{guard}", f"+{throw}", "+}"))]
+    sibling = _CommitLines(CommitSha("1" * 40), {path: frozenset({guard, "vector_mul(a, b)"})}, {path: frozenset()})
+    landed = _CommitLines(CommitSha("2" * 40), {path: frozenset({guard, throw})}, {path: frozenset()})
+    assert _landed_by(path, ours, [sibling, landed], []) == (CommitSha("2" * 40),)
+    # Without a commit that has them all, any overlap still names the candidates.
+    assert _landed_by(path, ours, [sibling], []) == (CommitSha("1" * 40),)

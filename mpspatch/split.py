@@ -48,6 +48,7 @@ from mpspatch import git, proc
 from mpspatch.config import Category, Config, SplitGroup, matches_any
 from mpspatch.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
+from mpspatch.rebase import resolve_base
 from mpspatch.series import (
     FileChange,
     Patch,
@@ -55,7 +56,6 @@ from mpspatch.series import (
     parse_patch,
     parse_patch_bytes,
     parse_series,
-    read_lock,
     series_files,
 )
 
@@ -418,18 +418,6 @@ def _check_sizes(plan: Sequence[PlannedPart], parsed: Sequence[Patch], whole: tu
 
 
 # ------------------------------------------------------------------------------------------- the command
-
-
-def resolve_base(config: Config, checkout: Path) -> tuple[CommitSha, str]:
-    """The series base: the lock's commit when there is a lock, else [upstream].base resolved in the clone."""
-    lock = read_lock(config.series.lock)
-    if lock is not None:
-        if not git.ref_exists(checkout, f"{lock.base}^{{commit}}"):
-            raise GitError(f"{checkout}: the locked base {lock.base} is not in the clone; fetch it, "
-                           f"e.g. `git -C {checkout} fetch origin {lock.base_ref}`")
-        return lock.base, lock.base_ref
-    ref = config.upstream.base
-    return git.resolve_commit(checkout, ref), ref
 
 
 def default_out_dir(config: Config) -> Path:

@@ -397,12 +397,13 @@ def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
 
 
 def count_regions(path: Path) -> int:
+    """Conflict regions in a worktree file, counted as drift counts them; a conflict without markers is one."""
+    from mpspatch.history import count_regions as count_markers  # lazily, like the rest of history here
+
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return count_markers(path.read_bytes()) or 1
     except (FileNotFoundError, IsADirectoryError):
         return 1
-    markers = sum(1 for line in text.splitlines() if line.startswith("<<<<<<<"))
-    return markers or 1
 
 
 def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit]

@@ -280,6 +280,7 @@ CheckOpt = Annotated[
 def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
     from mpspatch.files import atomic_write_text
     from mpspatch.render import default_out, render_document, status_line, unified_diff
+    from mpspatch.series import relative_path
     from mpspatch.status import compute_status
 
     config = load()
@@ -289,7 +290,7 @@ def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -
 
         context = part_context(load_current_stack(config), part)
     target = out if out is not None else default_out(config, kind, part=part)
-    label = console.relative(target.absolute(), Path.cwd())
+    label = relative_path(target.absolute(), Path.cwd())
     report = compute_status(config)
     fresh = render_document(kind, report, part=context)
     if check:

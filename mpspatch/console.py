@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mpspatch.series import relative_path
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -85,13 +87,6 @@ def note(message: str) -> None:
     err().print(message, markup=False, soft_wrap=True)
 
 
-def relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 # ------------------------------------------------------------------------------------------------ stats
 
 
@@ -146,7 +141,7 @@ def status_json(report: StatusReport) -> dict[str, Any]:
     return {
         "config": str(report.config.path),
         "series": [
-            {"path": relative(p.path, report.config.root), "sha256": p.sha256, "files": len(p.files),
+            {"path": relative_path(p.path, report.config.root), "sha256": p.sha256, "files": len(p.files),
              "insertions": p.insertions, "deletions": p.deletions}
             for p in report.patches
         ],
@@ -332,19 +327,20 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
             commits = "\n".join(f"{u.sha[:12]} {_pr(u.pull_request)} {u.subject}" for u in c.upstream_commits)
             table.add_row(escape(c.path), str(c.regions), escape(commits or "(none)"))
         console.print(table)
-        where = relative(result.worktree, root) if result.worktree else "?"
+        where = relative_path(result.worktree, root) if result.worktree else "?"
         console.print(f"Resolve the conflicts in [bold]{escape(where)}[/], then run "
                       "[bold]mpspatch rebase --continue[/] (or [bold]mpspatch rebase --abort[/]).")
         return
     for change in result.changes:
         verdict = "unchanged" if change.old_sha256 == change.new_sha256 else "rewritten"
-        console.print(f"  {relative(change.path, root)}: {verdict}, {change.old_files} -> {change.new_files} files, "
+        console.print(f"  {relative_path(change.path, root)}: {verdict}, "
+                      f"{change.old_files} -> {change.new_files} files, "
                       f"{change.old_lines} -> {change.new_lines} changed lines", markup=False)
     if result.range_diff.strip():
         console.print("[bold]What changed in the series[/] (git range-diff, old -> new):")
         console.print(result.range_diff.rstrip("\n"), markup=False, highlight=False)
     if result.previous_dir:
-        console.print(f"previous versions kept in {relative(result.previous_dir, root)}", markup=False)
+        console.print(f"previous versions kept in {relative_path(result.previous_dir, root)}", markup=False)
     console.print(f"[green]rebased[/] onto {escape(result.onto_ref)}; series.lock records {result.onto[:12]}")
 
 
@@ -354,8 +350,8 @@ def rebase_abort_json(result: AbortResult) -> dict[str, Any]:
 
 def show_rebase_abort(result: AbortResult, root: Path) -> None:
     for path in result.restored:
-        note(f"restored {relative(path, root)} from the backup")
-    out().print(f"rebase aborted; removed {relative(result.worktree, root)}; patch files and lock are as before",
+        note(f"restored {relative_path(path, root)} from the backup")
+    out().print(f"rebase aborted; removed {relative_path(result.worktree, root)}; patch files and lock are as before",
                 markup=False)
 
 
@@ -471,10 +467,10 @@ def show_import(result: ImportResult, root: Path) -> None:
         note(f"note: {line}")
     form = "canonical form" if result.canonical else "as downloaded/read"
     base = f", checked at base {result.base[:12]}" if result.base else ""
-    out().print(f"imported {result.kind} {result.source} into {relative(result.patch, root)} ({form}{base}): "
+    out().print(f"imported {result.kind} {result.source} into {relative_path(result.patch, root)} ({form}{base}): "
                 f"{result.files} files, +{result.insertions} -{result.deletions}", markup=False)
     if result.previous:
-        out().print(f"previous version kept in {relative(result.previous, root)}", markup=False)
+        out().print(f"previous version kept in {relative_path(result.previous, root)}", markup=False)
 
 
 def regenerate_json(result: RegenerateResult) -> dict[str, Any]:
@@ -494,7 +490,7 @@ def show_regenerate(result: RegenerateResult, root: Path) -> None:
     for line in result.notes:
         note(f"note: {line}")
     for item in result.patches:
-        name = relative(item.path, root)
+        name = relative_path(item.path, root)
         if item.in_sync:
             out().print(f"{name}: in sync with the {result.source}", markup=False)
             continue

@@ -26,7 +26,7 @@ from mpspatch.files import atomic_write_text
 from mpspatch.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.patched_tree import PatchedTree
 from mpspatch.runner import CachedResult, Progress, RunRequest, run_stages, validate
-from mpspatch.series import load_series
+from mpspatch.series import load_series, relative_path
 from mpspatch.stages import ERROR, FAILED, PASSED, StageResult
 
 EVIDENCE_VERSION = 1
@@ -244,7 +244,7 @@ def verify(
     run = EvidenceRun(
         run_id=run_id,
         created_at=created_at,
-        series=tuple(SeriesPatchRef(_relative(p.path, config.root), p.sha256) for p in patches),
+        series=tuple(SeriesPatchRef(relative_path(p.path, config.root), p.sha256) for p in patches),
         base=planned.base,
         base_ref=planned.base_ref,
         onto=planned.onto,
@@ -254,10 +254,3 @@ def verify(
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()

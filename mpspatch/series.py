@@ -410,7 +410,8 @@ class LockCheck:
     problems: tuple[str, ...]
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form, or whole when it lies outside `root`."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -421,7 +422,7 @@ def make_lock(config: Config, base: CommitSha, base_ref: str, patches: Sequence[
     return SeriesLock(
         base=base,
         base_ref=base_ref,
-        patches=tuple(LockedPatch(path=_relative(p.path, config.root), sha256=p.sha256) for p in patches),
+        patches=tuple(LockedPatch(path=relative_path(p.path, config.root), sha256=p.sha256) for p in patches),
         written_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         written_by=command,
     )
@@ -469,7 +470,7 @@ def check_lock(config: Config, patches: Sequence[Patch]) -> LockCheck:
         return LockCheck(lock=None, matches=False, problems=("no series.lock yet: run `mpspatch lock`",))
     problems: list[str] = []
     locked = {p.path: p.sha256 for p in lock.patches}
-    current = {_relative(p.path, config.root): p.sha256 for p in patches}
+    current = {relative_path(p.path, config.root): p.sha256 for p in patches}
     for path, digest in current.items():
         if path not in locked:
             problems.append(f"{path} is in the series but not in the lock")

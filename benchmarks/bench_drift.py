@@ -123,9 +123,9 @@ def run_drift_cold(fixture: FixtureSet, folder: Path) -> None:
 
 
 def in_process(project: Project, fixture: FixtureSet) -> None:
-    from mpspatch.config import load_config
-    from mpspatch.console import drift_json
-    from mpspatch.drift import compute_drift
+    from mpspatch.foundation.config import load_config
+    from mpspatch.operations.drift import compute_drift
+    from mpspatch.views.console import drift_json
 
     check(json.loads(json.dumps(drift_json(compute_drift(load_config(project.config))))), fixture)
 

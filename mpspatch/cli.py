@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from mpspatch import console
-from mpspatch.errors import ExitCode, MpspatchError
+from mpspatch.foundation.errors import ExitCode, MpspatchError
+from mpspatch.views import console
 
 if TYPE_CHECKING:
-    from mpspatch.config import Config
+    from mpspatch.foundation.config import Config
 
 app = typer.Typer(
     name="mpspatch",
@@ -52,7 +52,7 @@ def _root(
 
 
 def load() -> Config:
-    from mpspatch.config import find_config, load_config
+    from mpspatch.foundation.config import find_config, load_config
 
     return load_config(_globals.config_path or find_config(Path.cwd()))
 
@@ -71,8 +71,8 @@ def stats(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file.")] = False,
 ) -> None:
     """Files, insertions and deletions of the series, by category."""
-    from mpspatch.errors import ConfigError
-    from mpspatch.series import compute_stats, parse_series
+    from mpspatch.foundation.errors import ConfigError
+    from mpspatch.model.series import compute_stats, parse_series
 
     try:
         config = load()
@@ -92,7 +92,7 @@ def stats(
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """The series, its base and lock, the last evidence, and what stands between it and submission."""
-    from mpspatch.status import compute_status
+    from mpspatch.reporting.status import compute_status
 
     report = compute_status(load())
     if as_json:
@@ -108,8 +108,8 @@ def lock(
     as_json: JsonOpt = False,
 ) -> None:
     """Record the base commit and the sha256 of each patch in series.lock."""
-    from mpspatch import git
-    from mpspatch.series import make_lock, parse_series, write_lock
+    from mpspatch.git import verbs as git
+    from mpspatch.model.series import make_lock, parse_series, write_lock
 
     config = load()
     ref = base or config.upstream.base
@@ -138,8 +138,8 @@ def rebase(
     as_json: JsonOpt = False,
 ) -> None:
     """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
-    from mpspatch import rebase as core
-    from mpspatch.errors import InputError
+    from mpspatch.foundation.errors import InputError
+    from mpspatch.operations import rebase as core
 
     if resume and abort:
         raise InputError("rebase: --continue and --abort exclude each other; pick one")
@@ -176,7 +176,7 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring a patch into the series, refusing paths outside allowed_paths, and write it in canonical form."""
-    from mpspatch.regenerate import import_patch
+    from mpspatch.operations.regenerate import import_patch
 
     config = load()
     result = import_patch(config, source, to, base)
@@ -199,7 +199,7 @@ def regenerate(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite the patch files from their source in canonical form; --check only compares."""
-    from mpspatch.regenerate import regenerate as run_regenerate
+    from mpspatch.operations.regenerate import regenerate as run_regenerate
 
     config = load()
     result = run_regenerate(config, source, check=check, to=to, base_ref=base)
@@ -222,8 +222,8 @@ def drift(
                                                   "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
 ) -> None:
     """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
-    from mpspatch.drift import compute_drift, render_markdown
-    from mpspatch.files import atomic_write_text
+    from mpspatch.foundation.files import atomic_write_text
+    from mpspatch.operations.drift import compute_drift, render_markdown
 
     report = compute_drift(load(), onto)
     if markdown is not None:
@@ -251,7 +251,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
-    from mpspatch.evidence import verify as run_verify
+    from mpspatch.verify.evidence import verify as run_verify
 
     config = load()
     with console.verify_progress() as progress:
@@ -278,15 +278,15 @@ CheckOpt = Annotated[
 
 
 def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
-    from mpspatch.files import atomic_write_text
-    from mpspatch.render import default_out, render_document, status_line, unified_diff
-    from mpspatch.series import relative_path
-    from mpspatch.status import compute_status
+    from mpspatch.foundation.files import atomic_write_text
+    from mpspatch.model.series import relative_path
+    from mpspatch.reporting.render import default_out, render_document, status_line, unified_diff
+    from mpspatch.reporting.status import compute_status
 
     config = load()
     context = None
     if part is not None:  # one PR of the split stack (issue 9)
-        from mpspatch.split import load_current_stack, part_context
+        from mpspatch.operations.split import load_current_stack, part_context
 
         context = part_context(load_current_stack(config), part)
     target = out if out is not None else default_out(config, kind, part=part)
@@ -359,7 +359,7 @@ def split(
     as_json: JsonOpt = False,
 ) -> None:
     """Cut the series into a proven stack of reviewable parts, one patch per PR."""
-    from mpspatch.split import split_series
+    from mpspatch.operations.split import split_series
 
     result = split_series(load(), max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)
     if as_json:
@@ -390,8 +390,8 @@ def demo(
     Exit 0 when the audit says READY FOR SUBMISSION, 1 when it does not (as with --break race), 2 when a
     tool is missing or --dir is not empty.
     """
-    from mpspatch.demo import run_demo
-    from mpspatch.errors import InputError
+    from mpspatch.commands.demo import run_demo
+    from mpspatch.foundation.errors import InputError
 
     if fault is not None and fault != "race":
         raise InputError(f"demo: --break {fault!r} is not a fault the demo knows; use --break race")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from support import Repo, cpp_source
 
-from mpspatch.config import Config, load_config
-from mpspatch.evidence import EvidenceRun, SeriesPatchRef, write_run
-from mpspatch.ids import CommitSha, RunId
-from mpspatch.series import make_lock, parse_series, write_lock
-from mpspatch.stages import StageResult
+from mpspatch.foundation.config import Config, load_config
+from mpspatch.foundation.ids import CommitSha, RunId
+from mpspatch.model.series import make_lock, parse_series, write_lock
+from mpspatch.verify.evidence import EvidenceRun, SeriesPatchRef, write_run
+from mpspatch.verify.stages import StageResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_REQUIREMENTS = REPO_ROOT / "audit" / "requirements.toml"

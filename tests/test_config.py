@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from support import write_config
 
-from mpspatch.config import find_config, glob_regex, load_config
-from mpspatch.errors import ConfigError
+from mpspatch.foundation.config import find_config, glob_regex, load_config
+from mpspatch.foundation.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

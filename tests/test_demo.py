@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from mpspatch.demo import STEPS, prepare_dir
-from mpspatch.errors import InputError
-from mpspatch.evidence import read_run
-from mpspatch.sample import RACE_FILE
+from mpspatch.commands.demo import STEPS, prepare_dir
+from mpspatch.foundation.errors import InputError
+from mpspatch.sample.builder import RACE_FILE
+from mpspatch.verify.evidence import read_run
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 STAGE_KINDS = {"build", "lint", "tsan", "tests"}
@@ -239,9 +239,9 @@ def test_missing_tools_are_named_up_front_with_exit_2(tmp_path: Path, hidden: tu
 
 
 def test_sample_checklist_fits_the_sample_config(tmp_path: Path) -> None:
-    from mpspatch.config import load_config
-    from mpspatch.requirements import HUMAN, load_requirements
-    from mpspatch.sample import write_sample
+    from mpspatch.foundation.config import load_config
+    from mpspatch.reporting.requirements import HUMAN, load_requirements
+    from mpspatch.sample.builder import write_sample
 
     sample = write_sample(tmp_path)
     config = load_config(sample.config)

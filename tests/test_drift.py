@@ -28,9 +28,11 @@ from scenarios import (
 )
 from support import git_env
 
-from mpspatch import drift, git, history
-from mpspatch.config import load_config
-from mpspatch.errors import ToolMissingError
+from mpspatch.foundation.config import load_config
+from mpspatch.foundation.errors import ToolMissingError
+from mpspatch.git import verbs as git
+from mpspatch.model import history
+from mpspatch.operations import drift
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 GOLDEN = Path(__file__).parent / "golden"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from support import Repo, cpp_source, git_env
 
-from mpspatch import git, history
-from mpspatch.errors import ExitCode, ToolMissingError
-from mpspatch.ids import CommitSha, commit_sha
+from mpspatch.foundation.errors import ExitCode, ToolMissingError
+from mpspatch.foundation.ids import CommitSha, commit_sha
+from mpspatch.git import verbs as git
+from mpspatch.model import history
 
 STREAM = "aten/src/ATen/mps/MPSStream.mm"
 ALLOC = "aten/src/ATen/mps/MPSAllocator.mm"
@@ -307,8 +308,8 @@ def test_take_patch_side_keeps_the_text_around_each_region() -> None:
 
 
 def test_the_commit_that_adds_every_line_is_credited_over_a_lookalike() -> None:
-    from mpspatch.history import DiffHunk, _CommitLines, _landed_by
-    from mpspatch.ids import CommitSha
+    from mpspatch.foundation.ids import CommitSha
+    from mpspatch.model.history import DiffHunk, _CommitLines, _landed_by
 
     path = "aten/src/ATen/native/mps/Ops.cpp"
     guard, throw = "if (a.size() != b.size()) {", 'throw std::invalid_argument("vector_add: sizes differ");'

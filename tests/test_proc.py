@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mpspatch import proc
-from mpspatch.errors import CommandFailedError, ToolMissingError
-from mpspatch.files import atomic_write_text
+from mpspatch.foundation import proc
+from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
+from mpspatch.foundation.files import atomic_write_text
 
 
 def test_captures_output_and_exit_code(tmp_path: Path) -> None:

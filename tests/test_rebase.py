@@ -23,8 +23,9 @@ from scenarios import (
 )
 from support import git_env
 
-from mpspatch.history import pull_request_of
-from mpspatch.rebase import INTERRUPT_ENV, fetch_hint, first_marker
+from mpspatch.model.history import pull_request_of
+from mpspatch.model.workspace import fetch_hint
+from mpspatch.operations.rebase import INTERRUPT_ENV, first_marker
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 

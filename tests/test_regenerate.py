@@ -15,7 +15,7 @@ import pytest
 from scenarios import Scenario, build_scenario
 from test_rebase import git, run_cli
 
-from mpspatch.regenerate import CANONICAL_URL
+from mpspatch.operations.regenerate import CANONICAL_URL
 
 
 def abbreviate(text: str) -> str:

@@ -16,8 +16,8 @@ import jinja2
 import pytest
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
-from mpspatch.render import DOCUMENTS, document_data, render_document, templates_dir, tidy, unified_diff
-from mpspatch.status import StatusReport, compute_status
+from mpspatch.reporting.render import DOCUMENTS, document_data, render_document, templates_dir, tidy, unified_diff
+from mpspatch.reporting.status import StatusReport, compute_status
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN_1 = "20251216T120000Z-3f9a1c2e"

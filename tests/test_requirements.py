@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from render_project import SHIPPED_REQUIREMENTS, make_project
 
-from mpspatch import status
-from mpspatch.errors import ConfigError, ExitCode
-from mpspatch.requirements import CHECK, CHECKS, HUMAN, STAGE, load_requirements
+from mpspatch.foundation.errors import ConfigError, ExitCode
+from mpspatch.reporting import status
+from mpspatch.reporting.requirements import CHECK, CHECKS, HUMAN, STAGE, load_requirements
 
 
 def test_shipped_checklist_covers_every_section_of_the_hand_written_audit() -> None:
@@ -125,8 +125,8 @@ def test_a_typo_in_the_checklist_exits_2_through_the_cli(tmp_path: Path) -> None
 
 
 def test_the_shipped_prose_is_complete_for_the_real_job() -> None:
-    from mpspatch.config import load_config
-    from mpspatch.status import read_prose
+    from mpspatch.foundation.config import load_config
+    from mpspatch.reporting.status import read_prose
 
     config = load_config(SHIPPED_REQUIREMENTS.parent.parent / "mpspatch.toml")
     fragments = read_prose(config)

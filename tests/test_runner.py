@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mpspatch.config import Requires, Stage
-from mpspatch.errors import ConfigError
-from mpspatch.runner import (
+from mpspatch.foundation.config import Requires, Stage
+from mpspatch.foundation.errors import ConfigError
+from mpspatch.verify.runner import (
     Machine,
     MpsProbe,
     Placeholders,
@@ -210,6 +210,6 @@ def test_redact_hides_secret_looking_keys() -> None:
 
 
 def test_placeholder_jobs_defaults_to_cpu_count() -> None:
-    from mpspatch.runner import default_jobs
+    from mpspatch.verify.runner import default_jobs
 
     assert default_jobs() == (os.cpu_count() or 1)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-import mpspatch.sample as sample_module
-from mpspatch.sample import RACE_FILE, Sample, SampleError, write_sample
+import mpspatch.sample.builder as sample_module
+from mpspatch.sample.builder import RACE_FILE, Sample, SampleError, write_sample
 
 PR_TRAILER = re.compile(r"^Pull Request resolved: https://github\.com/pytorch/pytorch/pull/(\d+)$", re.M)
 FULL_INDEX = re.compile(r"^index [0-9a-f]{40}\.\.[0-9a-f]{40}( \d{6})?$")
@@ -205,7 +205,7 @@ def test_patch_has_full_index_lines(sample: Sample) -> None:
 
 
 def test_patch_applies_at_base_and_matches_overlay(tree: Tree) -> None:
-    overlay = Path(sample_module.__file__).parent / "demo_sample" / "downstream"
+    overlay = Path(sample_module.__file__).parent / "data" / "downstream"
     expected = sorted(
         str(p.relative_to(overlay)) for p in overlay.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from support import Repo, cpp_source
 
-from mpspatch.config import Category
-from mpspatch.errors import PatchFormatError
-from mpspatch.series import compute_stats, parse_patch, parse_patch_bytes
+from mpspatch.foundation.config import Category
+from mpspatch.foundation.errors import PatchFormatError
+from mpspatch.model.series import compute_stats, parse_patch, parse_patch_bytes
 
 CATEGORIES = (
     Category("Core MPS", ("aten/src/ATen/mps/**",)),

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mpspatch.config import load_config
-from mpspatch.runner import Machine, MpsProbe, Placeholders, expand_argv, expand_env, unmet, validate
-from mpspatch.stages import FAILED, CommandOutput, ParseInput
-from mpspatch.stages import build as build_parser
-from mpspatch.stages import tests as tests_parser
-from mpspatch.stages import tsan as tsan_parser
+from mpspatch.foundation.config import load_config
+from mpspatch.verify.runner import Machine, MpsProbe, Placeholders, expand_argv, expand_env, unmet, validate
+from mpspatch.verify.stages import FAILED, CommandOutput, ParseInput
+from mpspatch.verify.stages import build as build_parser
+from mpspatch.verify.stages import tests as tests_parser
+from mpspatch.verify.stages import tsan as tsan_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "mpspatch.toml")

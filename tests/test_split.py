@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from support import Repo, git_env, write_config
 
-from mpspatch import split as split_module
-from mpspatch.config import Category, SplitGroup, load_config
-from mpspatch.series import parse_patch, parse_patch_bytes
-from mpspatch.series import unquote_path as tree_path
-from mpspatch.split import (
+from mpspatch.foundation.config import Category, SplitGroup, load_config
+from mpspatch.model.series import parse_patch, parse_patch_bytes
+from mpspatch.model.series import unquote_path as tree_path
+from mpspatch.operations import split as split_module
+from mpspatch.operations.split import (
     PlannedPart,
     SplitProofError,
     part_context,

@@ -10,9 +10,9 @@ from pathlib import Path
 from render_project import make_project, passing_stages
 from support import git_env
 
-from mpspatch.render import render_document
-from mpspatch.split import load_current_stack, part_context
-from mpspatch.status import compute_status
+from mpspatch.operations.split import load_current_stack, part_context
+from mpspatch.reporting.render import render_document
+from mpspatch.reporting.status import compute_status
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 

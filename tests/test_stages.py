@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mpspatch.stages import ERROR, FAILED, PASSED, CommandOutput, ParseInput
-from mpspatch.stages import build as build_parser
-from mpspatch.stages import lint as lint_parser
-from mpspatch.stages import tests as tests_parser
-from mpspatch.stages import tsan as tsan_parser
+from mpspatch.verify.stages import ERROR, FAILED, PASSED, CommandOutput, ParseInput
+from mpspatch.verify.stages import build as build_parser
+from mpspatch.verify.stages import lint as lint_parser
+from mpspatch.verify.stages import tests as tests_parser
+from mpspatch.verify.stages import tsan as tsan_parser
 
 BIN = Path(sys.executable).parent
 

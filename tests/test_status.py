@@ -12,7 +12,7 @@ from pathlib import Path
 
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
-from mpspatch.status import STACK_FILE, Gap, StatusReport, compute_status
+from mpspatch.reporting.status import STACK_FILE, Gap, StatusReport, compute_status
 
 RUN_1 = "20251216T120000Z-3f9a1c2e"
 RUN_2 = "20251217T090000Z-77b0c1d4"
@@ -242,7 +242,7 @@ def test_a_series_whose_second_patch_conflicts_with_the_first(tmp_path: Path) ->
 
 
 def test_status_json_and_the_audit_share_one_gap_list(tmp_path: Path) -> None:
-    from mpspatch.render import render_document
+    from mpspatch.reporting.render import render_document
 
     project = make_project(tmp_path, issue=None, max_lines=40)
     project.write_evidence(RUN_1, failing_stages())

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from support import Repo, write_config
 
-from mpspatch.config import load_config
-from mpspatch.errors import InputError, StateError
-from mpspatch.evidence import claim_run_dir, latest_run, read_run, verify, write_run
-from mpspatch.files import sha256_file
+from mpspatch.foundation.config import load_config
+from mpspatch.foundation.errors import InputError, StateError
+from mpspatch.foundation.files import sha256_file
+from mpspatch.verify.evidence import claim_run_dir, latest_run, read_run, verify, write_run
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 BIN = Path(sys.executable).parent
@@ -466,7 +466,7 @@ def test_cli_ctrl_c_records_an_interrupted_run(project: Project, tmp_path: Path)
 
 
 def test_verify_refuses_while_a_rebase_is_stopped_and_follows_a_finished_one(project: Project) -> None:
-    from mpspatch import rebase
+    from mpspatch.operations import rebase
 
     project.stages(stage_toml("ok", "command", [["true"]]))
     project.up.write("aten/src/ATen/mps/MPSStream.mm", CLEAN_MM + "// upstream note\n")
@@ -524,7 +524,7 @@ def test_a_bad_placeholder_stops_before_anything_runs(project: Project) -> None:
 
 
 def test_one_verify_at_a_time_and_a_stale_lock_is_taken_over(project: Project) -> None:
-    from mpspatch import patched_tree
+    from mpspatch.verify import patched_tree
 
     project.stages(stage_toml("ok", "command", [["true"]]))
     config = load_config(project.dir / "mpspatch.toml")
@@ -539,7 +539,7 @@ def test_one_verify_at_a_time_and_a_stale_lock_is_taken_over(project: Project) -
 
 def test_the_lock_is_born_with_its_pid(project: Project) -> None:
     # A lock that could exist empty, even for an instant, would let a second run take it for a stale one.
-    from mpspatch import patched_tree
+    from mpspatch.verify import patched_tree
 
     project.stages(stage_toml("ok", "command", [["true"]]))
     config = load_config(project.dir / "mpspatch.toml")

@@ -1,0 +1,1 @@
+"""One use case per command, shared by the CLI and the demo."""

@@ -1,0 +1,1 @@
+"""Errors, ids, processes, files and the config: what every layer above may use."""

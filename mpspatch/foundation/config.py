@@ -1,0 +1,361 @@
+"""Read and validate mpspatch.toml into frozen dataclasses.
+
+Every mistake becomes one ConfigError line naming the file, the key and the fix, because a config typo is
+the most common way a run goes wrong and a traceback would hide which key it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mpspatch.foundation.errors import ConfigError
+
+CONFIG_NAME = "mpspatch.toml"
+STAGE_KINDS = ("build", "lint", "tsan", "tests", "command")
+DEFAULT_LOCK = "patches/series.lock"
+DEFAULT_MAX_LINES = 2000  # PyTorch's PR sanity check limit on added plus deleted lines
+
+
+@dataclass(frozen=True)
+class Upstream:
+    url: str
+    checkout: Path
+    base: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Series:
+    patches: tuple[Path, ...]
+    allowed_paths: tuple[str, ...]
+    lock: Path
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    globs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Requires:
+    os: str | None = None
+    arch: str | None = None
+    mps: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: str
+    run: tuple[tuple[str, ...], ...]
+    cwd: str = "."
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float = 3600
+    requires: Requires = field(default_factory=Requires)
+    junit: str | None = None
+    min_tests: int = 1
+    needs_full_tree: bool = True
+
+
+@dataclass(frozen=True)
+class Render:
+    """What only a person can say, plus the numbers the documents need from config."""
+
+    title: str
+    issue: int | None
+    prose_dir: Path | None
+    out_dir: Path
+    requirements: Path
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SplitGroup:
+    title: str
+    globs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    max_lines: int
+    groups: tuple[SplitGroup, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    upstream: Upstream
+    series: Series
+    categories: tuple[Category, ...]
+    stages: tuple[Stage, ...]
+    render: Render
+    split: Split
+    evidence_dir: Path
+    state_dir: Path
+
+
+T = TypeVar("T")
+
+
+class _Table:
+    """One TOML table being read: tracks which keys were consumed so leftovers can be named as typos."""
+
+    def __init__(self, file: Path, name: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
+        self.file, self.name, self.data = file, name, data
+        for key in data:
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                fix = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(known)}"
+                raise ConfigError(f"{file}: [{name}] has unknown key {key!r}; {fix}")
+
+    def fail(self, key: str, problem: str, example: str) -> ConfigError:
+        return ConfigError(f"{self.file}: [{self.name}].{key} {problem}; fix: {example}")
+
+    def get(self, key: str, kind: type[T], example: str, default: T | None = None) -> T:
+        if key not in self.data:
+            if default is None:
+                raise self.fail(key, "is missing", example)
+            return default
+        value = self.data[key]
+        # bool is an int subclass in Python; a TOML `true` where a number belongs is still a mistake.
+        wrong_bool = isinstance(value, bool) and kind is not bool
+        if wrong_bool or not isinstance(value, kind):
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)  # type: ignore[return-value]
+            raise self.fail(key, f"must be {_kind_name(kind)}, not {_kind_name(type(value))}", example)
+        return value
+
+    def optional(self, key: str, kind: type[T], example: str) -> T | None:
+        if key not in self.data:
+            return None
+        return self.get(key, kind, example)
+
+    def strings(self, key: str, example: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        if key not in self.data and default is not None:
+            return default
+        items = self.get(key, list, example)
+        if not all(isinstance(item, str) for item in items):
+            raise self.fail(key, "must be a list of strings", example)
+        return tuple(items)
+
+    def table(self, key: str) -> Mapping[str, Any]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table", f"[{self.name}.{key}]")
+        return value
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+            dict: "a table"}.get(kind, kind.__name__)
+
+
+def find_config(start: Path) -> Path:
+    """The nearest mpspatch.toml at or above `start`."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{start}: no {CONFIG_NAME} here or in any parent folder; pass --config PATH or create one")
+
+
+def load_config(path: Path) -> Config:
+    path = path.absolute()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; pass --config with an existing file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that spot") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    root = path.parent
+    top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths"))
+    upstream = _read_upstream(path, root, top.table("upstream"))
+    series = _read_series(path, root, top.table("series"))
+    categories = _read_categories(path, top.table("categories"))
+    stages = _read_stages(path, raw.get("stages", []))
+    render = _read_render(path, root, top.table("render"))
+    split = _read_split(path, top.table("split"))
+    paths = _Table(path, "paths", top.table("paths"), ("evidence", "state"))
+    return Config(
+        path=path,
+        root=root,
+        upstream=upstream,
+        series=series,
+        categories=categories,
+        stages=stages,
+        render=render,
+        split=split,
+        evidence_dir=root / paths.get("evidence", str, 'evidence = "audit/runs"', "audit/runs"),
+        state_dir=root / paths.get("state", str, 'state = ".mpspatch"', ".mpspatch"),
+    )
+
+
+def _read_upstream(file: Path, root: Path, data: Mapping[str, Any]) -> Upstream:
+    t = _Table(file, "upstream", data, ("url", "checkout", "base", "target"))
+    return Upstream(
+        url=t.get("url", str, 'url = "https://github.com/pytorch/pytorch.git"', "https://github.com/pytorch/pytorch.git"),
+        checkout=(root / t.get("checkout", str, 'checkout = "../pytorch"')).resolve(),
+        base=t.get("base", str, 'base = "v2.9.1"'),
+        target=t.get("target", str, 'target = "viable/strict"', "viable/strict"),
+    )
+
+
+def _read_series(file: Path, root: Path, data: Mapping[str, Any]) -> Series:
+    t = _Table(file, "series", data, ("patches", "allowed_paths", "lock"))
+    patches = t.strings("patches", 'patches = ["patches/my.patch"]')
+    if not patches:
+        raise t.fail("patches", "is empty", 'patches = ["patches/my.patch"]')
+    return Series(
+        patches=tuple((root / p).resolve() for p in patches),
+        allowed_paths=t.strings("allowed_paths", 'allowed_paths = ["aten/src/ATen/mps/"]', ()),
+        lock=(root / t.get("lock", str, f'lock = "{DEFAULT_LOCK}"', DEFAULT_LOCK)).resolve(),
+    )
+
+
+def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...]:
+    categories = []
+    for name, globs in data.items():
+        example = f'"{name}" = ["aten/src/ATen/mps/**"]'
+        if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+            raise ConfigError(f"{file}: [categories].{name} must be a list of glob strings; fix: {example}")
+        for pattern in globs:
+            try:
+                glob_regex(pattern)
+            except ValueError as exc:
+                problem = f"has a bad glob {pattern!r} ({exc})"
+                raise ConfigError(f"{file}: [categories].{name} {problem}; fix: {example}") from None
+        categories.append(Category(name=name, globs=tuple(globs)))
+    return tuple(categories)
+
+
+_STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree")
+
+
+def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
+    if not isinstance(data, list):
+        raise ConfigError(f"{file}: stages must be an array of tables; fix: write each as [[stages]]")
+    stages: list[Stage] = []
+    for index, item in enumerate(data):
+        label = f"stages[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{file}: {label} must be a table; fix: write it as [[stages]]")
+        t = _Table(file, label, item, _STAGE_KEYS)
+        name = t.get("name", str, 'name = "tsan"')
+        t.name = f"stages.{name}"
+        if any(s.name == name for s in stages):
+            raise ConfigError(f"{file}: [[stages]] name {name!r} is used twice; fix: give each stage its own name")
+        kind = t.get("kind", str, 'kind = "tests"')
+        if kind not in STAGE_KINDS:
+            hint = difflib.get_close_matches(kind, STAGE_KINDS, n=1)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(STAGE_KINDS)}"
+            raise ConfigError(f"{file}: [stages.{name}].kind {kind!r} is unknown; {fix}")
+        run = t.get("run", list, 'run = [["make", "test"]]')
+        if not run or not all(isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) for cmd in run):
+            raise t.fail("run", "must be a non-empty list of argv lists", 'run = [["make", "test"]]')
+        env = t.table("env")
+        if not all(isinstance(v, str) for v in env.values()):
+            raise t.fail("env", "values must be strings", 'env = { TSAN_OPTIONS = "halt_on_error=0" }')
+        req = _Table(file, f"stages.{name}.requires", t.table("requires"), ("os", "arch", "mps"))
+        timeout = t.get("timeout", float, "timeout = 1800", 3600.0)
+        if timeout <= 0:
+            raise t.fail("timeout", "must be positive", "timeout = 1800")
+        min_tests = t.get("min_tests", int, "min_tests = 1", 1)
+        stages.append(
+            Stage(
+                name=name,
+                kind=kind,
+                run=tuple(tuple(cmd) for cmd in run),
+                cwd=t.get("cwd", str, 'cwd = "."', "."),
+                env=tuple(sorted(env.items())),
+                timeout=timeout,
+                requires=Requires(
+                    os=req.optional("os", str, 'os = "darwin"'),
+                    arch=req.optional("arch", str, 'arch = "arm64"'),
+                    mps=req.get("mps", bool, "mps = true", False),
+                ),
+                junit=t.optional("junit", str, 'junit = "test-results.xml"'),
+                min_tests=min_tests,
+                needs_full_tree=t.get("full_tree", bool, "full_tree = false", True),
+            )
+        )
+    return tuple(stages)
+
+
+def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:
+    t = _Table(file, "render", data, ("title", "issue", "prose", "out_dir", "requirements", "labels"))
+    prose = t.optional("prose", str, 'prose = "docs/prose"')
+    return Render(
+        title=t.get("title", str, 'title = "Add a stream pool for thread-safe parallel inference"',
+                    "Add a stream pool for thread-safe parallel inference"),
+        issue=t.optional("issue", int, "issue = 123456"),
+        prose_dir=(root / prose) if prose else None,
+        out_dir=root / t.get("out_dir", str, 'out_dir = "audit"', "audit"),
+        requirements=root / t.get("requirements", str, 'requirements = "audit/requirements.toml"',
+                                  "audit/requirements.toml"),
+        labels=t.strings("labels", 'labels = ["release notes: mps", "ciflow/mps"]', ()),
+    )
+
+
+def _read_split(file: Path, data: Mapping[str, Any]) -> Split:
+    t = _Table(file, "split", data, ("max_lines", "groups"))
+    max_lines = t.get("max_lines", int, "max_lines = 2000", DEFAULT_MAX_LINES)
+    if max_lines <= 0:
+        raise t.fail("max_lines", "must be positive", "max_lines = 2000")
+    groups = []
+    for index, item in enumerate(t.get("groups", list, "[[split.groups]]", [])):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{file}: split.groups[{index}] must be a table; fix: write it as [[split.groups]]")
+        g = _Table(file, f"split.groups[{index}]", item, ("title", "paths"))
+        globs = g.strings("paths", 'paths = ["aten/src/ATen/mps/MPSAllocator*"]')
+        for pattern in globs:
+            try:
+                glob_regex(pattern)
+            except ValueError as exc:
+                raise g.fail("paths", f"has a bad glob {pattern!r} ({exc})", 'paths = ["aten/**"]') from None
+        groups.append(SplitGroup(title=g.get("title", str, 'title = "Allocator changes"'), globs=globs))
+    return Split(max_lines=max_lines, groups=tuple(groups))
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a path glob where `**` crosses folders and `*`/`?` stay inside one path segment."""
+    if not pattern or pattern.startswith("/"):
+        raise ValueError("a glob must be a non-empty path relative to the tree root")
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                raise ValueError("unclosed '['")
+            out.append("[" + re.escape(pattern[i + 1 : end]).replace("\\-", "-") + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out))
+
+
+def matches_any(path: str, globs: tuple[str, ...]) -> bool:
+    return any(glob_regex(g).fullmatch(path) for g in globs)

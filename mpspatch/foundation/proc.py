@@ -1,0 +1,223 @@
+"""The one place mpspatch starts subprocesses.
+
+argv lists only (never a shell), explicit cwd, env and timeout, a typed result, and errors that quote the
+command and the tail of its output so a failure can be understood from the message alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
+
+TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    cwd: str
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class Logged:
+    """Result of a command whose output went to a log file rather than memory."""
+
+    argv: tuple[str, ...]
+    cwd: str
+    returncode: int | None  # None when it timed out and was killed
+    duration_s: float
+    timed_out: bool
+
+
+class CommandTimeoutError(CommandFailedError):
+    pass
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def describe(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def _merged_env(env: Mapping[str, str] | None, *, inherit: bool) -> dict[str, str]:
+    merged = dict(os.environ) if inherit else {}
+    if env:
+        merged.update(env)
+    return merged
+
+
+def _missing(argv: Sequence[str], cwd: Path) -> ToolMissingError:
+    return ToolMissingError(
+        f"{argv[0]}: program not found (needed for `{describe(argv)}` in {cwd}); install it or put it on PATH"
+    )
+
+
+def _spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float, inherit_env: bool,
+    input_bytes: bytes | None,
+) -> tuple[subprocess.CompletedProcess[bytes], float]:
+    """Run to completion with bytes in and out; the shared core of run() and run_bytes()."""
+    if not argv:
+        raise ValueError("empty argv")
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=_merged_env(env, inherit=inherit_env),
+            input=input_bytes,
+            stdin=None if input_bytes is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
+        raise _missing(argv, cwd) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
+    return completed, time.monotonic() - started
+
+
+def _decode(data: bytes) -> str:
+    # Decoded by hand rather than with text=True: universal newlines would turn CRLF lines in a patch into LF.
+    return data.decode("utf-8", errors="replace")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+    input_text: str | None = None,
+    inherit_env: bool = True,
+) -> Completed:
+    """Run argv to completion and capture its output as text (UTF-8, undecodable bytes replaced)."""
+    completed, duration = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env,
+                                 input_bytes=input_text.encode("utf-8") if input_text is not None else None)
+    result = Completed(
+        argv=tuple(argv),
+        cwd=str(cwd),
+        returncode=completed.returncode,
+        stdout=_decode(completed.stdout),
+        stderr=_decode(completed.stderr),
+        duration_s=duration,
+    )
+    if check and not result.ok:
+        raise CommandFailedError(
+            f"`{describe(argv)}` exited {result.returncode} in {cwd}:\n{tail(result.stderr or result.stdout)}"
+        )
+    return result
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600,
+    inherit_env: bool = True,
+) -> Logged:
+    """Run argv with stdout and stderr streamed (interleaved) to the end of `log`.
+
+    Streaming to a file rather than a pipe keeps memory flat for hour-long builds and leaves a usable log
+    when the process is killed. A timeout kills the whole process group, so compilers spawned by a build go too.
+    """
+    started = time.monotonic()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        sink.write(f"$ {describe(argv)}\n".encode())
+        sink.flush()
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=_merged_env(env, inherit=inherit_env),
+                stdin=subprocess.DEVNULL,  # a stage must never wait on, or eat, the terminal's input
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            if not cwd.is_dir():
+                raise CommandFailedError(f"working directory {cwd} does not exist") from exc
+            raise _missing(argv, cwd) from exc
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code, timed_out = None, True
+        except BaseException:
+            _kill_group(proc)
+            raise
+    return Logged(
+        argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def which(program: str) -> str | None:
+    return shutil.which(program)
+
+
+@dataclass(frozen=True)
+class CompletedBytes:
+    """Like Completed, for output that must stay bytes (object contents whose sizes are counted in bytes)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_bytes(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+    input_bytes: bytes | None = None,
+    inherit_env: bool = True,
+) -> CompletedBytes:
+    """run() for binary protocols such as `git cat-file --batch`: stdout undecoded, stderr as text."""
+    completed, _ = _spawn(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env, input_bytes=input_bytes)
+    stderr = _decode(completed.stderr)
+    if check and completed.returncode != 0:
+        raise CommandFailedError(f"`{describe(argv)}` exited {completed.returncode} in {cwd}:\n{tail(stderr)}")
+    return CompletedBytes(argv=tuple(argv), returncode=completed.returncode, stdout=completed.stdout, stderr=stderr)

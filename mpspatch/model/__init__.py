@@ -1,0 +1,1 @@
+"""The series model: patches, statistics, upstream history and the state files."""

@@ -1,0 +1,484 @@
+"""The patch series: parsed patches, their statistics by category, and the series lock.
+
+unidiff does the parsing. This module adds what unidiff leaves out: a line number when a patch is
+malformed, categories and allowed paths, and the lock that ties the series to a base commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mpspatch.foundation.config import Category, Config, glob_regex
+from mpspatch.foundation.errors import InputError, PatchFormatError, StateError
+from mpspatch.foundation.files import atomic_write_text, sha256_bytes
+from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
+
+LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hunk:
+    source_start: int
+    source_length: int
+    target_start: int
+    target_length: int
+    insertions: int
+    deletions: int
+    text: str  # the hunk exactly as in the patch, header line included
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: TreePath  # the path after the change (the old path for a deletion)
+    old_path: TreePath | None  # set for renames and copies
+    status: str  # added | deleted | modified | renamed
+    insertions: int
+    deletions: int
+    binary: bool
+    old_mode: str | None
+    new_mode: str | None
+    has_index_line: bool
+    header: str  # the `diff --git` header lines, before the first hunk
+    hunks: tuple[Hunk, ...]
+
+    @property
+    def changed_lines(self) -> int:
+        return self.insertions + self.deletions
+
+
+@dataclass(frozen=True)
+class Patch:
+    path: Path
+    sha256: ContentSha256
+    line_count: int
+    mail_header: bool  # came from `git format-patch`
+    files: tuple[FileChange, ...]
+
+    @property
+    def insertions(self) -> int:
+        return sum(f.insertions for f in self.files)
+
+    @property
+    def deletions(self) -> int:
+        return sum(f.deletions for f in self.files)
+
+    @property
+    def has_index_lines(self) -> bool:
+        return all(f.has_index_line for f in self.files)
+
+
+@dataclass(frozen=True)
+class CategoryStats:
+    name: str
+    files: tuple[TreePath, ...]
+    insertions: int
+    deletions: int
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    patches: tuple[Path, ...]
+    files: int
+    insertions: int
+    deletions: int
+    lines: int  # lines in the patch files themselves
+    categories: tuple[CategoryStats, ...]
+    uncategorized: tuple[TreePath, ...]
+    outside_allowed: tuple[TreePath, ...]
+    unmatched_globs: tuple[str, ...]  # category globs that matched nothing: usually a typo
+
+    @property
+    def changed_lines(self) -> int:
+        return self.insertions + self.deletions
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def parse_patch(path: Path) -> Patch:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PatchFormatError(
+            f"{path}: patch file not found; bring it in with `mpspatch import SOURCE` or fix [series].patches"
+        ) from None
+    except IsADirectoryError:
+        raise PatchFormatError(f"{path}: is a folder, not a patch file; name the .patch file itself") from None
+    return parse_patch_bytes(path, data)
+
+
+def parse_patch_bytes(path: Path, data: bytes) -> Patch:
+    from unidiff.errors import UnidiffParseError
+    from unidiff.patch import PatchSet
+
+    text = data.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise PatchFormatError(f"{path}: the patch is empty; regenerate it with `git diff --full-index BASE`")
+    text = _undo_whole_file_crlf(text)
+    try:
+        patch_set = PatchSet(text)
+    except UnidiffParseError as exc:
+        where = _locate_error(text) or f" {exc}; the patch is malformed, regenerate it"
+        raise PatchFormatError(f"{path}:{where}") from None
+    if not patch_set:
+        line = _first_content_line(text)
+        raise PatchFormatError(f"{path}:{line}: no diff found, this is not a patch; expected `diff --git` output")
+    problem = _locate_error(text)
+    if problem:
+        raise PatchFormatError(f"{path}:{problem}")
+    files = tuple(_file_change(pf) for pf in patch_set)
+    return Patch(
+        path=path,
+        sha256=sha256_bytes(data),
+        line_count=text.count("\n"),
+        mail_header=text.startswith("From ") and "\nSubject:" in text.split("\ndiff --git", 1)[0],
+        files=files,
+    )
+
+
+def _undo_whole_file_crlf(text: str) -> str:
+    """A patch saved with CRLF everywhere (an editor or a Windows checkout did it) is a text-mode accident.
+
+    Lines inside hunks that carry CRLF on purpose are left alone: only when every diff header line ends with
+    CR is the whole file taken to have been converted.
+    """
+    headers = [line for line in text.split("\n") if line.startswith("diff --git ")]
+    if headers and all(line.endswith("\r") for line in headers):
+        return text.replace("\r\n", "\n")
+    return text
+
+
+def _first_content_line(text: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            return number
+    return 1
+
+
+def _locate_error(text: str) -> str:
+    """Walk the hunks the way `git apply` would and return 'LINE: what is wrong; fix', or '' if all fit.
+
+    unidiff reports what is wrong but not where; a user with a 7,000-line patch needs the line.
+    """
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        match = _HUNK_HEADER.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        header_line = i + 1
+        old_left = int(match.group(2) or 1)
+        new_left = int(match.group(4) or 1)
+        i += 1
+        while old_left > 0 or new_left > 0:
+            if i >= len(lines) or (i == len(lines) - 1 and lines[i] == ""):
+                return (f"{header_line}: hunk is truncated at end of file (needs {old_left} more old and "
+                        f"{new_left} more new lines); regenerate the patch or fix the @@ counts")
+            line = lines[i].rstrip("\r")
+            tag = line[:1]
+            if tag == " " or line == "":
+                old_left, new_left = old_left - 1, new_left - 1
+            elif tag == "-":
+                old_left -= 1
+            elif tag == "+":
+                new_left -= 1
+            elif tag == "\\":
+                pass
+            else:
+                return (f"{i + 1}: hunk that starts at line {header_line} ends early ({old_left} old and "
+                        f"{new_left} new lines missing); fix the @@ counts or regenerate the patch")
+            if old_left < 0 or new_left < 0:
+                return (f"{header_line}: hunk has more lines than its @@ header says; "
+                        "fix the counts or regenerate the patch")
+            i += 1
+        # "-- " opens the format-patch signature; "--- "/"+++ " open the next file.
+        if i < len(lines) and lines[i][:1] in ("+", "-", " ") and not lines[i].startswith(("--- ", "+++ ", "-- ")):
+            return (f"{i + 1}: line after the hunk at line {header_line} looks like hunk content; the @@ "
+                    "header undercounts its lines; fix the counts or regenerate the patch")
+    return ""
+
+
+def _file_change(pf: object) -> FileChange:
+    from unidiff.patch import PatchedFile
+
+    assert isinstance(pf, PatchedFile)
+    header = str(pf.patch_info or "")
+    old_mode = _header_value(header, ("old mode ", "deleted file mode "))
+    new_mode = _header_value(header, ("new mode ", "new file mode "))
+    if pf.is_added_file:
+        status = "added"
+    elif pf.is_removed_file:
+        status = "deleted"
+    elif pf.is_rename:
+        status = "renamed"
+    else:
+        status = "modified"
+    hunks = tuple(
+        Hunk(
+            source_start=h.source_start,
+            source_length=h.source_length,
+            target_start=h.target_start,
+            target_length=h.target_length,
+            insertions=h.added,
+            deletions=h.removed,
+            text=str(h),
+        )
+        for h in pf
+    )
+    # git C-quotes names with tabs, quotes or non-ASCII bytes; the model holds the real path.
+    old_path = _strip_prefix(unquote_path(pf.source_file)) if pf.is_rename else None
+    return FileChange(
+        path=unquote_path(pf.path),
+        old_path=TreePath(old_path) if old_path else None,
+        status=status,
+        insertions=pf.added,
+        deletions=pf.removed,
+        binary=bool(pf.is_binary_file),
+        old_mode=old_mode,
+        new_mode=new_mode,
+        # A pure rename or mode change has no content to merge, so it needs no index line.
+        has_index_line="\nindex " in "\n" + header or (not hunks and not pf.is_binary_file),
+        header=header,
+        hunks=hunks,
+    )
+
+
+def _strip_prefix(name: str) -> str:
+    return name[2:] if name.startswith(("a/", "b/")) else name
+
+
+def _header_value(header: str, prefixes: tuple[str, ...]) -> str | None:
+    for line in header.splitlines():
+        for prefix in prefixes:
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+    return None
+
+
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_path(name: str) -> TreePath:
+    """The real path behind a name git C-quoted in a diff header (`"a\\tb.h"` is a name with a tab)."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return TreePath(name)
+    body, raw, i = name[1:-1], bytearray(), 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            if body[i + 1] in "0123" and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
+                raw.append(int(body[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            if body[i + 1] in _C_ESCAPES:
+                raw.append(_C_ESCAPES[body[i + 1]])
+                i += 2
+                continue
+        raw += body[i].encode("utf-8")
+        i += 1
+    return TreePath(raw.decode("utf-8", errors="replace"))
+
+
+
+def parse_series(paths: Sequence[Path]) -> tuple[Patch, ...]:
+    return tuple(parse_patch(p) for p in paths)
+
+
+def load_series(config: Config) -> tuple[Patch, ...]:
+    """The configured series for the commands that act on it: rebase, drift, verify and split.
+
+    Paths outside [series].allowed_paths are refused here, as `import` and `regenerate` refuse them on the way
+    in: a hand-edited patch must not reach a rebase, evidence or a PR stack. `stats`, `status` and `lock`
+    parse the series without this check: the first two report such paths, and a lock only records the bytes.
+    """
+    patches = parse_series(config.series.patches)
+    for patch in patches:
+        outside = outside_allowed(patch, config.series.allowed_paths)
+        if outside:
+            raise InputError(f"{patch.path}: {len(outside)} path(s) outside [series].allowed_paths: "
+                             f"{', '.join(outside)}; drop them from the patch or add their prefixes to "
+                             f"allowed_paths in {config.path}")
+    return patches
+
+
+# ------------------------------------------------------------------------------------------- statistics
+
+
+def categorize(path: str, categories: Sequence[Category]) -> str | None:
+    """The first category with a matching glob wins, as in the config's order."""
+    for category in categories:
+        if any(glob_regex(g).fullmatch(path) for g in category.globs):
+            return category.name
+    return None
+
+
+def is_allowed(path: str, allowed_paths: Sequence[str]) -> bool:
+    return not allowed_paths or any(path.startswith(prefix) for prefix in allowed_paths)
+
+
+def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
+    """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted."""
+    found: dict[str, None] = {}
+    for change in patch.files:
+        for path in (change.path, change.old_path):
+            if path and not is_allowed(path, allowed):
+                found.setdefault(path, None)
+    return sorted(found)
+
+
+def series_files(patches: Iterable[Patch]) -> tuple[TreePath, ...]:
+    """Every path the series touches, in first-touched order, without repeats."""
+    seen: dict[TreePath, None] = {}
+    for patch in patches:
+        for change in patch.files:
+            seen.setdefault(change.path, None)
+    return tuple(seen)
+
+
+def compute_stats(
+    patches: Sequence[Patch], categories: Sequence[Category], allowed_paths: Sequence[str]
+) -> SeriesStats:
+    per_file: dict[TreePath, list[int]] = {}
+    touched: list[str] = []
+    for patch in patches:
+        for change in patch.files:
+            counts = per_file.setdefault(change.path, [0, 0])
+            counts[0] += change.insertions
+            counts[1] += change.deletions
+            touched.append(change.path)
+            if change.old_path:
+                touched.append(change.old_path)
+    by_category: dict[str, list[TreePath]] = {c.name: [] for c in categories}
+    uncategorized: list[TreePath] = []
+    for path in per_file:
+        name = categorize(path, categories)
+        (by_category[name] if name else uncategorized).append(path)
+    category_stats = tuple(
+        CategoryStats(
+            name=c.name,
+            files=tuple(sorted(by_category[c.name])),
+            insertions=sum(per_file[p][0] for p in by_category[c.name]),
+            deletions=sum(per_file[p][1] for p in by_category[c.name]),
+        )
+        for c in categories
+    )
+    unmatched = tuple(
+        g for c in categories for g in c.globs if not any(glob_regex(g).fullmatch(p) for p in per_file)
+    )
+    return SeriesStats(
+        patches=tuple(p.path for p in patches),
+        files=len(per_file),
+        insertions=sum(c[0] for c in per_file.values()),
+        deletions=sum(c[1] for c in per_file.values()),
+        lines=sum(p.line_count for p in patches),
+        categories=category_stats,
+        uncategorized=tuple(sorted(uncategorized)),
+        outside_allowed=tuple(sorted({TreePath(p) for p in touched if not is_allowed(p, allowed_paths)})),
+        unmatched_globs=unmatched,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- lock
+
+
+@dataclass(frozen=True)
+class LockedPatch:
+    path: str  # relative to the config folder, POSIX separators
+    sha256: ContentSha256
+
+
+@dataclass(frozen=True)
+class SeriesLock:
+    base: CommitSha
+    base_ref: str
+    patches: tuple[LockedPatch, ...]
+    written_at: str  # ISO 8601, UTC
+    written_by: str  # the command that wrote it
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    lock: SeriesLock | None
+    matches: bool
+    problems: tuple[str, ...]
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form, or whole when it lies outside `root`."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def make_lock(config: Config, base: CommitSha, base_ref: str, patches: Sequence[Patch], command: str) -> SeriesLock:
+    return SeriesLock(
+        base=base,
+        base_ref=base_ref,
+        patches=tuple(LockedPatch(path=relative_path(p.path, config.root), sha256=p.sha256) for p in patches),
+        written_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        written_by=command,
+    )
+
+
+def lock_to_json(lock: SeriesLock) -> str:
+    body = {
+        "version": LOCK_VERSION,
+        "base": lock.base,
+        "base_ref": lock.base_ref,
+        "patches": [{"path": p.path, "sha256": p.sha256} for p in lock.patches],
+        "written_at": lock.written_at,
+        "written_by": lock.written_by,
+    }
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"
+
+
+def write_lock(path: Path, lock: SeriesLock) -> None:
+    atomic_write_text(path, lock_to_json(lock))
+
+
+def read_lock(path: Path) -> SeriesLock | None:
+    if not path.exists():
+        return None
+    fix = "delete it and run `mpspatch lock` to write a fresh one"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("version") != LOCK_VERSION:
+            raise StateError(f"{path}: lock version {body.get('version')!r} is not {LOCK_VERSION}; {fix}")
+        return SeriesLock(
+            base=CommitSha(str(body["base"])),
+            base_ref=str(body["base_ref"]),
+            patches=tuple(LockedPatch(path=str(p["path"]), sha256=ContentSha256(str(p["sha256"])))
+                          for p in body["patches"]),
+            written_at=str(body["written_at"]),
+            written_by=str(body["written_by"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"{path}: the lock is not valid ({exc.__class__.__name__}: {exc}); {fix}") from None
+
+
+def check_lock(config: Config, patches: Sequence[Patch]) -> LockCheck:
+    lock = read_lock(config.series.lock)
+    if lock is None:
+        return LockCheck(lock=None, matches=False, problems=("no series.lock yet: run `mpspatch lock`",))
+    problems: list[str] = []
+    locked = {p.path: p.sha256 for p in lock.patches}
+    current = {relative_path(p.path, config.root): p.sha256 for p in patches}
+    for path, digest in current.items():
+        if path not in locked:
+            problems.append(f"{path} is in the series but not in the lock")
+        elif locked[path] != digest:
+            problems.append(
+                f"{path} changed since the lock was written (sha256 {digest[:12]}, locked {locked[path][:12]})"
+            )
+    problems.extend(f"{path} is in the lock but not in the series" for path in locked if path not in current)
+    if [p.path for p in lock.patches] != list(current) and not problems:
+        problems.append("the lock lists the patches in a different order than [series].patches")
+    return LockCheck(lock=lock, matches=not problems, problems=tuple(problems))

@@ -1,0 +1,1 @@
+"""What changes the series: rebase, drift, regenerate/import, split. They never import each other."""

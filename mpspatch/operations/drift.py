@@ -1,0 +1,286 @@
+"""`mpspatch drift`: forecast the next rebase without changing anything, and name the upstream work behind it.
+
+The user's clone is only read (two `rev-parse` calls resolve base and onto). Everything else runs in the
+shadow repository, which borrows the clone's objects: the series becomes commits there, the replay is a
+chain of `git merge-tree` merges, and the only writes are objects in the shadow's own store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpspatch.foundation.config import Config
+from mpspatch.foundation.files import atomic_write_text, sha256_file
+from mpspatch.foundation.ids import CommitSha, TreePath, commit_sha
+from mpspatch.git import verbs as git
+from mpspatch.model import history
+from mpspatch.model.history import AlreadyUpstream, MergeForecast, UpstreamCommit
+from mpspatch.model.series import Patch, load_series
+from mpspatch.model.workspace import resolve_base, resolve_ref
+
+# rebase-helper's per-file vocabulary.
+CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED = "clean", "conflict", "absorbed", "partly absorbed"
+OUTCOMES = (CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED)
+TEMPLATE = "drift_report.md.j2"
+# The series commits of the last forecast, by a hash of their inputs (see series_commits_cached).
+SERIES_CACHE = "mpspatch-drift-series.json"
+SERIES_CACHE_VERSION = 1
+SERIES_REF = "refs/mpspatch/drift/series"
+
+
+@dataclass(frozen=True)
+class DriftConflict:
+    path: TreePath
+    regions: int
+    patch: str  # the patch file the rebase stops on for this path
+    kinds: tuple[str, ...]  # git's conflict types ("contents", "modify/delete", ...)
+    upstream: tuple[UpstreamCommit, ...]  # base..onto commits touching the path, newest first
+    assumed: bool  # an earlier stop in this file had to be taken as resolved to the patch's side
+
+
+@dataclass(frozen=True)
+class DriftAbsorbed:
+    path: TreePath
+    whole_file: bool
+    hunks: int  # hunks of the series' change to this file that onto already holds
+    of_hunks: int
+    landed_by: tuple[UpstreamCommit, ...]  # the upstream commits that carry those hunks, newest first
+
+    @property
+    def pull_requests(self) -> tuple[int, ...]:
+        return history.pull_requests(self.landed_by)
+
+
+@dataclass(frozen=True)
+class FileDrift:
+    path: TreePath
+    outcome: str  # one of OUTCOMES
+    regions: int  # conflict regions over every stop in this file
+    hunks: int  # hunks of the series' change to this file
+    absorbed_hunks: int
+    upstream: tuple[UpstreamCommit, ...]  # base..onto commits touching the file, newest first
+
+
+@dataclass(frozen=True)
+class DriftCommit:
+    commit: UpstreamCommit
+    conflicting: bool  # touches a file the rebase will stop on
+    absorbed: bool  # lands a change the series also makes
+
+
+@dataclass(frozen=True)
+class PatchLanded:
+    patch: str
+    upstream: UpstreamCommit  # has the same `git patch-id --stable` as the whole patch
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    base: CommitSha
+    base_ref: str
+    onto: CommitSha
+    onto_ref: str
+    patches: tuple[str, ...]  # patch file names, in series order
+    files: tuple[FileDrift, ...]
+    conflicts: tuple[DriftConflict, ...]  # every stop, in replay order
+    absorbed: tuple[DriftAbsorbed, ...]
+    upstream: tuple[DriftCommit, ...]  # newest first
+    landed_patches: tuple[PatchLanded, ...]
+    stops: tuple[str, ...]  # the patches the rebase will stop on, in order
+    pr_url: str | None  # prefix a PR number completes to a link, when the upstream is on GitHub
+
+    @property
+    def status(self) -> str:
+        return CONFLICT if self.conflicts else CLEAN
+
+    @property
+    def stopped_at(self) -> str | None:
+        return self.stops[0] if self.stops else None
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for f in self.files if f.outcome == outcome)
+
+
+def compute_drift(config: Config, onto_ref: str | None = None) -> DriftReport:
+    """Forecast the rebase of the configured series onto `onto_ref` (default: [upstream].target).
+
+    The git calls that do not depend on each other run side by side: a forecast is a couple of dozen
+    short git processes, and waiting for them one by one would cost more than the merge itself.
+    """
+    checkout = config.upstream.checkout
+    onto_ref = onto_ref or config.upstream.target
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        shadow_job = pool.submit(git.ensure_shadow, config)  # also says so when the clone is missing
+        base_job = pool.submit(resolve_base, config, checkout)
+        onto_job = pool.submit(resolve_ref, checkout, onto_ref)
+        checked = pool.submit(git.require_merge_tree)
+        patches = load_series(config)
+        shadow = shadow_job.result()
+        base, base_ref = base_job.result()
+        onto = onto_job.result()
+        start_job = pool.submit(history.forecast_start, shadow, base, onto)
+        commits = series_commits_cached(shadow, base, config.series.patches)
+        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, _series_paths(patches))
+        diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
+        checked.result()
+        forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
+        upstream = upstream_job.result()
+        already = history.already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
+                                           series_diff=diff_job.result())
+    return build_report(
+        base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,
+        upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url),
+    )
+
+
+def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
+    """git.series_commits, remembered per (base, patch names and bytes) in a small file of the shadow.
+
+    The commits are deterministic (pinned identity and date), so the same inputs give the same SHAs and the
+    cache can only ever save the apply, never change a result. A ref keeps the commits from the shadow's gc;
+    a cached tip that is gone anyway is rebuilt.
+    """
+    digest = hashlib.sha256(f"{SERIES_CACHE_VERSION}\0{base}".encode())
+    for patch in patches:
+        digest.update(f"\0{patch.name}\0".encode())
+        digest.update(sha256_file(patch).encode())
+    key = digest.hexdigest()
+    cache = shadow / SERIES_CACHE
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        known = {}
+    cached = known.get(key) if isinstance(known, dict) else None
+    if isinstance(cached, list) and cached and git.git(shadow, "cat-file", "-e", f"{cached[-1]}^{{commit}}",
+                                                       check=False).ok:
+        return tuple(commit_sha(str(c)) for c in cached)
+    commits = git.series_commits(shadow, base, patches)
+    git.git(shadow, "update-ref", SERIES_REF, commits[-1])
+    atomic_write_text(cache, json.dumps({key: list(commits)}, indent=2) + "\n")
+    return commits
+
+
+def _series_paths(patches: tuple[Patch, ...]) -> tuple[str, ...]:
+    """Every path the series names, renamed-from paths included (upstream may have touched those)."""
+    found: dict[str, None] = {}
+    for patch in patches:
+        for change in patch.files:
+            found.setdefault(change.path, None)
+            if change.old_path:
+                found.setdefault(change.old_path, None)
+    return tuple(found)
+
+
+def build_report(
+    *,
+    base: CommitSha,
+    base_ref: str,
+    onto: CommitSha,
+    onto_ref: str,
+    patches: tuple[Patch, ...],
+    forecast: MergeForecast,
+    upstream: tuple[UpstreamCommit, ...],
+    already: AlreadyUpstream,
+    pr_url: str | None,
+) -> DriftReport:
+    """Join the forecast, the upstream log and the absorption check into one per-file and per-commit view."""
+    names = tuple(p.path.name for p in patches)
+    by_sha = {c.sha: c for c in upstream}
+    conflicts = tuple(
+        DriftConflict(
+            path=c.path, regions=c.regions, patch=names[c.patch_index], kinds=c.kinds,
+            upstream=history.touching(upstream, c.path),
+            assumed=c.path in forecast.steps[c.patch_index].assumed,
+        )
+        for c in forecast.conflicts
+    )
+    absorbed = tuple(
+        DriftAbsorbed(
+            path=a.path, whole_file=a.whole, hunks=a.absorbed_hunks, of_hunks=a.hunks,
+            landed_by=tuple(by_sha[s] for s in a.landed_by if s in by_sha),
+        )
+        for a in already.files
+    )
+    conflicted = {c.path for c in conflicts}
+    files = []
+    for path in sorted({c.path for p in patches for c in p.files}):
+        found = already.get(path)
+        if path in conflicted:
+            outcome = CONFLICT
+        elif found is not None and found.whole:
+            outcome = ABSORBED
+        elif found is not None and found.partly:
+            outcome = PARTLY_ABSORBED
+        else:
+            outcome = CLEAN
+        files.append(FileDrift(
+            path=TreePath(path), outcome=outcome,
+            regions=sum(c.regions for c in conflicts if c.path == path),
+            hunks=found.hunks if found else _hunk_count(patches, path),
+            absorbed_hunks=found.absorbed_hunks if found else 0,
+            upstream=history.touching(upstream, path),
+        ))
+    landed = already.landed_by
+    marks = tuple(
+        DriftCommit(commit=c, conflicting=bool(conflicted & set(c.paths)), absorbed=c.sha in landed)
+        for c in upstream
+    )
+    return DriftReport(
+        base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=names, files=tuple(files),
+        conflicts=conflicts, absorbed=absorbed, upstream=marks,
+        landed_patches=tuple(
+            PatchLanded(patch=names[m.patch_index], upstream=by_sha[m.upstream])
+            for m in already.patch_ids if m.upstream in by_sha
+        ),
+        stops=tuple(names[i] for i in forecast.stops), pr_url=pr_url,
+    )
+
+
+def _hunk_count(patches: tuple[Patch, ...], path: str) -> int:
+    return sum(len(c.hunks) for p in patches for c in p.files if c.path == path)
+
+
+def pull_request_url(url: str) -> str | None:
+    """`https://github.com/OWNER/REPO/pull/` for a GitHub upstream URL (https or ssh form), else None."""
+    match = re.match(r"^(?:https://github\.com/|git@github\.com:)([^/\s]+)/([^/\s]+?)(?:\.git)?/?$", url)
+    return f"https://github.com/{match.group(1)}/{match.group(2)}/pull/" if match else None
+
+
+# --------------------------------------------------------------------------------------------- markdown
+
+
+def template_dir() -> Path:
+    """templates/ of a source checkout, or the copy a wheel carries inside the package."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_templates", package.parent / "templates"):
+        if (candidate / TEMPLATE).is_file():
+            return candidate
+    raise FileNotFoundError(f"{TEMPLATE} is missing from the installation; reinstall mpspatch")
+
+
+def render_markdown(report: DriftReport, generated_by: str = "mpspatch drift") -> str:
+    """The drift report as GitHub-flavoured Markdown (a job summary), a pure function of the report."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(template_dir()),
+        undefined=StrictUndefined,
+        autoescape=False,  # Markdown, not HTML; table cells are escaped by the filter below
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["cell"] = _md_cell
+    text = env.get_template(TEMPLATE).render(report=report, generated_by=generated_by, outcomes=OUTCOMES)
+    return text.rstrip("\n") + "\n"
+
+
+def _md_cell(value: object) -> str:
+    """Text safe inside a Markdown table cell: pipes escaped, newlines flattened."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")

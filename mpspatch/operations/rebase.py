@@ -1,0 +1,478 @@
+"""Carry the series onto a new upstream commit with git's own merge machinery, and write it back as patches.
+
+The work happens in the shadow repository (git.ensure_shadow) and a sparse worktree of it; the user's clone is
+only read. Every step that can be interrupted is preceded by a write of `.mpspatch/rebase.json`, so Ctrl-C or
+a kill always leaves something `--continue` or `--abort` can pick up. Patch files and the lock are backed up
+before anything changes them, and they are only changed at the very end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mpspatch.foundation.config import Config
+from mpspatch.foundation.errors import InputError, MpspatchError, StateError
+from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
+from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
+from mpspatch.git import verbs as git
+from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, write_lock
+from mpspatch.model.state import (
+    RebaseState,
+    SavedFile,
+    backup_dir,
+    previous_dir,
+    read_state,
+    state_path,
+    worktree_path,
+    write_state,
+)
+from mpspatch.model.workspace import resolve_base_and_onto
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from mpspatch.model.history import UpstreamCommit
+
+BRANCH = "mpspatch/rebase"  # a branch of the SHADOW repository only
+SERIES_REF = "refs/mpspatch/rebase/series"
+# Test hook: a comma-separated list of points at which to raise KeyboardInterrupt, standing in for a Ctrl-C
+# or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write.
+INTERRUPT_ENV = "MPSPATCH_TEST_INTERRUPT"
+
+_MARKER = re.compile(r"^(<<<<<<<|>>>>>>>|\|\|\|\|\|\|\|)( |$)")
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class ConflictedPath:
+    path: str
+    regions: int  # `<<<<<<<` markers in the file; 1 for a conflict without markers (modify/delete)
+    upstream_commits: tuple[UpstreamCommit, ...]  # base..onto commits touching the path, newest first
+
+
+@dataclass(frozen=True)
+class AbsorbedChange:
+    """A change of the series that upstream has already made: it merges to no change and is dropped."""
+
+    path: str
+    pull_requests: tuple[int, ...]
+    whole_file: bool  # False: only some hunks are upstream ("partly absorbed")
+    hunks: int  # hunks of the series' change to this file that upstream already has
+    of_hunks: int
+
+
+@dataclass(frozen=True)
+class PatchChange:
+    path: Path
+    old_sha256: ContentSha256
+    new_sha256: ContentSha256
+    old_files: int
+    new_files: int
+    old_lines: int  # insertions + deletions
+    new_lines: int
+
+    @property
+    def empty(self) -> bool:
+        return self.new_files == 0
+
+
+@dataclass(frozen=True)
+class RebaseResult:
+    status: str  # "rebased" | "conflict"
+    base: CommitSha
+    base_ref: str
+    onto: CommitSha
+    onto_ref: str
+    conflicts: tuple[ConflictedPath, ...]
+    absorbed: tuple[AbsorbedChange, ...]
+    worktree: Path | None  # where conflicts are resolved; None once rebased
+    patches: tuple[Path, ...]  # patch files rewritten
+    stopped_at: str | None  # the patch being replayed when the rebase stopped
+    reused_resolutions: tuple[str, ...]  # paths rerere resolved from an earlier resolution
+    changes: tuple[PatchChange, ...]
+    range_diff: str
+    previous_dir: Path | None  # where the previous patch files and lock were kept
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AbortResult:
+    worktree: Path
+    restored: tuple[Path, ...]  # files put back from the backup (only after an interrupted write)
+
+
+# -------------------------------------------------------------------------------------------------- state
+
+
+def _interrupt_point(point: str) -> None:
+    if point in os.environ.get(INTERRUPT_ENV, "").split(","):
+        raise KeyboardInterrupt(f"test interrupt at {point}")
+
+
+def _rel(config: Config, path: Path) -> str:
+    try:
+        return path.relative_to(config.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _saved(config: Config, path: Path) -> SavedFile:
+    return SavedFile(path=_rel(config, path), sha256=sha256_file(path) if path.exists() else None)
+
+
+# ------------------------------------------------------------------------------------------ resolution
+
+
+def sparse_paths(patches: Sequence[Patch]) -> tuple[str, ...]:
+    paths: set[str] = set()
+    for patch in patches:
+        for change in patch.files:
+            paths.add(change.path)
+            if change.old_path:
+                paths.add(change.old_path)
+    return tuple(sorted(paths))
+
+
+# ------------------------------------------------------------------------------------------------- start
+
+
+def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
+    existing = read_state(config)
+    if existing is not None:
+        raise StateError(f"{state_path(config)}: a rebase onto {existing.onto_ref} is in progress; run "
+                         "`mpspatch rebase --continue` or `mpspatch rebase --abort`")
+    notes: list[str] = []
+    if git.ensure_checkout(config.upstream.url, config.upstream.checkout):
+        notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
+    shadow = git.ensure_shadow(config)  # also checks that the checkout is a git repository
+    checkout = config.upstream.checkout
+    onto_ref = onto_ref or config.upstream.target
+    base, base_ref, onto = resolve_base_and_onto(config, checkout, onto_ref)
+    patches = load_series(config)
+    names = [p.path.name for p in patches]
+    if len(set(names)) != len(names):
+        raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")
+    fetched = git.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
+    if fetched:
+        notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
+    build = git.build_series(shadow, base, [p.path for p in patches])
+    notes.extend(build.notes)
+    tip = build.commits[-1]
+    # The old series stays reachable from a shadow ref until the end: range-diff and --abort need it.
+    git.update_refs(shadow, pin={SERIES_REF: tip})
+    worktree = worktree_path(config)
+    state = RebaseState(
+        phase="prepared", base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
+        series=build.commits,
+        patches=tuple(_saved(config, p.path) for p in patches), lock=_saved(config, config.series.lock),
+        worktree=_rel(config, worktree), paths=sparse_paths(patches), conflicted=(), notes=tuple(notes),
+        started_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    )
+    _backup(config, [p.path for p in patches])
+    write_state(config, state)
+    # The upstream history and the already-upstream check need only objects, not the worktree: they run on
+    # the second core while the worktree is made and git rebase runs (git processes, so no GIL contention).
+    from concurrent.futures import ThreadPoolExecutor  # imported here: --continue/--abort never need it
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(upstream_check, shadow, state)
+        try:
+            _interrupt_point("after-state")
+            return _run_from_scratch(config, shadow, state, pending, fresh=True)
+        except MpspatchError:
+            # A failure (not an interruption) leaves nothing behind: the user's files were never touched.
+            _cleanup(config, shadow, worktree)
+            raise
+
+
+def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
+    folder = backup_dir(config)
+    if folder.exists():
+        shutil.rmtree(folder)
+    for index, path in enumerate(patch_paths):
+        atomic_write_bytes(folder / f"{index:03d}-{path.name}", path.read_bytes())
+    if config.series.lock.exists():
+        atomic_write_bytes(folder / "series.lock", config.series.lock.read_bytes())
+
+
+def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
+                      pending: Future[UpstreamView] | None = None, *, fresh: bool = False) -> RebaseResult:
+    worktree = config.root / state.worktree
+    if not fresh or worktree.exists():
+        # An interrupted or hand-cleaned run may have left the folder, its registration, or both.
+        git.remove_worktree(shadow, worktree)
+    git.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
+    _interrupt_point("before-rebase")
+    state = replace(state, phase="rebasing")
+    write_state(config, state)
+    step = git.run_rebase(worktree, state.base, state.onto, BRANCH)
+    return _after_step(config, shadow, state, step, pending)
+
+
+def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.RebaseStep,
+                pending: Future[UpstreamView] | None = None) -> RebaseResult:
+    worktree = config.root / state.worktree
+    reused: list[str] = []
+    while not step.done and not step.unmerged:
+        # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
+        reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
+        step = git.continue_rebase(worktree)
+    reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
+    if step.done:
+        return _finish(config, shadow, replace(state, phase="writing"), tuple(reused), pending)
+    state = replace(state, conflicted=step.unmerged)
+    write_state(config, state)
+    view = pending.result() if pending is not None else upstream_check(shadow, state)
+    conflicts = conflict_report(worktree, step.unmerged, view.commits)
+    names = [Path(p.path).name for p in state.patches]
+    stopped = names[state.series.index(step.stopped_at)] if step.stopped_at in state.series else None
+    return RebaseResult(
+        status="conflict", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
+        conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(), stopped_at=stopped,
+        reused_resolutions=tuple(reused), changes=(), range_diff="", previous_dir=None,
+        notes=(*state.notes, *view.notes),
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamView:
+    """What upstream did to the patched paths, and which of the series' changes it already has."""
+
+    commits: tuple[UpstreamCommit, ...]  # base..onto touching the series' paths, newest first
+    tree: TreeSha | None  # the tree the absorbed check compared against onto (None: check skipped)
+    absorbed: tuple[AbsorbedChange, ...]
+    notes: tuple[str, ...]
+
+
+def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
+                   commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
+    """Upstream commits plus the already-upstream check, against `result` (a rebased tip) or, by default,
+    a merge-tree forecast of the whole series (the tree a rebase that takes the patch's side would give)."""
+    from mpspatch.model import history  # the history model is needed only here, not by --abort or start-up
+    from mpspatch.model.history import upstream_commits
+
+    if commits is None:
+        commits = upstream_commits(repo, state.base, state.onto, state.paths)
+    if result is None:
+        try:
+            tree = history.merge_forecast(repo, state.base, state.series, state.onto).result_tree
+        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
+            return UpstreamView(commits, None, (), (f"already-upstream check skipped: {exc.message}",))
+    else:
+        tree = git.tree_sha_of(repo, result)
+    absorbed, notes = find_absorbed(repo, state.base, state.onto, state.series, commits, tree)
+    return UpstreamView(commits, tree, absorbed, notes)
+
+
+def count_regions(path: Path) -> int:
+    """Conflict regions in a worktree file, counted as drift counts them; a conflict without markers is one."""
+    from mpspatch.model.history import count_regions as count_markers  # lazily, like the rest of history here
+
+    try:
+        return count_markers(path.read_bytes()) or 1
+    except (FileNotFoundError, IsADirectoryError):
+        return 1
+
+
+def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit]
+                    ) -> tuple[ConflictedPath, ...]:
+    """Each conflicted path with its regions and the upstream commits (base..onto) that touched it."""
+    return tuple(
+        ConflictedPath(path=p, regions=count_regions(worktree / p),
+                       upstream_commits=tuple(c for c in upstream if p in c.paths))
+        for p in sorted(paths)
+    )
+
+
+# -------------------------------------------------------------------------------------- continue / abort
+
+
+def _require_state(config: Config, verb: str) -> RebaseState:
+    state = read_state(config)
+    if state is None:
+        raise StateError(f"{state_path(config)}: no rebase in progress, nothing to {verb}; start one with "
+                         "`mpspatch rebase`")
+    return state
+
+
+def first_marker(path: Path) -> int | None:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    for number, line in enumerate(lines, start=1):
+        if _MARKER.match(line):
+            return number
+    return None
+
+
+def resume(config: Config) -> RebaseResult:
+    state = _require_state(config, "continue")
+    shadow = git.ensure_shadow(config)
+    worktree = config.root / state.worktree
+    if state.phase == "writing":
+        return _finish(config, shadow, state, ())
+    if state.phase == "prepared" or not (worktree / ".git").exists():
+        return _run_from_scratch(config, shadow, state)
+    if git.clear_stale_index_lock(worktree):
+        state = replace(state, notes=(*state.notes, "removed an index.lock left by an interrupted git"))
+    if git.rebase_in_progress(worktree):
+        for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)}):
+            line = first_marker(worktree / rel)
+            if line is not None:
+                raise StateError(f"{worktree / rel}:{line}: conflict markers remain; resolve them, then run "
+                                 "`mpspatch rebase --continue` again (or `--abort`)")
+        return _after_step(config, shadow, state, git.continue_rebase(worktree))
+    head = git.head_of(worktree)
+    if head == state.series_tip:  # interrupted before git rebase moved anything
+        return _after_step(config, shadow, state, git.run_rebase(worktree, state.base, state.onto, BRANCH))
+    if git.is_ancestor(shadow, state.onto, head):
+        return _finish(config, shadow, replace(state, phase="writing"), ())
+    raise StateError(f"{worktree}: HEAD {head[:12]} is neither the series nor on top of {state.onto_ref}; "
+                     "run `mpspatch rebase --abort` and start again")
+
+
+def abort(config: Config) -> AbortResult:
+    state = _require_state(config, "abort")
+    shadow = config.state_dir / git.SHADOW_NAME
+    worktree = config.root / state.worktree
+    restored = _restore(config, state)
+    _cleanup(config, shadow, worktree)
+    return AbortResult(worktree=worktree, restored=restored)
+
+
+def _restore(config: Config, state: RebaseState) -> tuple[Path, ...]:
+    """Put back any patch file or lock an interrupted write had already replaced."""
+    folder = backup_dir(config)
+    restored: list[Path] = []
+    for index, saved in enumerate(state.patches):
+        path = config.root / saved.path
+        if not path.exists() or sha256_file(path) != saved.sha256:
+            backup = folder / f"{index:03d}-{path.name}"
+            if not backup.exists():
+                raise StateError(f"{backup}: the backup of {path} is missing; restore it from version control")
+            atomic_write_bytes(path, backup.read_bytes())
+            restored.append(path)
+    lock = config.root / state.lock.path
+    current = sha256_file(lock) if lock.exists() else None
+    if current != state.lock.sha256:
+        if state.lock.sha256 is None:
+            lock.unlink()
+        else:
+            atomic_write_bytes(lock, (folder / "series.lock").read_bytes())
+        restored.append(lock)
+    return tuple(restored)
+
+
+def _cleanup(config: Config, shadow: Path, worktree: Path) -> None:
+    """Remove every trace of a rebase: worktree, temporary branch and refs, backup, state (last)."""
+    if (shadow / "HEAD").is_file():
+        git.remove_worktree(shadow, worktree)
+        git.update_refs(shadow, delete=[f"refs/heads/{BRANCH}", SERIES_REF])
+    elif worktree.exists():
+        shutil.rmtree(worktree)
+    if worktree.parent.is_dir() and not any(worktree.parent.iterdir()):
+        worktree.parent.rmdir()
+    shutil.rmtree(backup_dir(config), ignore_errors=True)
+    state_path(config).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ finish
+
+
+def _patch_record(path: Path, data: bytes) -> Patch:
+    if not data.strip():
+        return Patch(path=path, sha256=sha256_bytes(data), line_count=0, mail_header=False, files=())
+    return parse_patch_bytes(path, data)
+
+
+def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...],
+            pending: Future[UpstreamView] | None = None) -> RebaseResult:
+    write_state(config, state)
+    _interrupt_point("before-write")
+    worktree = config.root / state.worktree
+    new_tip = git.head_of(worktree)
+    paths = [config.root / p.path for p in state.patches]
+    backups = [backup_dir(config) / f"{i:03d}-{p.name}" for i, p in enumerate(paths)]
+    by_name = git.series_names(shadow, state.onto, new_tip)
+    new_texts = [git.patch_text(shadow, f"{by_name[p.name]}^", by_name[p.name]) if p.name in by_name else ""
+                 for p in paths]
+    for saved, path, text in zip(state.patches, paths, new_texts, strict=True):
+        current = sha256_file(path) if path.exists() else None
+        # After an interrupted write a file may already hold its new text; anything else is a user's edit.
+        if current not in (saved.sha256, sha256_bytes(text.encode("utf-8"))):
+            raise StateError(f"{path}: changed while the rebase was stopped; undo that edit or run "
+                             "`mpspatch rebase --abort`")
+    old_records = [_patch_record(p, b.read_bytes()) for p, b in zip(paths, backups, strict=True)]
+    keep = previous_dir(config)
+    for path, backup in zip(paths, backups, strict=True):
+        atomic_write_bytes(keep / path.name, backup.read_bytes())
+    if state.lock.sha256 is not None:
+        atomic_write_bytes(keep / config.series.lock.name, (backup_dir(config) / "series.lock").read_bytes())
+    new_records = []
+    for number, (path, text) in enumerate(zip(paths, new_texts, strict=True)):
+        data = text.encode("utf-8")
+        atomic_write_bytes(path, data)
+        new_records.append(_patch_record(path, data))
+        if number == 0:
+            _interrupt_point("mid-write")
+    write_lock(config.series.lock, make_lock(config, state.onto, state.onto_ref, new_records, "mpspatch rebase"))
+    # A rebase that never stopped gives the tree the forecast computed; otherwise check the real result.
+    view = pending.result() if pending is not None else None
+    if view is None or view.tree != git.tree_sha_of(shadow, new_tip):
+        view = upstream_check(shadow, state, new_tip, view.commits if view else None)
+    absorbed, absorbed_notes = view.absorbed, view.notes
+    notes = [*state.notes, *absorbed_notes]
+    notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
+                 "[series].patches" for r in new_records if not r.files)
+    result = RebaseResult(
+        status="rebased", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
+        conflicts=(), absorbed=absorbed,
+        worktree=None, patches=tuple(paths), stopped_at=None, reused_resolutions=reused,
+        changes=tuple(
+            PatchChange(path=o.path, old_sha256=o.sha256, new_sha256=n.sha256, old_files=len(o.files),
+                        new_files=len(n.files), old_lines=o.insertions + o.deletions,
+                        new_lines=n.insertions + n.deletions)
+            for o, n in zip(old_records, new_records, strict=True)),
+        range_diff=git.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip),
+        previous_dir=keep, notes=tuple(notes),
+    )
+    _cleanup(config, shadow, worktree)
+    return result
+
+
+# --------------------------------------------------------------------------------------- already upstream
+
+
+def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence[CommitSha],
+                  commits: Sequence[UpstreamCommit], result_tree: TreeSha
+                  ) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
+    """The series' changes onto already has, per file, with the PRs that landed them; plus notes.
+
+    history.already_upstream does the detection (whole files that merge to no change, hunks that
+    reverse-apply to onto, equal patch-ids), so `drift` and `rebase` can never disagree. `result_tree` is
+    the tree after the last patch: the rebased tip's, or a merge-tree forecast of it.
+    """
+    from mpspatch.model import history
+
+    found = history.already_upstream(repo, base, series, onto, result_tree, commits)
+    by_sha = {c.sha: c for c in commits}
+    absorbed = tuple(
+        AbsorbedChange(path=f.path, pull_requests=history.pull_requests(by_sha[s] for s in f.landed_by if s in by_sha),
+                       whole_file=f.whole, hunks=f.absorbed_hunks, of_hunks=f.hunks)
+        for f in found.files
+    )
+    notes = tuple(
+        f"patch {m.patch_index + 1} has the same patch-id as upstream {m.upstream[:12]}: it is already upstream"
+        for m in found.patch_ids
+    )
+    return absorbed, notes

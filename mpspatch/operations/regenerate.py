@@ -1,0 +1,302 @@
+"""Bring a patch into the series (`import`) and re-derive it from its source of truth (`regenerate`).
+
+Both write patches in mpspatch's canonical form (git.PATCH_DIFF_ARGS): full `index` lines, no volatile
+headers, stable order. Both refuse paths outside `[series].allowed_paths`, as the shell script they replace did.
+
+Sources:
+- a patch file, or a URL (http, https, file) such as the canonical patch in the public dropbox/dML repository;
+- a fork checkout: `git diff BASE` of its working tree (what the old script ran);
+- for `regenerate` without `--from`: the series itself, applied at its base in the shadow repository.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpspatch.foundation.config import Config
+from mpspatch.foundation.errors import InputError, StateError
+from mpspatch.foundation.files import atomic_write_bytes
+from mpspatch.foundation.ids import CommitSha
+from mpspatch.git import verbs as git
+from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
+from mpspatch.model.state import previous_dir, read_state
+from mpspatch.model.workspace import resolve_base, resolve_ref
+
+# facts.md: the public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
+# patches/cumulative-v2.9.1-to-mps-stream-pool.patch. The branch name is GitHub's default; pass a URL to
+# import another revision.
+CANONICAL_URL = ("https://raw.githubusercontent.com/dropbox/dML/main/metal_mps_parallel/patches/"
+                 "cumulative-v2.9.1-to-mps-stream-pool.patch")
+MAX_DOWNLOAD = 64 * 1024 * 1024  # the real patch is ~300 KB; anything near this limit is not a patch
+DIFF_SUMMARY_LINES = 200
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    source: str
+    kind: str  # file | url | fork
+    patch: Path  # the series patch that was written
+    files: int
+    insertions: int
+    deletions: int
+    canonical: bool  # rewritten in canonical form after applying it at the base
+    base: CommitSha | None  # the base it was checked against (and locked to), when the clone was available
+    previous: Path | None  # the earlier version of the patch file, kept
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatchSync:
+    path: Path
+    in_sync: bool
+    added: int  # lines the regenerated patch has that the file does not
+    removed: int
+    diff: str  # unified diff of the patch files, cut to DIFF_SUMMARY_LINES lines
+
+
+@dataclass(frozen=True)
+class RegenerateResult:
+    source: str
+    check: bool
+    base: CommitSha
+    patches: tuple[PatchSync, ...]
+    written: tuple[Path, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def in_sync(self) -> bool:
+        return all(p.in_sync for p in self.patches)
+
+
+# ------------------------------------------------------------------------------------------------ sources
+
+
+def is_url(source: str) -> bool:
+    return urllib.parse.urlparse(source).scheme in ("http", "https", "file")
+
+
+def download(url: str, timeout: float = 60) -> bytes:
+    """The bytes at `url` (http, https or file), or an InputError saying what to do instead."""
+    fix = "check the URL, or download the file yourself and import it by path"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # only http(s)/file: see is_url
+            data: bytes = response.read(MAX_DOWNLOAD + 1)
+    except urllib.error.HTTPError as exc:
+        raise InputError(f"{url}: download failed with HTTP {exc.code} {exc.reason}; {fix}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"{url}: download failed ({reason}); {fix}") from None
+    if len(data) > MAX_DOWNLOAD:
+        raise InputError(f"{url}: more than {MAX_DOWNLOAD // (1024 * 1024)} MiB, not a patch; {fix}")
+    return data
+
+
+def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, CommitSha, list[str]]:
+    """`git diff BASE` of a fork's working tree in canonical form, its base, and notes (untracked files)."""
+    repo = git.require_repo(fork, role="fork checkout")
+    base = resolve_ref(repo, base_ref) if base_ref else resolve_base(config, repo)[0]
+    # GIT_OPTIONAL_LOCKS=0: reading a fork must not even refresh its index.
+    env = {**git.pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}
+    text = git.git(repo, *git.PATCH_DIFF_ARGS, base, env=env).stdout
+    notes: list[str] = []
+    prefixes = list(config.series.allowed_paths) or ["."]
+    untracked = git.git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *prefixes,
+                        env=env).stdout.split("\0")
+    untracked = [p for p in untracked if p]
+    if untracked:
+        shown = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
+        notes.append(f"{len(untracked)} untracked file(s) under allowed_paths are not in the patch "
+                     f"(`git add -N` them in the fork to include them): {shown}")
+    return text.encode("utf-8"), base, notes
+
+
+def refuse_outside(config: Config, source: str, patch: Patch) -> None:
+    outside = outside_allowed(patch, config.series.allowed_paths)
+    if outside:
+        raise InputError(f"{source}: {len(outside)} path(s) outside [series].allowed_paths: {', '.join(outside)}; "
+                         f"drop them from the patch or add their prefixes to allowed_paths in {config.path}")
+
+
+def _target(config: Config, to: Path | None) -> Path:
+    patches = config.series.patches
+    if to is None:
+        if len(patches) != 1:
+            raise InputError(f"{config.path}: the series has {len(patches)} patches; name the one to write with "
+                             "--to PATH")
+        return patches[0]
+    wanted = to.resolve()
+    if wanted not in patches:
+        raise InputError(f"{to}: not one of [series].patches in {config.path}; add it there first or pick one of "
+                         f"them")
+    return wanted
+
+
+def _refuse_during_rebase(config: Config) -> None:
+    state = read_state(config)
+    if state is not None:
+        raise StateError(f"{config.state_dir / 'rebase.json'}: a rebase onto {state.onto_ref} is in progress; "
+                         "finish it with `mpspatch rebase --continue` or drop it with `--abort` first")
+
+
+# ------------------------------------------------------------------------------------------ canonical form
+
+
+def canonical_series(config: Config, texts: dict[Path, bytes], base: CommitSha) -> dict[Path, bytes]:
+    """Apply the series (with `texts` standing in for some of its files) at `base` in the shadow repository
+    and write every patch back in canonical form. Raises SeriesInconsistentError when it does not apply."""
+    shadow = git.ensure_shadow(config)
+    with tempfile.TemporaryDirectory(prefix="mpspatch-import-") as tmp:
+        files: list[Path] = []
+        for number, path in enumerate(config.series.patches):
+            if path in texts:
+                # Same file name in its own folder, so errors name the patch the user knows.
+                stand_in = Path(tmp) / str(number) / path.name
+                stand_in.parent.mkdir()
+                stand_in.write_bytes(texts[path])
+                files.append(stand_in)
+            else:
+                files.append(path)
+        build = git.build_series(shadow, base, files)
+    parents = (base, *build.commits[:-1])
+    return {
+        path: git.patch_text(shadow, parent, commit).encode("utf-8")
+        for path, parent, commit in zip(config.series.patches, parents, build.commits, strict=True)
+    }
+
+
+def _keep_previous(config: Config, path: Path) -> Path | None:
+    if not path.exists():
+        return None
+    kept = previous_dir(config) / path.name
+    atomic_write_bytes(kept, path.read_bytes())
+    return kept
+
+
+def _relock(config: Config, base: CommitSha, base_ref: str, command: str) -> None:
+    write_lock(config.series.lock, make_lock(config, base, base_ref, parse_series(config.series.patches), command))
+
+
+# ------------------------------------------------------------------------------------------------- import
+
+
+def import_patch(config: Config, source: str | None, to: Path | None = None, base_ref: str | None = None
+                 ) -> ImportResult:
+    _refuse_during_rebase(config)
+    source = source or CANONICAL_URL
+    target = _target(config, to)
+    notes: list[str] = []
+    fork_base: CommitSha | None = None
+    if is_url(source):
+        kind, data = "url", download(source)
+    elif Path(source).is_dir():
+        kind = "fork"
+        data, fork_base, notes = fork_diff(config, Path(source), base_ref)
+        if not data.strip():
+            raise InputError(f"{source}: the fork's working tree does not differ from its base {fork_base[:12]}; "
+                             "nothing to import")
+    else:
+        kind = "file"
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{source}: cannot read the patch ({exc.strerror}); give an existing file, a URL or "
+                             "a fork checkout folder") from None
+    parsed = parse_patch_bytes(Path(source), data)
+    refuse_outside(config, source, parsed)
+
+    base: CommitSha | None = None
+    ref = base_ref or config.upstream.base
+    canonical = False
+    if config.upstream.checkout.exists():
+        checkout = git.require_repo(config.upstream.checkout)
+        if base_ref:
+            base = resolve_ref(checkout, base_ref)
+        elif fork_base is not None and git.git(checkout, "cat-file", "-e", f"{fork_base}^{{commit}}",
+                                               check=False).ok:
+            base = fork_base
+        else:
+            base, ref = resolve_base(config, checkout)
+        data = canonical_series(config, {target: data}, base)[target]
+        canonical = True
+        if not parsed.has_index_lines:
+            notes.append("the patch had no `index` lines; the rewritten one has full ones, so 3-way merges work")
+    else:
+        notes.append(f"{config.upstream.checkout} does not exist, so the patch was not applied at its base nor "
+                     "rewritten in canonical form; run `mpspatch regenerate` once the clone is there")
+    previous = _keep_previous(config, target)
+    atomic_write_bytes(target, data)
+    if base is not None:
+        _relock(config, base, ref, "mpspatch import")
+    else:
+        notes.append("series.lock was not updated; run `mpspatch lock` once the clone is there")
+    written = parse_patch_bytes(target, data)
+    return ImportResult(source=source, kind=kind, patch=target, files=len(written.files),
+                        insertions=written.insertions, deletions=written.deletions, canonical=canonical, base=base,
+                        previous=previous, notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------------------------- regenerate
+
+
+def _compare(path: Path, fresh: bytes) -> PatchSync:
+    current = path.read_bytes() if path.exists() else b""
+    if current == fresh:
+        return PatchSync(path=path, in_sync=True, added=0, removed=0, diff="")
+    lines = list(difflib.unified_diff(
+        current.decode("utf-8", errors="replace").splitlines(keepends=True),
+        fresh.decode("utf-8", errors="replace").splitlines(keepends=True),
+        fromfile=f"{path.name} (on disk)", tofile=f"{path.name} (regenerated)", n=1))
+    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("---"))
+    shown = lines[:DIFF_SUMMARY_LINES]
+    if len(lines) > DIFF_SUMMARY_LINES:
+        shown.append(f"... {len(lines) - DIFF_SUMMARY_LINES} more diff lines\n")
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in shown)
+    return PatchSync(path=path, in_sync=False, added=added, removed=removed, diff=text)
+
+
+def regenerate(config: Config, source: Path | None = None, *, check: bool = False, to: Path | None = None,
+               base_ref: str | None = None) -> RegenerateResult:
+    """Re-derive the patch files; with `check`, only compare (the caller exits 1 when out of sync)."""
+    if not check:
+        _refuse_during_rebase(config)
+    notes: list[str] = []
+    if source is not None:
+        if len(config.series.patches) != 1:
+            raise InputError(f"{config.path}: regenerate --from needs a one-patch series (a fork holds the "
+                             "cumulative change); split it afterwards with `mpspatch split`")
+        target = _target(config, to)
+        data, base, notes = fork_diff(config, source, base_ref)
+        parsed = parse_patch_bytes(target, data) if data.strip() else None
+        if parsed is not None:
+            refuse_outside(config, str(source), parsed)
+        fresh = {target: data}
+        label = f"fork {source}"
+        ref = base_ref or config.upstream.base
+    else:
+        checkout = git.require_repo(config.upstream.checkout)
+        if base_ref:
+            base, ref = resolve_ref(checkout, base_ref), base_ref
+        else:
+            base, ref = resolve_base(config, checkout)
+        originals = {p: p.read_bytes() for p in config.series.patches}
+        fresh = canonical_series(config, originals, base)
+        label = "series at its base"
+    synced = tuple(_compare(path, text) for path, text in fresh.items())
+    written: list[Path] = []
+    if not check:
+        for item in synced:
+            if not item.in_sync:
+                _keep_previous(config, item.path)
+                atomic_write_bytes(item.path, fresh[item.path])
+                written.append(item.path)
+        if written or source is not None:
+            _relock(config, base, ref, "mpspatch regenerate")
+    return RegenerateResult(source=label, check=check, base=base, patches=synced, written=tuple(written),
+                            notes=tuple(notes))

@@ -1,0 +1,1 @@
+"""The checklist, readiness and the rendered documents."""

@@ -1,0 +1,1 @@
+"""The offline sample the demo runs on: a builder and its data."""

@@ -1,0 +1,256 @@
+"""Evidence: what a verify run did and found, stored so documents can cite it and never outlive it.
+
+`audit/runs/<run-id>/evidence.json` plus `logs/`; `audit/runs/latest` holds the newest run id. A run is
+never overwritten, and a stage result counts only for the series hashes and base it was made on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mpspatch.foundation.config import Config, Stage
+from mpspatch.foundation.errors import ConfigError, InputError, StateError
+from mpspatch.foundation.files import atomic_write_text
+from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
+from mpspatch.model.series import load_series, relative_path
+from mpspatch.verify import patched_tree
+from mpspatch.verify.patched_tree import PatchedTree
+from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages, validate
+from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
+
+EVIDENCE_VERSION = 1
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class SeriesPatchRef:
+    path: str  # relative to the config folder
+    sha256: ContentSha256
+
+
+@dataclass(frozen=True)
+class EvidenceRun:
+    run_id: RunId
+    created_at: str  # ISO 8601 UTC
+    series: tuple[SeriesPatchRef, ...]
+    base: CommitSha | None
+    base_ref: str
+    onto: CommitSha | None  # set when the tree was a rebase result
+    tree: TreeSha | None  # the patched tree the stages ran on
+    tools: tuple[tuple[str, str], ...]  # (tool, version), e.g. ("git", "2.39.5")
+    stages: tuple[StageResult, ...]
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def made_for(self, series_sha256: Sequence[str], base: str | None) -> bool:
+        """Whether this evidence was made for exactly this series content and base commit."""
+        return [p.sha256 for p in self.series] == list(series_sha256) and self.base == base
+
+
+def run_dir(evidence_dir: Path, run_id: str) -> Path:
+    return evidence_dir / run_id
+
+
+def to_json(run: EvidenceRun) -> str:
+    body: dict[str, Any] = {
+        "version": EVIDENCE_VERSION,
+        "run_id": run.run_id,
+        "created_at": run.created_at,
+        "series": [{"path": p.path, "sha256": p.sha256} for p in run.series],
+        "base": run.base,
+        "base_ref": run.base_ref,
+        "onto": run.onto,
+        "tree": run.tree,
+        "tools": dict(run.tools),
+        "stages": [_stage_json(s) for s in run.stages],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def _stage_json(s: StageResult) -> dict[str, Any]:
+    return {
+        "name": s.name, "kind": s.kind, "status": s.status, "reason": s.reason, "duration_s": round(s.duration_s, 3),
+        "counts": dict(s.counts), "log": s.log, "log_sha256": s.log_sha256,
+        "commands": [list(c) for c in s.commands], "env": dict(s.env), "started_at": s.started_at,
+        "finished_at": s.finished_at, "cache_key": s.cache_key, "cached_from": s.cached_from,
+        "details": list(s.details),
+    }
+
+
+def _stage_from(d: dict[str, Any]) -> StageResult:
+    return StageResult(
+        name=str(d["name"]), kind=str(d["kind"]), status=str(d["status"]), reason=str(d["reason"]),
+        duration_s=float(d["duration_s"]), counts=tuple((str(k), int(v)) for k, v in d["counts"].items()),
+        log=d.get("log"), log_sha256=d.get("log_sha256"),
+        commands=tuple(tuple(str(a) for a in c) for c in d["commands"]),
+        env=tuple((str(k), str(v)) for k, v in d["env"].items()), started_at=str(d["started_at"]),
+        finished_at=str(d["finished_at"]), cache_key=str(d["cache_key"]), cached_from=d.get("cached_from"),
+        details=tuple(str(x) for x in d.get("details", [])),
+    )
+
+
+def write_run(evidence_dir: Path, run: EvidenceRun) -> Path:
+    """Write evidence.json for a new run and point `latest` at it. An existing run is never overwritten."""
+    target = run_dir(evidence_dir, run.run_id) / "evidence.json"
+    if target.exists():
+        raise StateError(f"{target}: evidence for run {run.run_id} exists already; runs are never overwritten")
+    atomic_write_text(target, to_json(run))
+    atomic_write_text(evidence_dir / LATEST, run.run_id + "\n")
+    return target
+
+
+def read_run(path: Path) -> EvidenceRun:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("version") != EVIDENCE_VERSION:
+            raise ValueError(f"version {d.get('version')!r}")
+        return EvidenceRun(
+            run_id=RunId(str(d["run_id"])), created_at=str(d["created_at"]),
+            series=tuple(SeriesPatchRef(str(p["path"]), ContentSha256(str(p["sha256"]))) for p in d["series"]),
+            base=d.get("base"), base_ref=str(d["base_ref"]), onto=d.get("onto"), tree=d.get("tree"),
+            tools=tuple((str(k), str(v)) for k, v in d["tools"].items()),
+            stages=tuple(_stage_from(s) for s in d["stages"]),
+        )
+    except FileNotFoundError:
+        raise StateError(f"{path}: evidence file is missing; run `mpspatch verify`") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"{path}: evidence is not readable ({exc}); rerun `mpspatch verify`") from None
+
+
+def latest_run(evidence_dir: Path) -> EvidenceRun | None:
+    pointer = evidence_dir / LATEST
+    if not pointer.exists():
+        return None
+    run_id = pointer.read_text(encoding="utf-8").strip()
+    return read_run(run_dir(evidence_dir, run_id) / "evidence.json")
+
+
+def all_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
+    """Every stored run, oldest first (run ids sort by time)."""
+    if not evidence_dir.is_dir():
+        return ()
+    return tuple(read_run(p) for p in sorted(evidence_dir.glob("*/evidence.json")))
+
+
+# ------------------------------------------------------------------------------------------ verify runs
+# (issue 5: the verify orchestration: claim a run folder, run the stages, write the evidence once)
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    run: EvidenceRun
+    evidence: Path  # the evidence.json written
+    run_dir: Path
+    tree: PatchedTree
+    interrupted: bool  # Ctrl-C stopped the run; the evidence records it and the CLI then exits 130
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(s.status not in (FAILED, ERROR) for s in self.run.stages)
+
+
+def select_stages(config: Config, names: Sequence[str]) -> tuple[Stage, ...]:
+    """The stages to run, in config order; unknown names are bad input naming the ones that exist."""
+    if not config.stages:
+        raise ConfigError(f"{config.path}: no [[stages]] configured; add one, e.g. a tests stage")
+    known = [s.name for s in config.stages]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(
+            f"{config.path}: no stage named {', '.join(repr(n) for n in unknown)}; configured: {', '.join(known)}"
+        )
+    chosen = tuple(s for s in config.stages if not names or s.name in names)
+    validate(config, chosen)
+    return chosen
+
+
+def new_run_id(series: Sequence[str], base: str) -> tuple[RunId, str]:
+    """A sortable id: the UTC time to the second plus 8 hex of a hash over the inputs and this instant."""
+    now = datetime.now(UTC)
+    salt = f"{time.time_ns()}:{os.getpid()}:{secrets.token_hex(4)}"
+    digest = hashlib.sha256(json.dumps([list(series), base, salt]).encode()).hexdigest()[:8]
+    stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return RunId(f"{now:%Y%m%dT%H%M%SZ}-{digest}"), stamp
+
+
+def claim_run_dir(evidence_dir: Path, series: Sequence[str], base: str) -> tuple[RunId, str, Path]:
+    """Create a fresh run folder; mkdir without exist_ok is the guard that no run is ever written over."""
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(20):
+        run_id, created_at = new_run_id(series, base)
+        folder = run_dir(evidence_dir, run_id)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, created_at, folder
+    raise StateError(f"{evidence_dir}: cannot find a free run id; check the folder is writable")
+
+
+def find_passing(evidence_dir: Path, key: str) -> CachedResult | None:
+    """The newest run with a passing result for `key`; unreadable old runs are passed over, not fatal."""
+    if not evidence_dir.is_dir():
+        return None
+    for path in sorted(evidence_dir.glob("*/evidence.json"), reverse=True):
+        try:
+            earlier = read_run(path)
+        except StateError:
+            continue
+        for stage in earlier.stages:
+            if stage.cache_key == key and stage.status == PASSED:
+                return CachedResult(run_id=stage.cached_from or earlier.run_id, result=stage)
+    return None
+
+
+def verify(
+    config: Config,
+    *,
+    stage_names: Sequence[str] = (),
+    keep_going: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+    python: str = sys.executable,
+) -> VerifyOutcome:
+    stages = select_stages(config, stage_names)
+    patches = load_series(config)
+    series = tuple(p.sha256 for p in patches)
+    with patched_tree.exclusive(config):
+        planned = patched_tree.plan(config, patches)
+        run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
+        try:
+            outcome = run_stages(
+                RunRequest(config=config, stages=stages, tree=planned, series=series, run_dir=folder,
+                           keep_going=keep_going, force=force, python=python),
+                lookup=lambda key: find_passing(config.evidence_dir, key),
+                materialize=lambda tree, full: patched_tree.checkout(config, tree, full=full),
+                progress=progress,
+            )
+        except BaseException:
+            # No evidence will name this folder; leaving it would look like a run that lost its record.
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    run = EvidenceRun(
+        run_id=run_id,
+        created_at=created_at,
+        series=tuple(SeriesPatchRef(relative_path(p.path, config.root), p.sha256) for p in patches),
+        base=planned.base,
+        base_ref=planned.base_ref,
+        onto=planned.onto,
+        tree=planned.tree,
+        tools=outcome.tools,
+        stages=outcome.results,
+    )
+    path = write_run(config.evidence_dir, run)
+    return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)

@@ -1,0 +1,201 @@
+"""The tree that verify stages run on: the series applied at its base, kept between runs.
+
+The tree is a worktree (`.mpspatch/worktrees/verify`) of mpspatch's shadow repository (git.ensure_shadow),
+which borrows the user's object store through git's alternates: nothing is copied, and the user's clone
+(working tree, HEAD, branches, refs, worktree list) is only ever read. The series commits come from
+git.series_commits, the same deterministic commits `mpspatch rebase` makes, so the tree SHA that verify
+records is the one a rebase would produce for the same base and patches.
+
+`mpspatch rebase` moves the series and its lock onto the new base and then removes its own worktree, so
+after a rebase this tree is the rebase result (the lock says so). While a rebase is stopped on conflicts the
+patch files are in flux, and verify refuses to run.
+
+Re-runs switch the checkout with `git checkout -f --detach`, which rewrites only the files whose content
+differs, and never cleans untracked files: a PyTorch build folder in the tree survives, and an unchanged
+series means an incremental (often empty) rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from mpspatch.foundation.config import Config
+from mpspatch.foundation.errors import StateError
+from mpspatch.foundation.files import atomic_write_text
+from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha, tree_sha
+from mpspatch.git import verbs as git
+from mpspatch.model import state, workspace
+from mpspatch.model.series import Patch, read_lock
+
+WORKTREE = "worktrees/verify"
+STATE_FILE = "verify-tree.json"
+REF = "refs/mpspatch/verify"
+STATE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PatchedTree:
+    path: Path
+    base: CommitSha
+    base_ref: str
+    onto: CommitSha | None  # set when the series is a rebase result: the commit it was rebased onto
+    commit: CommitSha  # base plus the series
+    tree: TreeSha
+    paths: tuple[TreePath, ...]  # added or modified by the series (not deleted), sorted: `{patched}`
+    touched: tuple[TreePath, ...]  # every path the series changes, deletions included
+    shadow: Path  # the repository the worktree belongs to
+    checked_out: bool = False  # the files are on disk (see `checkout`); planning alone does not write them
+    full: bool = False  # False: a sparse checkout holding only the folders the series touches
+    reused: bool = False  # the checkout already held this commit before this run
+
+
+def plan(config: Config, patches: Sequence[Patch]) -> PatchedTree:
+    """The commit and tree the stages will run on, made without writing any file of the tree.
+
+    Cache keys need the tree SHA; a run whose stages are all cached or skipped never pays for a checkout.
+    """
+    stopped = state.read_state(config)
+    if stopped is not None:
+        raise StateError(
+            f"{state.state_path(config)}: a rebase onto {stopped.onto_ref} is in progress; finish it with "
+            "`mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`, then verify"
+        )
+    checkout = git.require_repo(config.upstream.checkout)
+    base, base_ref = workspace.resolve_base(config, checkout)
+    shadow = git.ensure_shadow(config)
+    commits = git.series_commits(shadow, base, [p.path for p in patches])
+    commit = commits[-1] if commits else base
+    git.pin_ref(shadow, REF, commit)
+    lock = read_lock(config.series.lock)
+    rebased = lock is not None and lock.base == base and lock.written_by.startswith("mpspatch rebase")
+    return PatchedTree(
+        path=config.state_dir / WORKTREE,
+        base=base,
+        base_ref=base_ref,
+        onto=base if rebased else None,
+        commit=commit,
+        tree=tree_sha(git.git(shadow, "rev-parse", f"{commit}^{{tree}}").stdout.strip()),
+        paths=tuple(sorted(_diff_paths(shadow, base, commit, deleted=False))),
+        touched=tuple(_diff_paths(shadow, base, commit, deleted=True)),
+        shadow=shadow,
+    )
+
+
+def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree:
+    """Put the planned commit on disk: full when a stage needs the whole tree, sparse otherwise."""
+    where = planned.path
+    state = _read_state(config)
+    fresh = _ensure_worktree(planned.shadow, where, planned.commit)
+    checked_out = "" if fresh else str(state.get("checked_out", ""))
+    is_sparse = git.git(where, "config", "--get", "core.sparseCheckout", check=False).stdout.strip() == "true"
+    if full and is_sparse:
+        git.git(where, "sparse-checkout", "disable", timeout=3600)
+        is_sparse = False
+    elif not full and (is_sparse or not checked_out):
+        # Sparse only on first use or when already sparse: a full tree stays full, it is a superset.
+        git.git(where, "sparse-checkout", "set", "--cone", *_cone_dirs(planned.touched), timeout=3600)
+        is_sparse = True
+    # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
+    _write_state(config, {"version": STATE_VERSION, "checked_out": ""})
+    if checked_out:
+        # Re-hash files whose stat data changed but whose content did not (a touch, a copy), so the forced
+        # checkout below leaves them alone instead of rewriting them and triggering rebuilds.
+        git.git(where, "update-index", "-q", "--refresh", check=False, timeout=3600)
+    git.git(where, "checkout", "-q", "-f", "--detach", planned.commit, timeout=3600)
+    _write_state(config, {"version": STATE_VERSION, "checked_out": planned.commit})
+    return replace(planned, checked_out=True, full=not is_sparse, reused=checked_out == planned.commit)
+
+
+def _ensure_worktree(shadow: Path, where: Path, commit: CommitSha) -> bool:
+    """Make `where` a worktree of the shadow (without checking anything out); True when it was made now."""
+    if where.is_dir():
+        common = git.git(where, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
+        if common.ok and Path(common.stdout.strip()).resolve() == shadow.resolve():
+            return False
+        shutil.rmtree(where)  # not a worktree of this shadow (a leftover, or the shadow was remade)
+    git.git(shadow, "worktree", "prune", check=False)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    git.git(shadow, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(where), commit)
+    return True
+
+
+def _read_state(config: Config) -> dict[str, object]:
+    try:
+        recorded = json.loads((config.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict) or recorded.get("version") != STATE_VERSION:
+        return {}
+    return recorded
+
+
+def _write_state(config: Config, state: dict[str, object]) -> None:
+    atomic_write_text(config.state_dir / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def _diff_paths(shadow: Path, base: str, commit: str, *, deleted: bool) -> list[TreePath]:
+    args = ["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-commit-id"]
+    if not deleted:
+        args.append("--diff-filter=d")
+    out = git.git(shadow, *args, base, commit).stdout
+    return [TreePath(p) for p in out.split("\0") if p]
+
+
+def _cone_dirs(paths: Sequence[str]) -> list[str]:
+    """The folders holding the touched files; cone mode adds every file directly in their parents too."""
+    dirs = {str(PurePosixPath(p).parent) for p in paths}
+    dirs.discard(".")
+    return sorted(dirs)
+
+
+@contextmanager
+def exclusive(config: Config) -> Iterator[None]:
+    """One verify at a time per state folder: two runs switching one checkout would test a mix."""
+    lock = config.state_dir / "verify.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # The pid goes into a private file that is then hard-linked into place: link() creates the lock with its
+    # content in one step, so no other run can ever see an empty lock and mistake it for a stale one.
+    claim = lock.with_name(f"{lock.name}.{os.getpid()}")
+    claim.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        for _ in range(2):
+            try:
+                os.link(claim, lock)
+            except FileExistsError:
+                holder = _lock_holder(lock)
+                if holder is not None:
+                    raise StateError(
+                        f"{lock}: another `mpspatch verify` (pid {holder}) is running on this tree; wait for it, "
+                        "or delete the file if that process is gone"
+                    ) from None
+                lock.unlink(missing_ok=True)  # left behind by a process that no longer exists
+                continue
+            break
+        else:
+            raise StateError(f"{lock}: cannot take the verify lock; delete the file and retry")
+    finally:
+        claim.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> int | None:
+    try:
+        pid = int(lock.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid

@@ -1,0 +1,198 @@
+"""kind = "lint": lintrunner's `--output json` lines and clang-format's `--dry-run --Werror` diagnostics.
+
+Messages are counted by severity and by path. A linter that could not run (its `lintrunner init` download
+failed offline, its adapter crashed, its binary is missing) makes the stage an error, never a pass: silence
+from a linter that never looked at the code proves nothing.
+
+lintrunner messages may embed whole files in `original`/`replacement`; `scrub_line` drops those fields so
+neither the stored log nor the evidence carries copies of the sources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from mpspatch.verify.stages import (
+    ERROR,
+    FAILED,
+    PASSED,
+    Parsed,
+    ParseInput,
+    command_label,
+    describe_exit,
+    plural,
+)
+
+SEVERITIES = ("error", "warning", "advice", "disabled")
+FAILING = frozenset({"error", "warning"})
+MAX_MESSAGES = 40
+BULKY_FIELDS = ("original", "replacement")
+
+_CLANG_FORMAT = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning): code should be clang-formatted "
+    r"\[-Wclang-format-violations\]\s*$"
+)
+_CLANG_ERROR = re.compile(r"^(?P<path>.+?):\d+:\d+: error: (?P<message>.+)$")
+_NO_FILE = re.compile(r"^(?P<path>\S.*?): No such file or directory\s*$")
+_READ_ERROR = re.compile(r"^Error reading (?P<path>.+?): (?P<message>.+)$")
+_INIT_FAILED = re.compile(r"lint initializer for '(?P<code>[^']+)' failed")
+_LINTRUNNER_ERROR = re.compile(r"^error:\s+(?P<message>\S.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Adapter messages that mean "this linter did not run", as PyTorch's adapters name them.
+_NOT_RUN_NAMES = frozenset({"init-error", "command-failed", "linter failed"})
+
+
+def keeps_going(exit_code: int, env: Sequence[tuple[str, str]] = ()) -> bool:
+    # lintrunner and clang-format exit 1 when they print findings; `lintrunner init` exits 1 offline.
+    # The next linter command should still run and report what it can.
+    return exit_code in (0, 1)
+
+
+@dataclass(frozen=True)
+class Message:
+    path: str
+    line: int | None
+    code: str
+    severity: str
+    name: str
+    description: str
+
+
+def scrub_line(line: str) -> str:
+    """The line without embedded file copies, if it is a lintrunner JSON message; otherwise unchanged."""
+    body = _json_message(line)
+    if body is None or not any(field in body for field in BULKY_FIELDS):
+        return line
+    kept = {k: v for k, v in body.items() if k not in BULKY_FIELDS}
+    return json.dumps(kept, separators=(",", ":")) + ("\n" if line.endswith("\n") else "")
+
+
+def _json_message(line: str) -> dict[str, object] | None:
+    text = line.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and "code" in body and "severity" in body:
+        return body
+    return None
+
+
+def _relative(path: str, tree: str) -> str:
+    """A tool-reported path relative to the tree (tools print absolute paths, sometimes with symlinks resolved)."""
+    if not path:
+        return path
+    root = tree.rstrip("/") + "/"
+    for candidate in (path, os.path.realpath(path) if os.path.isabs(path) else path):
+        if tree and candidate.startswith(root):
+            return candidate[len(root) :]
+    return str(PurePosixPath(path))
+
+
+def _first_line(text: object, limit: int = 200) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0][:limit] if lines else ""
+
+
+def parse(inp: ParseInput) -> Parsed:
+    messages: list[Message] = []
+    not_run: dict[str, str] = {}  # linter or tool -> why it did not run
+    silent_failures: list[str] = []
+    for command in inp.commands:
+        before = len(messages) + len(not_run)
+        for raw in command.output.splitlines():
+            line = _ANSI.sub("", raw)
+            body = _json_message(line)
+            if body is not None:
+                message = _from_lintrunner(body, inp.tree)
+                if message.name.lower() in _NOT_RUN_NAMES or "lintrunner init" in message.description:
+                    not_run.setdefault(message.code, f"{message.name}: {message.description}")
+                else:
+                    messages.append(message)
+                continue
+            if match := _CLANG_FORMAT.match(line):
+                messages.append(Message(_relative(match["path"], inp.tree), int(match["line"]), "CLANGFORMAT",
+                                        match["severity"], "clang-format", "code should be clang-formatted"))
+            elif match := _INIT_FAILED.search(line):
+                not_run.setdefault(match["code"], "`lintrunner init` failed for it (a download blocked offline?)")
+            elif match := _CLANG_ERROR.match(line) or _READ_ERROR.match(line):
+                not_run.setdefault("clang-format", f"{_relative(match['path'], inp.tree)}: {match['message']}")
+            elif match := _NO_FILE.match(line):
+                not_run.setdefault("clang-format", f"{_relative(match['path'], inp.tree)}: no such file")
+            elif (match := _LINTRUNNER_ERROR.match(line)) and "lintrunner" in command.argv[0]:
+                not_run.setdefault("lintrunner", match["message"])
+        produced = len(messages) + len(not_run) > before
+        if command.exit_code not in (0, None) and not produced:
+            silent_failures.append(f"`{command_label(command.argv)}` {describe_exit(command.exit_code)} "
+                                   f"without a lint message: {_first_line(_last_line(command.output))}")
+
+    counts = _counts(messages)
+    details = tuple(f"{name} did not run: {why}" for name, why in not_run.items()) + tuple(silent_failures)
+    details += _per_path(messages) + tuple(_describe(m) for m in messages[:MAX_MESSAGES])
+    failing = sum(1 for m in messages if m.severity in FAILING)
+    found = _summary(messages)
+    if not_run:
+        names = ", ".join(not_run)
+        reason = f"{plural(len(not_run), 'linter')} did not run ({names})"
+        return Parsed(ERROR, reason + (f"; {found}" if messages else ""), counts, details)
+    if silent_failures:
+        return Parsed(ERROR, silent_failures[0], counts, details)
+    if failing:
+        return Parsed(FAILED, found, counts, details)
+    return Parsed(PASSED, "", counts, details)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.rstrip().splitlines() if line.strip() and not line.startswith("$ ")]
+    return lines[-1] if lines else "(no output)"
+
+
+def _from_lintrunner(body: dict[str, object], tree: str) -> Message:
+    line = body.get("line")
+    return Message(
+        path=_relative(str(body.get("path") or ""), tree),
+        line=line if isinstance(line, int) else None,
+        code=str(body.get("code") or "?"),
+        severity=str(body.get("severity") or "error").lower(),
+        name=str(body.get("name") or ""),
+        description=_first_line(body.get("description")),
+    )
+
+
+def _counts(messages: Sequence[Message]) -> tuple[tuple[str, int], ...]:
+    counts = [("messages", len(messages))]
+    for severity in SEVERITIES:
+        n = sum(1 for m in messages if m.severity == severity)
+        if n or severity in FAILING:  # error and warning always show, so "0 errors" is stated, not implied
+            counts.append((severity, n))
+    counts.append(("files_flagged", len({m.path for m in messages if m.path})))
+    return tuple(counts)
+
+
+def _summary(messages: Sequence[Message]) -> str:
+    by_severity = [f"{n} {s}" for s in SEVERITIES if (n := sum(1 for m in messages if m.severity == s))]
+    files = len({m.path for m in messages if m.path})
+    return f"{plural(len(messages), 'lint message')} ({', '.join(by_severity)}) in {plural(files, 'file')}"
+
+
+def _per_path(messages: Sequence[Message]) -> tuple[str, ...]:
+    by_path: dict[str, dict[str, int]] = {}
+    for m in messages:
+        codes = by_path.setdefault(m.path or "(no path)", {})
+        codes[m.code] = codes.get(m.code, 0) + 1
+    return tuple(
+        f"{path}: {sum(codes.values())} ({', '.join(f'{c} x{n}' for c, n in sorted(codes.items()))})"
+        for path, codes in sorted(by_path.items())
+    )
+
+
+def _describe(m: Message) -> str:
+    where = f"{m.path}:{m.line}" if m.line is not None else m.path or "(no path)"
+    return f"{where}: {m.severity} {m.code}/{m.name}: {m.description}"

@@ -286,7 +286,7 @@ def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -
     config = load()
     context = None
     if part is not None:  # one PR of the split stack (issue 9)
-        from mpspatch.operations.split import load_current_stack, part_context
+        from mpspatch.model.stack import load_current_stack, part_context
 
         context = part_context(load_current_stack(config), part)
     target = out if out is not None else default_out(config, kind, part=part)

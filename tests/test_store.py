@@ -7,12 +7,15 @@ refused with a StateError (exit 2) that names the file, says what is wrong and g
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import write_config
 
 from mpspatch.foundation.errors import ExitCode, StateError
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreePath, TreeSha
@@ -260,3 +263,20 @@ def test_paths_enums_fixed_tuples_and_defaults(tmp_path: Path) -> None:
                                           "'red', 'blue'"
     path.write_text('{"version": 3, "pair": [1], "inner": null}')
     assert refused(KIND, path).problem == "the test state is not valid: pair: expected a list of 2, found 1 items"
+
+
+def test_the_cli_reports_a_bad_lock_as_one_exit_2_line(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(
+        "diff --git a/torch/mps/x.py b/torch/mps/x.py\n--- a/torch/mps/x.py\n+++ b/torch/mps/x.py\n"
+        "@@ -1 +1 @@\n-a\n+b\n")
+    write_config(project, patches=["patches/pool.patch"])
+    lock = json.loads(SERIES_LOCK.dumps(LOCK))
+    (project / "patches/series.lock").write_text(json.dumps({**lock, "base": "v2.9.1"}))
+    result = subprocess.run([sys.executable, "-m", "mpspatch.cli", "status"], cwd=project, capture_output=True,
+                            text=True, check=False, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mpspatch: error: {project / 'patches/series.lock'}: the series lock is not valid: base: not a full "
+        "commit SHA: 'v2.9.1'; delete it and run `mpspatch lock` to write a fresh one"]

@@ -43,7 +43,7 @@ def render(config: Config, kind: str, *, out: Path | None = None, check: bool = 
     """
     context = None
     if part is not None:
-        from mpspatch.operations.split import load_current_stack, part_context
+        from mpspatch.model.stack import load_current_stack, part_context
 
         context = part_context(load_current_stack(config), part)
     target = out if out is not None else default_out(config, kind, part=part)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.model.series import CategoryStats
-from mpspatch.operations.split import PartContext
+from mpspatch.model.stack import PartContext
 from mpspatch.reporting.requirements import CHECK, STAGE
 from mpspatch.reporting.status import Row, StageState, StatusReport, count, format_counts, relative
 

@@ -21,6 +21,8 @@ from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.model.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
+from mpspatch.model.stack import DEFAULT_DIR, STACK, STACK_NAME, Part
+from mpspatch.model.store import StateFileError
 from mpspatch.reporting.requirements import CHECK, CHECKS, HUMAN, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.verify.evidence import LATEST, EvidenceRun, all_runs, run_dir
 from mpspatch.verify.stages import PASSED, StageResult
@@ -28,7 +30,7 @@ from mpspatch.verify.stages import PASSED, StageResult
 # The parts of the documents only a person can write: docs/prose/<name>.md under [render].prose.
 PROSE = ("summary", "motivation", "alternatives", "limitations")
 # Where `mpspatch split` leaves its stack, relative to the config folder.
-STACK_FILE = "patches/stack/stack.json"
+STACK_FILE = f"{DEFAULT_DIR}/{STACK_NAME}"
 
 # Check and stage states. A check that could not run (no checkout, offline) is "not checked", never "passed".
 CHECK_PASSED, CHECK_FAILED, NOT_CHECKED = "passed", "failed", "not checked"
@@ -96,13 +98,6 @@ class ProseFragment:
     @property
     def present(self) -> bool:
         return self.text is not None
-
-
-@dataclass(frozen=True)
-class StackPart:
-    index: int  # 1-based
-    lines: int
-    oversized_hunk: bool
 
 
 @dataclass(frozen=True)
@@ -419,8 +414,7 @@ def _check_pr_size(ctx: _CheckContext, _: _Checkout) -> _Outcome:
         return _passed(f"{changed:,} changed lines, within the {limit:,}-line limit")
     over = f"{changed:,} changed lines (insertions + deletions) exceed the {limit:,}-line limit"
     fix = f"`mpspatch split --max-lines {limit}`"
-    stack_path = ctx.config.root / STACK_FILE
-    parts, problem = read_stack(stack_path, ctx.patches, changed)
+    parts, problem = _stack_parts(ctx.config.root / STACK_FILE, ctx.patches)
     if parts is None:
         return _failed(f"{over}; {problem}" if problem else over, fix)
     too_big = [p for p in parts if p.lines > limit]
@@ -434,38 +428,22 @@ def _check_pr_size(ctx: _CheckContext, _: _Checkout) -> _Outcome:
                    f"{fix}, and split the large hunk by hand" if worst.oversized_hunk else fix)
 
 
-def read_stack(path: Path, patches: Sequence[Patch], changed: int) -> tuple[tuple[StackPart, ...] | None, str]:
-    """The parts of the split stack, or (None, why) when it is absent, unreadable or made for other content.
+def _stack_parts(path: Path, patches: Sequence[Patch]) -> tuple[tuple[Part, ...] | None, str]:
+    """The parts of the split stack, or (None, why) when it is absent, not valid or made for other content.
 
-    A stack that records the series hashes is matched on them; otherwise its parts must add up to the
-    series' changed lines, which catches a stack left over from an older patch.
+    A broken stack is a gap here, not an error: status reports what stands in the way and goes on.
     """
-    import json
-
-    if not path.exists():
-        return None, ""
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        parts = tuple(
-            StackPart(index=i, lines=int(p["lines"]), oversized_hunk=bool(p.get("oversized_hunk", False)))
-            for i, p in enumerate(body["parts"], start=1)
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return None, f"{STACK_FILE} is not readable ({exc.__class__.__name__}); run `mpspatch split` again"
-    if not parts:
+        stack = STACK.read(path)
+    except StateFileError as exc:
+        return None, f"{STACK_FILE}: {exc.problem}; run `mpspatch split` again"
+    if stack is None:
+        return None, ""
+    if not stack.parts:
         return None, f"{STACK_FILE} has no parts"
-    recorded = body.get("series")
-    hashes = body.get("series_sha256")  # what `mpspatch split` records (issue 9)
-    if isinstance(hashes, list):
-        if hashes != [p.sha256 for p in patches]:
-            return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
-    elif isinstance(recorded, list) and all(isinstance(p, dict) and "sha256" in p for p in recorded):
-        if [p["sha256"] for p in recorded] != [p.sha256 for p in patches]:
-            return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
-    elif sum(p.lines for p in parts) != changed:
-        return None, (f"{STACK_FILE} parts add up to {sum(p.lines for p in parts):,} lines, not {changed:,}; "
-                      "run `mpspatch split` again")
-    return parts, ""
+    if list(stack.series_sha256) != [p.sha256 for p in patches]:
+        return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
+    return stack.parts, ""
 
 
 def _check_issue(ctx: _CheckContext, _: _Checkout) -> _Outcome:

@@ -90,7 +90,7 @@ def test_lock_then_status(project: Path) -> None:
     [
         (["stats", "--bogus"], "No such option"),
         (["--config", "missing.toml", "stats"], "config file not found"),
-        (["lock", "--base", "no-such-ref"], "unknown ref 'no-such-ref'; fetch it first"),
+        (["lock", "--base", "no-such-ref"], "the clone has no 'no-such-ref'; bring it with `git -C"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(project: Path, args: list[str], expected: str) -> None:

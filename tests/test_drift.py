@@ -31,7 +31,9 @@ from support import git_env
 from mpspatch.foundation.config import load_config
 from mpspatch.foundation.errors import ToolMissingError
 from mpspatch.git import verbs as git
+from mpspatch.git.commits import series_commits
 from mpspatch.model import history
+from mpspatch.model.workspace import Workspace, resolve_ref
 from mpspatch.operations import drift
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
@@ -207,7 +209,7 @@ def test_unknown_ref_is_exit_2_and_names_the_fetch(two: Scenario) -> None:
 def test_old_git_is_refused_before_any_work(two: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git, "version", lambda: (2, 34, 1))
     with pytest.raises(ToolMissingError) as info:
-        drift.compute_drift(load_config(two.config), "v1.1")
+        drift.compute_drift(Workspace(load_config(two.config)), "v1.1")
     assert "git 2.34.1 is too old" in info.value.message and "2.38" in info.value.message
 
 
@@ -258,26 +260,26 @@ def test_missing_clone_and_inconsistent_series_are_bad_input(tmp_path: Path) -> 
 def test_series_commits_are_cached_by_content_and_rebuilt_when_gone(tmp_path: Path) -> None:
     scenario = build_scenario(tmp_path, "two")
     config = load_config(scenario.config)
-    first = drift.compute_drift(config, "v1.3")
-    shadow = git.ensure_shadow(config)
+    first = drift.compute_drift(Workspace(config), "v1.3")
+    shadow = Workspace(config).shadow
     cache = shadow / drift.SERIES_CACHE
     cached = json.loads(cache.read_text())
     key, commits = cached["key"], cached["commits"]
     assert cached == {"version": drift.SERIES_CACHE_VERSION, "key": key, "commits": commits}
-    assert drift.compute_drift(config, "v1.3") == first  # from the cache: same commits, same report
-    base = git.resolve_commit(scenario.checkout, "v1.0")
-    assert tuple(commits) == git.series_commits(shadow, base, config.series.patches)  # deterministic SHAs
+    assert drift.compute_drift(Workspace(config), "v1.3") == first  # from the cache: same commits, same report
+    base = resolve_ref(scenario.checkout, "v1.0")
+    assert tuple(commits) == series_commits(shadow, base, config.series.patches)  # deterministic SHAs
     # A cache entry naming a commit the shadow does not have is ignored, not trusted.
     cache.write_text(json.dumps({**cached, "commits": ["0" * 40]}))
-    assert drift.compute_drift(config, "v1.3") == first
+    assert drift.compute_drift(Workspace(config), "v1.3") == first
     assert json.loads(cache.read_text()) == cached
     # A cache that is not valid (here: not JSON) is rebuilt, never an error.
     cache.write_text("{not json")
-    assert drift.compute_drift(config, "v1.3") == first
+    assert drift.compute_drift(Workspace(config), "v1.3") == first
     assert json.loads(cache.read_text()) == cached
     # Another patch text is another key: the forecast follows the edit.
     patch = scenario.patches[1]
     patch.write_text(patch.read_text().replace("stream_pool_size() >= 1", "stream_pool_size() >= 2"))
-    edited = drift.compute_drift(config, "v1.3")
+    edited = drift.compute_drift(Workspace(config), "v1.3")
     assert json.loads(cache.read_text())["key"] != key
     assert [c.path for c in edited.conflicts] == [c.path for c in first.conflicts]

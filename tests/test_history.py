@@ -15,8 +15,10 @@ from support import Repo, cpp_source, git_env
 
 from mpspatch.foundation.errors import ExitCode, ToolMissingError
 from mpspatch.foundation.ids import CommitSha, commit_sha
+from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model import history
+from mpspatch.model.workspace import resolve_ref
 
 STREAM = "aten/src/ATen/mps/MPSStream.mm"
 ALLOC = "aten/src/ATen/mps/MPSAllocator.mm"
@@ -137,8 +139,8 @@ def test_clean_drift_forecast_is_clean_like_git_rebase(up: Repo, tmp_path: Path)
     series = make_series(up, "v1.0", [{STREAM: edit_function(read(up, "v1.0", STREAM), 1, "return 0;")}])
     up.write(STREAM, edit_function(read(up, "main", STREAM), 10, "return 10;"))
     up.commit("Upstream edits a distant function")
-    onto = git.resolve_commit(up.path, "main")
-    forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series, onto)
+    onto = resolve_ref(up.path, "main")
+    forecast = history.merge_forecast(up.path, resolve_ref(up.path, "v1.0"), series, onto)
     assert forecast.clean and forecast.stopped_at is None and len(forecast.steps) == 1
     assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main") == []
     merged = up.git("show", f"{forecast.result_tree}:{STREAM}")
@@ -156,7 +158,7 @@ def test_conflicting_drift_in_several_files_matches_git_rebase(up: Repo, tmp_pat
     up.write(STREAM, edit_function(edit_function(stream, 2, "return 2000;"), 9, "return 9000;"))
     up.write(ALLOC, edit_function(alloc, 5, "return 5000;"))
     up.commit("[MPS] Upstream rewrites the same lines\n\n" + PR_TRAILER.format(4242))
-    base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
+    base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
     assert forecast_stops(forecast) == [(0, {STREAM: 2, ALLOC: 1})]
     assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
@@ -169,8 +171,8 @@ def test_second_patch_conflict_stops_where_git_rebase_stops(up: Repo, tmp_path: 
     series = make_series(up, "v1.0", [{STREAM: one}, {STREAM: edit_function(one, 7, "return -7;")}])
     up.write(STREAM, edit_function(stream, 7, "return 7000;"))
     up.commit("Upstream edits function 7")
-    forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series,
-                                      git.resolve_commit(up.path, "main"))
+    forecast = history.merge_forecast(up.path, resolve_ref(up.path, "v1.0"), series,
+                                      resolve_ref(up.path, "main"))
     assert forecast_stops(forecast) == [(1, {STREAM: 1})]
     assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
     assert forecast.stops == (1,)
@@ -186,8 +188,8 @@ def test_base_off_the_onto_line_uses_the_patch_parent_as_merge_base(up: Repo, tm
     up.write(STREAM, edit_function(stream, 4, "return 4;  // main fix"))
     up.commit("The same fix, written differently on main")
     series = make_series(up, "v1.0.1", [{STREAM: edit_function(read(up, "v1.0.1", STREAM), 11, "return -11;")}])
-    forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0.1"), series,
-                                      git.resolve_commit(up.path, "main"))
+    forecast = history.merge_forecast(up.path, resolve_ref(up.path, "v1.0.1"), series,
+                                      resolve_ref(up.path, "main"))
     # Cherry-pick semantics: only the patch's own change moves, so the release fix does not conflict.
     assert forecast.stopped_at is None
     assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0.1", "main") == []
@@ -203,8 +205,8 @@ def test_every_stop_is_forecast_and_a_file_conflicting_twice_is_marked_assumed(u
     up.write(BINDINGS, bindings(64))
     up.write(ALLOC, edit_function(alloc, 9, "return 9000;"))
     up.commit("Upstream moves under every patch")
-    forecast = history.merge_forecast(up.path, git.resolve_commit(up.path, "v1.0"), series,
-                                      git.resolve_commit(up.path, "main"))
+    forecast = history.merge_forecast(up.path, resolve_ref(up.path, "v1.0"), series,
+                                      resolve_ref(up.path, "main"))
     expected = [(0, {STREAM: 1}), (1, {STREAM: 1, BINDINGS: 1}), (2, {ALLOC: 1})]
     assert forecast_stops(forecast) == expected
     assert forecast_stops(forecast) == rebase_stops(up.path, tmp_path, series[-1], "v1.0", "main")
@@ -215,7 +217,7 @@ def test_every_stop_is_forecast_and_a_file_conflicting_twice_is_marked_assumed(u
 def test_old_git_is_refused_with_the_version_needed(up: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     series = make_series(up, "v1.0", [{BINDINGS: bindings(2)}])
     monkeypatch.setattr(git, "version", lambda: (2, 37, 4))
-    sha = git.resolve_commit(up.path, "v1.0")
+    sha = resolve_ref(up.path, "v1.0")
     with pytest.raises(ToolMissingError) as info:
         history.merge_forecast(up.path, sha, series, sha)
     assert info.value.exit_code == ExitCode.USAGE
@@ -227,8 +229,8 @@ def test_read_blobs_keeps_bytes_and_reports_missing(up: Repo) -> None:
     up.write("aten/src/ATen/mps/blob.bin", raw)
     up.write("aten/src/ATen/mps/empty.h", b"")
     up.commit("binary")
-    blobs = git.read_blobs(up.path, ["main:aten/src/ATen/mps/blob.bin", "main:nope", "main:aten/src/ATen/mps/empty.h",
-                                     f"main:{BINDINGS}"])
+    blobs = objects.read_blobs(up.path, ["main:aten/src/ATen/mps/blob.bin", "main:nope",
+                                         "main:aten/src/ATen/mps/empty.h", f"main:{BINDINGS}"])
     assert blobs == (raw, None, b"", bindings(1).encode())
 
 
@@ -249,7 +251,7 @@ def test_absorbed_and_partly_absorbed_changes_name_their_prs(up: Repo) -> None:
     landed_alloc = up.commit("[MPS] Shift in the allocator\n\n" + PR_TRAILER.format(190400))
     up.write(STREAM, edit_function(read(up, "main", STREAM), 11, "return 11;"))
     up.commit("Unrelated stream edit\n\n" + PR_TRAILER.format(190500))
-    base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
+    base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
     assert forecast.clean
     commits = history.upstream_commits(up.path, base, onto, [STREAM, ALLOC, BINDINGS])
@@ -271,7 +273,7 @@ def test_patch_landed_verbatim_is_found_by_patch_id(up: Repo) -> None:
     up.commit("Unrelated")
     up.write(BINDINGS, bindings(16))
     landed = up.commit("[MPS] Pool of 16\n\n" + PR_TRAILER.format(77))
-    base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
+    base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
     commits = history.upstream_commits(up.path, base, onto, [STREAM, BINDINGS])
     found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)

@@ -16,6 +16,7 @@ import jinja2
 import pytest
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.render import DOCUMENTS, document_data, render_document, templates_dir, tidy, unified_diff
 from mpspatch.reporting.status import StatusReport, compute_status
 
@@ -54,7 +55,7 @@ def accepting(request: pytest.FixtureRequest) -> bool:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_documents(case: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    report = compute_status(CASES[case](tmp_path).config())
+    report = compute_status(Workspace(CASES[case](tmp_path).config()))
     problems = []
     for kind, (_, name) in DOCUMENTS.items():
         text = render_document(kind, report)
@@ -75,11 +76,11 @@ def test_golden_documents(case: str, tmp_path: Path, request: pytest.FixtureRequ
 
 
 def test_the_three_cases_say_what_they_should(tmp_path: Path) -> None:
-    ready = compute_status(ready_case(tmp_path / "a").config())
+    ready = compute_status(Workspace(ready_case(tmp_path / "a").config()))
     audit = render_document("audit", ready)
     assert "**Status**: READY FOR SUBMISSION" in audit and "NOT READY" not in audit
 
-    failing = compute_status(not_ready_case(tmp_path / "b").config())
+    failing = compute_status(Workspace(not_ready_case(tmp_path / "b").config()))
     audit = render_document("audit", failing)
     assert f"**Status**: NOT READY — {len(failing.blocking_gaps)} gaps" in audit
     assert "READY FOR SUBMISSION" not in audit.split("\n", 3)[2]
@@ -95,14 +96,14 @@ def test_the_three_cases_say_what_they_should(tmp_path: Path) -> None:
     assert "\nFixes #ISSUE_NUMBER\n" in pr
     assert "> **PROSE MISSING**: write `docs/prose/limitations.md`." in pr
 
-    stale = compute_status(stale_case(tmp_path / "c").config())
+    stale = compute_status(Workspace(stale_case(tmp_path / "c").config()))
     audit = render_document("audit", stale)
     assert f"**Status**: NOT READY — {len(stale.blocking_gaps)} gaps" in audit
     assert audit.count(f"stale: run {RUN_1} was made for other series content") >= 5
 
 
 def test_human_actions_are_never_checked_off(tmp_path: Path) -> None:
-    report = compute_status(ready_case(tmp_path).config())
+    report = compute_status(Workspace(ready_case(tmp_path).config()))
     audit = render_document("audit", report)
     checklist = audit.split("## Pre-submission checklist", 1)[1].split("## Files to submit", 1)[0]
     for row in report.rows:
@@ -113,7 +114,7 @@ def test_human_actions_are_never_checked_off(tmp_path: Path) -> None:
 
 
 def test_a_misspelled_template_variable_fails_rendering(tmp_path: Path) -> None:
-    report = compute_status(ready_case(tmp_path).config())
+    report = compute_status(Workspace(ready_case(tmp_path).config()))
     folder = tmp_path / "templates"
     shutil.copytree(templates_dir(), folder)
     audit = folder / "submission_audit.md.j2"
@@ -132,9 +133,9 @@ def test_a_misspelled_template_variable_fails_rendering(tmp_path: Path) -> None:
 
 def test_rendering_is_a_pure_function_of_the_data(tmp_path: Path) -> None:
     project = ready_case(tmp_path)
-    first = {k: render_document(k, compute_status(project.config())) for k in DOCUMENTS}
+    first = {k: render_document(k, compute_status(Workspace(project.config()))) for k in DOCUMENTS}
     (project.root / "unrelated.txt").write_text("time passes\n")
-    second = {k: render_document(k, compute_status(project.config())) for k in DOCUMENTS}
+    second = {k: render_document(k, compute_status(Workspace(project.config()))) for k in DOCUMENTS}
     assert first == second
 
 
@@ -178,7 +179,7 @@ def harvest(value: object, seen: set[int] | None = None) -> set[int]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_number_in_the_documents_comes_from_the_data(case: str, tmp_path: Path) -> None:
-    report = compute_status(CASES[case](tmp_path).config())
+    report = compute_status(Workspace(CASES[case](tmp_path).config()))
     known = harvest(document_data(report))
     for kind in DOCUMENTS:
         text = render_document(kind, report)
@@ -197,9 +198,9 @@ def test_templates_hold_no_figures_of_their_own() -> None:
 def test_changing_the_evidence_and_the_patch_changes_the_documents(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     project.write_evidence(RUN_1, passing_stages(tests_passed=27, tsan_races=0))
-    before = {k: render_document(k, compute_status(project.config())) for k in DOCUMENTS}
+    before = {k: render_document(k, compute_status(Workspace(project.config()))) for k in DOCUMENTS}
     project.write_evidence(RUN_2, passing_stages(tests_passed=731, tsan_races=5))
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     after = {k: render_document(k, report) for k in DOCUMENTS}
     for kind in ("pr", "issue", "audit"):
         assert "27 of 27 passed" in before[kind] and "731 of 731 passed" in after[kind]
@@ -221,7 +222,7 @@ def test_changing_the_evidence_and_the_patch_changes_the_documents(tmp_path: Pat
 
     edit_patch(project)
     project.relock()
-    edited = compute_status(project.config())
+    edited = compute_status(Workspace(project.config()))
     assert edited.stats.insertions == stats.insertions + 1
     pr = render_document("pr", edited)
     assert f"{stats.insertions + 1} insertions(+)" in pr
@@ -232,7 +233,7 @@ def test_large_figures_get_thousands_separators(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     project.write_evidence(RUN_1, [*passing_stages()[:3], stage("tests", "tests", counts={
         "passed": 12_345, "failed": 1, "skipped": 2, "errors": 0})])
-    pr = render_document("pr", compute_status(project.config()))
+    pr = render_document("pr", compute_status(Workspace(project.config())))
     assert "12,345 of 12,348 passed (failed 1, skipped 2, errors 0)" in pr
 
 
@@ -245,7 +246,7 @@ def test_machine_paths_are_cut_from_evidence_text() -> None:
 
 
 def test_document_status_line_matches_readiness(tmp_path: Path) -> None:
-    report: StatusReport = compute_status(ready_case(tmp_path).config())
+    report: StatusReport = compute_status(Workspace(ready_case(tmp_path).config()))
     assert document_data(report).status_line == "READY FOR SUBMISSION"
 
 
@@ -265,7 +266,7 @@ def test_render_then_check_then_edit_through_the_cli(tmp_path: Path) -> None:
         written = cli(command, cwd=project.root)
         assert written.returncode == 0, written.stderr
         out = project.root / "audit" / name
-        assert out.read_text() == render_document(kind, compute_status(project.config()))
+        assert out.read_text() == render_document(kind, compute_status(Workspace(project.config())))
         current = cli(command, "--check", cwd=project.root)
         assert (current.returncode, current.stdout) == (0, ""), current.stderr
         out.write_text(out.read_text().replace("\n\n", "\n\nEdited by hand\n\n", 1))

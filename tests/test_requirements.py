@@ -11,6 +11,7 @@ import pytest
 from render_project import SHIPPED_REQUIREMENTS, make_project
 
 from mpspatch.foundation.errors import ConfigError, ExitCode
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting import status
 from mpspatch.reporting.requirements import CHECK, CHECKS, HUMAN, STAGE, load_requirements
 
@@ -105,7 +106,7 @@ def test_duplicate_ids_and_unused_areas_are_refused(tmp_path: Path) -> None:
 def test_a_missing_checklist_is_a_blocking_gap_not_a_crash(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     (project.root / "audit/requirements.toml").unlink()
-    report = status.compute_status(project.config())
+    report = status.compute_status(Workspace(project.config()))
     gap = next(g for g in report.gaps if g.id == "requirements")
     assert gap.blocking and gap.reason.startswith("missing: audit/requirements.toml not found")
     assert not report.ready

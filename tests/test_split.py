@@ -16,6 +16,7 @@ from mpspatch.foundation.config import Category, SplitGroup, load_config
 from mpspatch.model.series import parse_patch, parse_patch_bytes
 from mpspatch.model.series import unquote_path as tree_path
 from mpspatch.model.stack import load_current_stack, part_context, read_stack
+from mpspatch.model.workspace import Workspace
 from mpspatch.operations import split as split_module
 from mpspatch.operations.split import PlannedPart, SplitProofError, plan_parts, split_series, subset_patch
 
@@ -339,7 +340,7 @@ def test_a_split_that_loses_a_hunk_is_refused(project: tuple[Path, Repo], monkey
 
     monkeypatch.setattr(split_module, "plan_parts", drop_one_hunk)
     with pytest.raises(SplitProofError, match="nothing was written") as caught:
-        split_series(load_config(root / "mpspatch.toml"), max_lines=LIMIT)
+        split_series(Workspace(load_config(root / "mpspatch.toml")), max_lines=LIMIT)
     assert caught.value.exit_code == 3
     assert not (root / "patches/stack").exists()
 
@@ -361,7 +362,7 @@ def test_a_split_that_adds_and_removes_junk_is_refused(project: tuple[Path, Repo
 
     monkeypatch.setattr(split_module, "subset_patch", with_junk)
     with pytest.raises(SplitProofError, match=r"the parts change \+\d+ -\d+ lines, the series"):
-        split_series(load_config(root / "mpspatch.toml"), max_lines=LIMIT)
+        split_series(Workspace(load_config(root / "mpspatch.toml")), max_lines=LIMIT)
     assert not (root / "patches/stack").exists()
 
 

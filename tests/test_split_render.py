@@ -11,6 +11,7 @@ from render_project import make_project, passing_stages
 from support import git_env
 
 from mpspatch.model.stack import load_current_stack, part_context
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.render import render_document
 from mpspatch.reporting.status import compute_status
 
@@ -55,7 +56,7 @@ def test_render_pr_part_states_place_dependencies_size_and_files(tmp_path: Path)
     last_text = (project.root / "last.md").read_text()
     assert "Fixes #163001" in last_text and "It is the last part" in last_text
 
-    first = render_document("pr", compute_status(project.config()),
+    first = render_document("pr", compute_status(Workspace(project.config())),
                             part=part_context(load_current_stack(project.config()), 1))
     assert "depends on no other part" in first and "applies directly on `v1.0`" in first
 
@@ -74,14 +75,14 @@ def test_render_pr_part_without_a_fresh_stack_is_refused(tmp_path: Path) -> None
 
 def test_the_pr_size_check_passes_once_every_part_is_within_the_limit(tmp_path: Path) -> None:
     project = make_project(tmp_path, max_lines=30)
-    assert compute_status(project.config()).check("pr-size").state == "failed"
+    assert compute_status(Workspace(project.config())).check("pr-size").state == "failed"
     assert run_cli("split", cwd=project.root).returncode == 0
-    check = compute_status(project.config()).check("pr-size")
+    check = compute_status(Workspace(project.config())).check("pr-size")
     assert check.state == "passed", check.detail
     # A stack cut more loosely than the configured limit does not count.
     assert run_cli("split", "--max-lines", "1000", cwd=project.root).returncode == 0
     assert max(p.lines for p in load_current_stack(project.config()).parts) > 30
-    assert compute_status(project.config()).check("pr-size").state == "failed"
+    assert compute_status(Workspace(project.config())).check("pr-size").state == "failed"
     assert run_cli("split", cwd=project.root).returncode == 0
     project.patch().write_text(project.patch().read_text() + "\n")  # the stack no longer matches the series
-    assert compute_status(project.config()).check("pr-size").state == "failed"
+    assert compute_status(Workspace(project.config())).check("pr-size").state == "failed"

@@ -14,6 +14,7 @@ from render_project import Project, edit_patch, failing_stages, make_project, pa
 
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha
 from mpspatch.model.stack import STACK, Part, Stack
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.status import STACK_FILE, Gap, StatusReport, compute_status
 
 RUN_1 = "20251216T120000Z-3f9a1c2e"
@@ -32,7 +33,7 @@ def ready_project(tmp_path: Path) -> Project:
 
 
 def test_fully_passing_evidence_is_ready_with_no_gaps(tmp_path: Path) -> None:
-    report = compute_status(ready_project(tmp_path).config())
+    report = compute_status(Workspace(ready_project(tmp_path).config()))
     assert report.ready, report.gaps
     assert report.gaps == ()
     assert all(s.state == "passed" and s.run_id == RUN_1 for s in report.stages)
@@ -48,7 +49,7 @@ def test_each_stage_gap_says_why(tmp_path: Path) -> None:
     failing = failing_stages()
     failing.append(stage("stress", "command", "error", reason="timed out after 600s"))
     project.write_evidence(RUN_1, failing)
-    found = gaps(compute_status(project.config()))
+    found = gaps(compute_status(Workspace(project.config())))
     assert found["stage:lint"].reason == "failed: 3 lint messages (messages 3, errors 2, warnings 1)"
     assert found["stage:tsan"].reason == "failed: 2 data races (races 2, warnings 2)"
     assert found["stage:tests"].reason == "skipped: requires a working MPS device: the probe found none"
@@ -60,7 +61,7 @@ def test_each_stage_gap_says_why(tmp_path: Path) -> None:
 
 def test_a_stage_never_run_is_missing(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert report.latest is None
     assert {g.id: g.reason for g in report.gaps if g.id.startswith("stage:")} == {
         f"stage:{n}": "missing: never run; no evidence records this stage"
@@ -72,7 +73,7 @@ def test_a_stage_the_checklist_names_but_the_config_lacks_is_missing_with_a_hint
     path = project.root / "audit/requirements.toml"
     path.write_text(path.read_text().replace('stage = "stress"', 'stage = "stres"'))
     project.write_evidence(RUN_1, passing_stages())
-    found = gaps(compute_status(project.config()))
+    found = gaps(compute_status(Workspace(project.config())))
     assert found["stage:stres"].reason == (
         "missing: no [[stages]] named 'stres' in mpspatch.toml (did you mean 'stress'?)")
     assert found["stage:stres"].blocking
@@ -85,7 +86,7 @@ def test_a_failing_stage_no_requirement_names_is_advisory(tmp_path: Path) -> Non
     path.write_text(path.read_text().replace('stage = "stress"', 'human = "run the stress script by hand"'))
     stages = [s for s in passing_stages() if s.name != "stress"]
     project.write_evidence(RUN_1, [*stages, stage("stress", "command", "failed", reason="1 crash")])
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert gaps(report)["stage:stress"] == Gap("stage:stress", "Stage `stress` passes (not named by the checklist)",
                                                "failed: 1 crash", False, "`mpspatch verify --stage stress`")
     assert report.ready
@@ -93,10 +94,10 @@ def test_a_failing_stage_no_requirement_names_is_advisory(tmp_path: Path) -> Non
 
 def test_evidence_goes_stale_when_the_patch_changes(tmp_path: Path) -> None:
     project = ready_project(tmp_path)
-    before = compute_status(project.config()).patches[0].sha256
+    before = compute_status(Workspace(project.config())).patches[0].sha256
     edit_patch(project)
     project.relock()
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     after = report.patches[0].sha256
     assert not report.ready
     for name in ("build", "lint", "tsan", "tests", "stress"):
@@ -115,14 +116,14 @@ def test_evidence_goes_stale_when_the_base_changes(tmp_path: Path) -> None:
     old = lock["base"]
     lock["base"] = project.upstream.commit("upstream moves")  # the series was rebased onto a newer commit
     lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-    reason = gaps(compute_status(project.config()))["stage:tsan"].reason
+    reason = gaps(compute_status(Workspace(project.config())))["stage:tsan"].reason
     assert reason == f"stale: run {RUN_1} was made at base {old[:12]}; the lock says {lock['base'][:12]}"
 
 
 def test_without_a_lock_no_evidence_counts(tmp_path: Path) -> None:
     project = ready_project(tmp_path)
     (project.root / "patches/series.lock").unlink()
-    found = gaps(compute_status(project.config()))
+    found = gaps(compute_status(Workspace(project.config())))
     assert found["stage:build"].reason.startswith("stale: the series has no lock")
     assert found["check:lock"].blocking and "run `mpspatch lock`" in found["check:lock"].reason
 
@@ -131,19 +132,19 @@ def test_the_newest_run_holding_a_stage_decides(tmp_path: Path) -> None:
     project = ready_project(tmp_path)
     # `verify --stage lint` later fails: lint is failed, the other stages keep their earlier pass.
     project.write_evidence(RUN_2, [stage("lint", "lint", "failed", reason="1 lint message", counts={"messages": 1})])
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert [g.id for g in report.gaps] == ["stage:lint"]
     assert report.stage("tsan").run_id == RUN_1  # type: ignore[union-attr]
     assert report.latest is not None and report.latest.run_id == RUN_2
     # A newer passing lint closes it again; the older failure does not outvote it.
     project.write_evidence(RUN_3, [stage("lint", "lint", counts={"messages": 0})])
-    assert compute_status(project.config()).ready
+    assert compute_status(Workspace(project.config())).ready
 
 
 def test_pr_size_over_the_limit_points_at_split_until_a_fitting_stack_exists(tmp_path: Path) -> None:
     project = make_project(tmp_path, max_lines=40)
     project.write_evidence(RUN_1, passing_stages())
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     changed = report.stats.changed_lines
     assert changed == 65
     gap = gaps(report)["check:pr-size"]
@@ -154,25 +155,25 @@ def test_pr_size_over_the_limit_points_at_split_until_a_fitting_stack_exists(tmp
     stack = project.root / STACK_FILE
     series = tuple(p.sha256 for p in report.patches)
     write_stack(stack, [38, 27], series)
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert report.ready, report.gaps
     assert "the stack in patches/stack has 2 parts, each within it (largest 38)" in report.check("pr-size").detail
 
     write_stack(stack, [20, 45], series, oversized=2)
-    gap = gaps(compute_status(project.config()))["check:pr-size"]
+    gap = gaps(compute_status(Workspace(project.config())))["check:pr-size"]
     assert "stack part 2 of 2 has 45 lines (a single hunk larger than the limit)" in gap.reason
     assert gap.fix.endswith("and split the large hunk by hand")
 
     write_stack(stack, [30, 30], (ContentSha256("0" * 64),))  # left over from an older patch
-    assert "made for other series content" in gaps(compute_status(project.config()))["check:pr-size"].reason
+    assert "made for other series content" in gaps(compute_status(Workspace(project.config())))["check:pr-size"].reason
 
     # A stack file split did not write (no version, no series hashes) is a gap naming the fix, not a crash.
     stack.write_text(json.dumps({"parts": [{"lines": 40}, {"lines": 25}]}))
-    gap = gaps(compute_status(project.config()))["check:pr-size"]
+    gap = gaps(compute_status(Workspace(project.config())))["check:pr-size"]
     assert f"{STACK_FILE}: the stack has no `version`; run `mpspatch split` again" in gap.reason
 
     write_stack(stack, [40, 25], series)
-    assert compute_status(project.config()).ready
+    assert compute_status(Workspace(project.config())).ready
 
 
 def write_stack(path: Path, lines: list[int], series: tuple[ContentSha256, ...], oversized: int = 0) -> None:
@@ -190,7 +191,7 @@ def write_stack(path: Path, lines: list[int], series: tuple[ContentSha256, ...],
 def test_messy_patch_checks(tmp_path: Path) -> None:
     project = make_project(tmp_path, messy=True, issue=None, prose=("summary", "motivation"))
     project.write_evidence(RUN_1, passing_stages())
-    found = gaps(compute_status(project.config()))
+    found = gaps(compute_status(Workspace(project.config())))
     assert found["check:allowed-paths"].reason == "1 file outside allowed_paths: `tools/mps_helper.py`"
     assert found["check:whitespace"].reason == (
         "1 added line with a tab or trailing whitespace, first at `tools/mps_helper.py:2`")
@@ -205,7 +206,7 @@ def test_labels_and_tests_included_checks(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     config_path = project.config_path
     config_path.write_text(config_path.read_text().replace('"release notes: mps", ', ""))
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert report.check("release-notes-label").state == "failed"
     assert report.check("tests-included").state == "passed"
     assert report.check("tests-included").detail == "1 file under test/ changed, e.g. `test/test_mps.py`"
@@ -214,11 +215,11 @@ def test_labels_and_tests_included_checks(tmp_path: Path) -> None:
 def test_base_older_than_target_and_missing_target(tmp_path: Path) -> None:
     project = make_project(tmp_path, upstream_moved=True)
     project.write_evidence(RUN_1, passing_stages())
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert gaps(report)["check:base-current"].reason == f"the base {report.base[:12]} is older than main"  # type: ignore[index]
     project.config_path.write_text(project.config_path.read_text().replace('target = "main"',
                                                                          'target = "viable/strict"'))
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     check = report.check("base-current")
     assert (check.state, check.detail) == (
         "not checked", "not checked: the target 'viable/strict' is not in the checkout")
@@ -229,7 +230,7 @@ def test_base_older_than_target_and_missing_target(tmp_path: Path) -> None:
 def test_without_a_checkout_history_checks_say_not_checked(tmp_path: Path) -> None:
     project = ready_project(tmp_path)
     project.config_path.write_text(project.config_path.read_text().replace("../upstream", "../gone"))
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     for name in ("series-applies", "base-current"):
         check = report.check(name)
         assert (check.state, check.detail) == ("not checked", "not checked: no checkout at ../gone")
@@ -246,7 +247,7 @@ def test_a_series_whose_second_patch_conflicts_with_the_first(tmp_path: Path) ->
     project.relock()
     objects_before = project.upstream.git("count-objects", "-v")
     status_before = project.upstream.git("status", "--porcelain")
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     gap = gaps(report)["check:series-applies"]
     assert gap.blocking
     assert gap.reason.startswith("`patches/again.patch` does not apply after the patches before it: ")
@@ -265,7 +266,7 @@ def test_status_json_and_the_audit_share_one_gap_list(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    report = compute_status(project.config())
+    report = compute_status(Workspace(project.config()))
     assert data["ready"] is False
     assert [g["id"] for g in data["gaps"]] == [g.id for g in report.gaps]
     audit = render_document("audit", report)

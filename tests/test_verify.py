@@ -17,6 +17,7 @@ from support import Repo, write_config
 from mpspatch.foundation.config import load_config
 from mpspatch.foundation.errors import InputError, StateError
 from mpspatch.foundation.files import sha256_file
+from mpspatch.model.workspace import Workspace
 from mpspatch.verify.evidence import claim_run_dir, latest_run, read_run, verify, write_run
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
@@ -100,7 +101,7 @@ class Project:
         write_config(self.dir, patches=["patches/pool.patch"], extra=text)
 
     def verify(self, *names: str, **kw: bool):  # type: ignore[no-untyped-def]
-        return verify(load_config(self.dir / "mpspatch.toml"), stage_names=names, **kw)
+        return verify(Workspace(load_config(self.dir / "mpspatch.toml")), stage_names=names, **kw)
 
     @property
     def tree(self) -> Path:
@@ -476,14 +477,14 @@ def test_verify_refuses_while_a_rebase_is_stopped_and_follows_a_finished_one(pro
     project.up.commit("upstream: two devices", tag="conflicting")
     project.up.git("checkout", "-q", "main")
     config = load_config(project.dir / "mpspatch.toml")
-    stopped = rebase.start(config, "conflicting")
+    stopped = rebase.start(Workspace(config), "conflicting")
     assert stopped.status == "conflict"
     with pytest.raises(StateError, match="a rebase onto conflicting is in progress; finish it with"):
         project.verify()
-    rebase.abort(config)
+    rebase.abort(Workspace(config))
     before = project.verify()
     assert before.run.base == project.up.git("rev-parse", "v1.0").strip() and before.run.onto is None
-    done = rebase.start(load_config(project.dir / "mpspatch.toml"), "v1.2")
+    done = rebase.start(Workspace(load_config(project.dir / "mpspatch.toml")), "v1.2")
     assert done.status == "rebased"
     after = project.verify()
     onto = project.up.git("rev-parse", "v1.2").strip()
@@ -576,7 +577,7 @@ def test_mps_is_probed_after_the_build_that_installs_torch(project: Project, tmp
         + stage_toml("gpu", "command", [["{python}", "-c", "import torch; print(torch.__version__)"]],
                      requires={"mps": True})
     )
-    early, build, gpu = verify(load_config(project.dir / "mpspatch.toml"), python=str(python)).run.stages
+    early, build, gpu = verify(Workspace(load_config(project.dir / "mpspatch.toml")), python=str(python)).run.stages
     assert early.status == "skipped" and early.reason.startswith("requires mps: torch is not importable by")
     assert build.status == "passed"
     assert gpu.status == "passed", gpu.reason

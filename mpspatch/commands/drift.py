@@ -6,11 +6,12 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.files import atomic_write_text
+from mpspatch.model.workspace import Workspace
 from mpspatch.operations.drift import DriftReport, compute_drift, render_markdown
 
 
 def drift(config: Config, onto: str | None, *, markdown: Path | None = None) -> DriftReport:
-    report = compute_drift(config, onto)
+    report = compute_drift(Workspace(config), onto)
     if markdown is not None:
         atomic_write_text(markdown, render_markdown(report))
     return report

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
+from mpspatch.model.workspace import Workspace
 from mpspatch.operations import rebase as core
 from mpspatch.operations.regenerate import ImportResult, RegenerateResult, import_patch
 from mpspatch.operations.regenerate import regenerate as regenerate_series
@@ -29,17 +30,18 @@ def rebase_action(*, resume: bool, abort: bool, onto: str | None) -> RebaseActio
 
 def rebase(config: Config, onto: str | None = None, *, resume: bool = False) -> core.RebaseResult:
     """Start a rebase onto `onto` (default: [upstream].target), or with `resume` go on with the one in progress."""
-    return core.resume(config) if resume else core.start(config, onto)
+    ws = Workspace(config)
+    return core.resume(ws) if resume else core.start(ws, onto)
 
 
 def abort_rebase(config: Config) -> core.AbortResult:
-    return core.abort(config)
+    return core.abort(Workspace(config))
 
 
 def import_(config: Config, source: str | None, to: Path | None, base: str | None) -> ImportResult:
-    return import_patch(config, source, to, base)
+    return import_patch(Workspace(config), source, to, base)
 
 
 def regenerate(config: Config, source: Path | None, *, check: bool, to: Path | None,
                base: str | None) -> RegenerateResult:
-    return regenerate_series(config, source, check=check, to=to, base_ref=base)
+    return regenerate_series(Workspace(config), source, check=check, to=to, base_ref=base)

@@ -9,6 +9,7 @@ from pathlib import Path
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.model.series import relative_path
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.render import default_out, render_document, status_line, unified_diff
 from mpspatch.reporting.status import StatusReport, compute_status
 
@@ -48,7 +49,7 @@ def render(config: Config, kind: str, *, out: Path | None = None, check: bool = 
         context = part_context(load_current_stack(config), part)
     target = out if out is not None else default_out(config, kind, part=part)
     label = relative_path(target.absolute(), Path.cwd())
-    report = report if report is not None else compute_status(config)
+    report = report if report is not None else compute_status(Workspace(config))
     fresh = render_document(kind, report, part=context)
     verdict = status_line(report)
     if not check:

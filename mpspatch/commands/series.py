@@ -35,11 +35,11 @@ class LockWritten:
 
 def lock(config: Config, base_ref: str | None = None, *, written_by: str = "mpspatch lock") -> LockWritten:
     """Resolve `base_ref` (default: [upstream].base) in the clone and write the lock for the current series."""
-    from mpspatch.git import verbs as git
     from mpspatch.model.series import make_lock, write_lock
+    from mpspatch.model.workspace import Workspace
 
     ref = base_ref or config.upstream.base
-    sha = git.resolve_commit(git.require_repo(config.upstream.checkout), ref)
+    sha = Workspace(config).resolve(ref)
     written = make_lock(config, sha, ref, parse_series(config.series.patches), written_by)
     write_lock(config.series.lock, written)
     return LockWritten(lock=config.series.lock, base=sha, base_ref=ref, patches=tuple(p.path for p in written.patches))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from mpspatch.foundation.config import Config
+from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.status import StatusReport, compute_status
 
 
 def status(config: Config) -> StatusReport:
-    return compute_status(config)
+    return compute_status(Workspace(config))

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
-from mpspatch.git import verbs as git
+from mpspatch.git.objects import MERGE_TREE_MIN_VERSION
 from mpspatch.sample.builder import COMPILER_NAME
 from mpspatch.verify.runner import find_program
 
 MIN_PYTHON = (3, 11)
-MIN_GIT = git.MERGE_TREE_MIN_VERSION
+MIN_GIT = MERGE_TREE_MIN_VERSION
 COMPILERS = ("g++", "clang++")  # tried in this order after $CXX
 
 # Two threads writing one int: small enough to compile in well under a second, and running it proves the
@@ -80,7 +80,7 @@ def _first_line(text: str) -> str:
 
 
 def _check_git(found: list[Tool], problems: list[str]) -> None:
-    # git.py runs `git` from PATH only, so the demo looks there too (no fallback beside the interpreter).
+    # The git layer runs `git` from PATH only, so the demo looks there too (no fallback beside the interpreter).
     program = shutil.which("git")
     need = ".".join(str(n) for n in MIN_GIT[:2])
     if program is None:

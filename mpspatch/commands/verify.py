@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import ExitCode
+from mpspatch.model.workspace import Workspace
 from mpspatch.verify.evidence import VerifyOutcome
 from mpspatch.verify.evidence import verify as run_verify
 from mpspatch.verify.runner import Progress
@@ -14,8 +15,8 @@ from mpspatch.verify.runner import Progress
 
 def verify(config: Config, stages: Sequence[str] = (), *, keep_going: bool = False, force: bool = False,
            progress: Progress | None = None, python: str = sys.executable) -> VerifyOutcome:
-    return run_verify(config, stage_names=tuple(stages), keep_going=keep_going, force=force, progress=progress,
-                      python=python)
+    return run_verify(Workspace(config), stage_names=tuple(stages), keep_going=keep_going, force=force,
+                      progress=progress, python=python)
 
 
 def exit_code(outcome: VerifyOutcome) -> ExitCode:

@@ -1,4 +1,8 @@
-"""Small typed git operations. Git failures become GitError here and never leak out as raw output.
+"""Small typed git verbs: the one `git()` runner and the plumbing commands the layers above need.
+
+Git failures become GitError here and never leak out as raw output. The shadow repository's lifecycle lives
+in git/shadow.py, the series as commits in git/commits.py, the rebase driver in git/rebasing.py, and logs,
+merge-tree and blob work in git/objects.py.
 
 The git CLI is called through mpspatch.foundation.proc; it is faster to start than GitPython's object model for the
 one-shot plumbing commands used here, and its NUL-separated output formats are stable across versions.
@@ -8,20 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.errors import CommandFailedError, GitError, ToolMissingError
-from mpspatch.foundation.files import atomic_write_text, sha256_bytes
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha, tree_sha
-
-if TYPE_CHECKING:
-    from mpspatch.foundation.config import Config
 
 # Reproducible, non-interactive git: no pager, no editor, no user config surprises in plumbing output.
 _GIT_ENV = {
@@ -69,6 +65,17 @@ def git(
         raise GitError(f"{repo}: {exc.message}") from None
 
 
+def git_bytes(repo: Path, *args: str, input_bytes: bytes, timeout: float = 600) -> bytes:
+    """git() for binary protocols such as `cat-file --batch`: the bytes in and out are never decoded."""
+    try:
+        return proc.run_bytes(["git", *args], cwd=repo, env=_env(), input_bytes=input_bytes, timeout=timeout,
+                              inherit_env=False).stdout
+    except ToolMissingError:
+        raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
+    except CommandFailedError as exc:
+        raise GitError(f"{repo}: {exc.message}") from None
+
+
 def version() -> tuple[int, int, int]:
     out = proc.run(["git", "--version"], cwd=Path.cwd()).stdout
     match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
@@ -87,14 +94,24 @@ def require_repo(path: Path, role: str = "checkout") -> Path:
     return Path(result.stdout.strip())
 
 
-def resolve_commit(repo: Path, ref: str) -> CommitSha:
-    """The full SHA of the commit `ref` names, or a GitError that says which fetch brings it."""
-    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
-    if not result.ok:
-        raise GitError(
-            f"{repo}: unknown ref {ref!r}; fetch it first, e.g. `git -C {repo} fetch origin {ref}`"
-        )
-    return commit_sha(result.stdout.strip())
+def commit_of(repo: Path, spec: str) -> CommitSha | None:
+    """The full SHA of the commit `spec` names exactly, or None. User refs go through model/workspace.py's rule."""
+    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{spec}^{{commit}}", check=False)
+    return commit_sha(result.stdout.strip()) if result.ok else None
+
+
+def commits_of(repo: Path, specs: Sequence[str]) -> tuple[CommitSha, ...] | None:
+    """The commits of several specs in one `git rev-parse`; None unless every one names a commit."""
+    result = git(repo, "rev-parse", "--end-of-options", *(f"{s}^{{commit}}" for s in specs), check=False)
+    lines = result.stdout.split()
+    if not result.ok or len(lines) != len(specs) or not all(re.fullmatch(r"[0-9a-f]{40}", x) for x in lines):
+        return None
+    return tuple(commit_sha(x) for x in lines)
+
+
+def has_commit(repo: Path, sha: str) -> bool:
+    """Whether the object store holds the commit (no lazy fetch is asked for; `cat-file -e` only looks)."""
+    return git(repo, "cat-file", "-e", f"{sha}^{{commit}}", check=False).ok
 
 
 def identity_env(name: str, email: str, date: str) -> dict[str, str]:
@@ -109,176 +126,19 @@ def identity_env(name: str, email: str, date: str) -> dict[str, str]:
     }
 
 
-def paths_args(paths: Sequence[str]) -> list[str]:
-    return ["--", *paths]
-
-
-# ------------------------------------------------------------------------------------- worktrees and apply
-# (issue 3, rebase: add worktree, sparse-checkout, apply and rebase operations below this line)
-
-# The shadow repository is mpspatch's private workshop. It borrows the user's object store through
-# `objects/info/alternates` (read-only, as `git clone --shared` does), so creating it copies nothing, and every
-# object or ref mpspatch makes lives in the shadow. The user's clone is only ever read.
-SHADOW_NAME = "shadow.git"
-SERIES_REF_PREFIX = "refs/mpspatch/"
-# Commits made from patch files carry this identity and a fixed date, so the same patch bytes on the same base
-# always give the same commit SHA (ghstack's lesson: stable SHAs make results comparable and cacheable).
+# mpspatch's own commits (series, rebase, shadow config) carry this identity and fixed dates, so the same patch
+# bytes on the same base always give the same commit SHA (ghstack's lesson: stable SHAs make results comparable).
 SERIES_IDENTITY = ("mpspatch", "mpspatch@localhost")
 SERIES_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z; patch i is stamped SERIES_EPOCH + i seconds
 
 
-class SeriesInconsistentError(GitError):
-    """A patch does not apply at its own base or on top of the patch before it.
-
-    This is a defect of the series itself (for example two patches that both add the same test class), not
-    upstream drift, so it is reported before any rebase starts and names the patch and the files.
-    """
-
-    def __init__(self, message: str, patch: Path, files: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.patch = patch
-        self.files = files
-
-
-@dataclass(frozen=True)
-class SeriesBuild:
-    """The commits made from the patch files, one per patch, each on top of the previous one."""
-
-    base: CommitSha
-    commits: tuple[CommitSha, ...]
-    notes: tuple[str, ...]  # what a user should know: fallbacks taken, 3-way merges needed at the own base
+def paths_args(paths: Sequence[str]) -> list[str]:
+    return ["--", *paths]
 
 
 def pinned_env() -> dict[str, str]:
     """Neutralise user and system git config for output that must be byte-identical everywhere."""
     return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
-def ensure_checkout(url: str, checkout: Path) -> bool:
-    """Clone `url` into `checkout` when it does not exist yet; True when a clone was made.
-
-    This is the one time mpspatch creates the user's clone. A blobless, sparse, unchecked-out clone costs a
-    fraction of a full one; the shadow repository fetches the few blobs it needs on demand.
-    """
-    if checkout.exists():
-        return False
-    checkout.parent.mkdir(parents=True, exist_ok=True)
-    result = git(checkout.parent, "clone", "--quiet", "--filter=blob:none", "--sparse", "--no-checkout",
-                 url, str(checkout), check=False, timeout=7200)
-    if not result.ok:
-        raise GitError(f"{checkout}: could not clone {url} ({proc.tail(result.stderr, 3)}); "
-                       "fix [upstream].url or clone it there yourself")
-    return True
-
-
-def _partial_clone_remote(checkout: Path) -> tuple[str, str, str] | None:
-    """(remote name, url, filter) when the checkout is a partial clone, else None (one `git config` call).
-
-    git marks the remote with `remote.NAME.promisor`; `extensions.partialclone` is only set by some versions.
-    """
-    pattern = r"^(extensions\.partialclone|remote\..*\.(promisor|url|partialclonefilter))$"
-    out = git(checkout, "config", "--get-regexp", pattern, check=False).stdout
-    values: dict[str, str] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition(" ")
-        values[key.lower()] = value.strip()
-    name = values.get("extensions.partialclone") or next(
-        (k[len("remote."):-len(".promisor")] for k, v in values.items() if k.endswith(".promisor") and v == "true"),
-        "")
-    url = values.get(f"remote.{name}.url", "")
-    if not name or not url:
-        return None
-    return name, url, values.get(f"remote.{name}.partialclonefilter") or "blob:none"
-
-
-# Which shadows belong to partial clones (the promisor remote's name), learnt by ensure_shadow in this process.
-_PROMISOR: dict[Path, str | None] = {}
-
-
-def ensure_shadow(config: Config) -> Path:
-    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved.
-
-    Costs two git calls when the shadow exists: this runs at the start of every rebase and drift.
-    """
-    checkout = config.upstream.checkout
-    found = git(checkout, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir",
-                check=False) if checkout.is_dir() else None
-    if found is None or not found.ok:
-        require_repo(checkout)  # raises the error that names the config key to fix
-        raise GitError(f"{checkout}: cannot read the clone; check [upstream].checkout")
-    store = Path(found.stdout.splitlines()[1]) / "objects"
-    shadow = config.state_dir / SHADOW_NAME
-    fresh = not (shadow / "HEAD").is_file()
-    if fresh:
-        _create_shadow(shadow)
-    alternates = shadow / "objects" / "info" / "alternates"
-    wanted = f"{store}\n"
-    if fresh or not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
-        atomic_write_text(alternates, wanted)
-        fresh = True
-    promisor = _partial_clone_remote(checkout)
-    _PROMISOR[shadow] = promisor[0] if promisor else None
-    if promisor is not None and fresh:
-        # Blobs the user's partial clone never fetched are fetched lazily into the shadow, from the same remote.
-        name, url, flt = promisor
-        for key, value in (("core.repositoryformatversion", "1"), ("extensions.partialclone", name),
-                           (f"remote.{name}.url", url), (f"remote.{name}.promisor", "true"),
-                           (f"remote.{name}.partialclonefilter", flt)):
-            git(shadow, "config", key, value)
-    return shadow
-
-
-def prefetch_blobs(shadow: Path, base: str, onto: str, paths: Sequence[str]) -> int:
-    """Fetch, in one request, the blobs of `paths` that a partial clone lacks at base, onto and in between.
-
-    Without this, every missing blob a merge or diff touches is fetched lazily in a round trip of its own,
-    which against GitHub costs seconds per file. Returns how many blobs were fetched (0 for full clones).
-    """
-    remote = _PROMISOR[shadow] if shadow in _PROMISOR else (
-        git(shadow, "config", "--get", "extensions.partialclone", check=False).stdout.strip() or None)
-    if not remote or not paths:
-        return 0
-    missing: set[str] = set()
-    for revs in (["--no-walk", base], [onto, f"^{base}"]):
-        out = git(shadow, "rev-list", "--objects", "--missing=print", *revs, "--", *paths).stdout
-        missing.update(line[1:].strip() for line in out.splitlines() if line.startswith("?"))
-    if missing:
-        git(shadow, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags",
-            "--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none", "--stdin", remote,
-            input_text="\n".join(sorted(missing)) + "\n", timeout=3600)
-    return len(missing)
-
-
-def _create_shadow(shadow: Path) -> None:
-    # Built in a sibling folder and renamed into place, so a kill half-way never leaves a broken shadow.
-    shadow.parent.mkdir(parents=True, exist_ok=True)
-    staging = shadow.with_name(f".{shadow.name}.{os.getpid()}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    git(shadow.parent, "init", "--quiet", "--bare", str(staging))
-    for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false"), ("rerere.enabled", "true"),
-                       ("rerere.autoupdate", "true"), ("user.name", SERIES_IDENTITY[0]),
-                       ("user.email", SERIES_IDENTITY[1])):
-        git(staging, "config", key, value)
-    try:
-        staging.rename(shadow)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (shadow / "HEAD").is_file():
-            raise
-
-
-def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
-    """Point a shadow ref at a commit, so the shadow's own gc can never drop what mpspatch is working on."""
-    git(shadow, "update-ref", ref, sha)
-
-
-def update_refs(shadow: Path, *, pin: Mapping[str, str] | None = None, delete: Sequence[str] = ()) -> None:
-    """Several ref updates in one `git update-ref --stdin` transaction (one process, all or nothing)."""
-    lines = [f"update {ref} {sha}" for ref, sha in (pin or {}).items()]
-    lines += [f"delete {ref}" for ref in delete]  # deleting a ref that is not there is a no-op
-    if lines:
-        git(shadow, "update-ref", "--stdin", input_text="\n".join(lines) + "\n")
 
 
 def ref_exists(shadow: Path, ref: str) -> bool:
@@ -290,17 +150,6 @@ def _index_env(index: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     if extra:
         env.update(extra)
     return env
-
-
-_APPLY_FAILED = re.compile(r"^error: (?:patch failed: (.+?):\d+|(.+?): (?:does not exist in index|already exists in "
-                           r"index|patch does not apply|does not match index))$", re.M)
-
-
-def _failed_files(stderr: str) -> tuple[str, ...]:
-    found: dict[str, None] = {}
-    for match in _APPLY_FAILED.finditer(stderr):
-        found.setdefault(match.group(1) or match.group(2), None)
-    return tuple(found)
 
 
 def unmerged_paths(repo: Path, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -333,115 +182,24 @@ def read_tree(repo: Path, index: Path, treeish: str) -> None:
     git(repo, "read-tree", treeish, env=_index_env(index))
 
 
-def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
-    """Turn the patch files into a chain of commits on `base` inside the shadow repository.
-
-    Each patch is applied with a temporary index (no working tree at all): first strictly, then with
-    `--3way` using the blobs the `index` lines name. A patch that still does not apply raises
-    SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
-    """
-    notes: list[str] = []
-    commits: list[CommitSha] = []
-    parent = base
-    with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:
-        index = Path(tmp) / "index"
-        for number, patch in enumerate(patches):
-            data = patch.read_bytes()
-            read_tree(shadow, index, parent)
-            strict = apply_cached(shadow, index, patch)
-            if not strict.ok:
-                read_tree(shadow, index, parent)
-                merged = apply_cached(shadow, index, patch, three_way=True)
-                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
-                if not merged.ok:
-                    conflicted = unmerged_paths(shadow, _index_env(index)) or _failed_files(merged.stderr)
-                    lacks = "lacks the necessary blob" in merged.stderr
-                    reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
-                              if lacks else "a 3-way merge leaves conflicts")
-                    files = ", ".join(conflicted) or "(see `git apply` output)"
-                    raise SeriesInconsistentError(
-                        f"{patch}: series inconsistent: does not apply on top of {where} in {files}; {reason}; "
-                        "fix the patch (or the order in [series].patches) so the series applies in order",
-                        patch, tuple(conflicted))
-                notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
-            tree = write_tree(shadow, index)
-            if not strict.ok and tree == tree_sha_of(shadow, parent):
-                # A 3-way merge of a change that is already there is clean and empty: the series repeats
-                # itself (the same test class added by two patches, for instance).
-                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
-                raise SeriesInconsistentError(
-                    f"{patch}: series inconsistent: changes nothing on top of {where}, which already holds it; "
-                    "drop the patch from [series].patches or regenerate it against the right base", patch, ())
-            commits.append(_commit_tree(shadow, tree, parent, patch, data, number))
-            parent = commits[-1]
-    return SeriesBuild(base=base, commits=tuple(commits), notes=tuple(notes))
-
-
-def series_commits(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
-    """One deterministic commit per patch file, chained on `base` (see build_series)."""
-    return build_series(shadow, base, patches).commits
-
-
-def series_commit_message(patch_name: str, data: bytes) -> str:
-    return f"mpspatch: {patch_name}\n\nmpspatch-patch: {patch_name}\nmpspatch-sha256: {sha256_bytes(data)}\n"
-
-
-def series_names(shadow: Path, base: str, tip: str) -> dict[str, CommitSha]:
-    """Patch file name -> commit, for the series commits in base..tip (one `git log`)."""
-    out = git(shadow, "log", "--format=%H%x00%B%x1e", f"{base}..{tip}").stdout
-    found: dict[str, CommitSha] = {}
-    for record in out.split("\x1e"):
-        sha, _, body = record.strip("\n").partition("\0")
-        match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
-        if sha and match:
-            found.setdefault(match.group(1).strip(), commit_sha(sha))
-    return found
-
-
-def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: bytes, number: int) -> CommitSha:
-    stamp = f"@{SERIES_EPOCH + number} +0000"
-    env = identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], stamp)
-    out = git(shadow, "commit-tree", tree, "-p", parent, env=env,
-              input_text=series_commit_message(patch.name, data)).stdout
-    return commit_sha(out.strip())
-
-
-def sparse_patterns(paths: Sequence[str]) -> list[str]:
-    """Non-cone sparse patterns that match exactly these files (anchored, with glob characters escaped)."""
-    patterns = []
-    for path in sorted(set(paths)):
-        escaped = re.sub(r"([*?\[\]\\!# ])", r"\\\1", path)
-        patterns.append("/" + escaped)
-    return patterns
-
-
-def add_sparse_worktree(shadow: Path, where: Path, branch: str, commit: CommitSha, paths: Sequence[str]) -> None:
-    """A worktree of the shadow repository at `where`, on `branch`, holding only `paths`.
-
-    A sparse worktree costs what the patched files cost, not what PyTorch's 13k-file tree costs (facts.md:
-    0.29 s against 10.4 s). rerere is switched on in it so a resolution made once is replayed next time.
-    """
-    where.parent.mkdir(parents=True, exist_ok=True)
-    # --force: a worktree registered at this path whose folder is gone (an interrupted run) is taken over.
-    git(shadow, "worktree", "add", "--quiet", "--force", "--no-checkout", "-B", branch, str(where), commit)
-    # rerere.enabled/autoupdate come from the shadow's own config, which every worktree of it reads.
-    git(where, "sparse-checkout", "set", "--no-cone", "--stdin", input_text="\n".join(sparse_patterns(paths)) + "\n")
-    # --no-checkout left the index empty: fill it from HEAD and write only the files the patterns keep.
-    git(where, "read-tree", "-mu", "HEAD")
-
-
-def remove_worktree(shadow: Path, where: Path) -> None:
-    """Remove a shadow worktree and its administrative files, whatever state it was left in."""
-    if where.exists():
-        git(shadow, "worktree", "remove", "--force", "--force", str(where), check=False)
-        if where.exists():
-            shutil.rmtree(where, ignore_errors=True)
-    git(shadow, "worktree", "prune", check=False)
-
-
 def head_of(worktree: Path) -> CommitSha:
     return commit_sha(git(worktree, "rev-parse", "HEAD").stdout.strip())
 
+
+def common_dir(worktree: Path) -> Path | None:
+    """The repository a worktree belongs to (its common git dir), or None when `worktree` is not one."""
+    result = git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
+    return Path(result.stdout.strip()) if result.ok else None
+
+
+def refresh_index(worktree: Path) -> None:
+    """Re-hash files whose stat data changed but whose content did not, so a checkout leaves them alone."""
+    git(worktree, "update-index", "-q", "--refresh", check=False, timeout=3600)
+
+
+def checkout_detached(worktree: Path, commit: CommitSha) -> None:
+    """Put `commit` on disk in `worktree` (detached HEAD), overwriting local changes."""
+    git(worktree, "checkout", "-q", "-f", "--detach", commit, timeout=3600)
 
 
 # How stored patches are written. Every option that user or repository config could change is pinned, so the
@@ -464,57 +222,16 @@ def patch_text(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str
     return git(repo, *args, env=pinned_env()).stdout
 
 
-def rebase_env() -> dict[str, str]:
-    """User config off, a fixed committer: rebasing the same commits onto the same base gives the same SHAs."""
-    env = pinned_env()
-    env.update(identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], f"@{SERIES_EPOCH} +0000"))
-    # The author of each series commit is kept by the rebase; only the committer is ours.
-    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE"):
-        env.pop(key)
-    env["GIT_EDITOR"] = "true"
-    return env
+def worktree_patch_text(repo: Path, base: str) -> str:
+    """patch_text of a working tree against `base`, read without taking even the optional index lock."""
+    return git(repo, *PATCH_DIFF_ARGS, base, env={**pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}).stdout
 
 
-@dataclass(frozen=True)
-class RebaseStep:
-    done: bool  # True: the rebase finished; False: it stopped on conflicts
-    stopped_at: CommitSha | None  # the series commit being replayed when it stopped
-    unmerged: tuple[str, ...]
-    output: str
-
-
-def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
-    output = result.stdout + result.stderr
-    if result.ok and not rebase_in_progress(worktree):
-        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=output)
-    # One call for the common case, a stop: the rebase state folders and the commit being replayed.
-    probe = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
-                "rebase-apply", "REBASE_HEAD", check=False)
-    lines = probe.stdout.split()
-    if probe.ok and len(lines) == 3:
-        in_progress, stopped = any(Path(p).is_dir() for p in lines[:2]), commit_sha(lines[2])
-    else:
-        in_progress, stopped = rebase_in_progress(worktree), None
-    if not in_progress:
-        raise GitError(f"{worktree}: git rebase failed:\n{proc.tail(result.stderr or result.stdout)}")
-    return RebaseStep(done=False, stopped_at=stopped, unmerged=unmerged_paths(worktree), output=output)
-
-
-def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) -> RebaseStep:
-    """`git rebase --onto onto base branch` in the worktree, with git's own merge machinery (ort)."""
-    result = git(worktree, "-c", "rebase.autoStash=false", "-c", "rebase.updateRefs=false", "rebase",
-                 "--no-autosquash", "--no-verify", "--empty=drop", "--onto", onto, base, branch,
-                 env=rebase_env(), check=False)
-    return _rebase_step(worktree, result)
-
-
-def continue_rebase(worktree: Path) -> RebaseStep:
-    git(worktree, "add", "--all", env=pinned_env())
-    result = git(worktree, "rebase", "--continue", env=rebase_env(), check=False)
-    if not result.ok and "nothing to commit" in result.stdout + result.stderr and rebase_in_progress(worktree):
-        # The resolution made the commit empty (everything already upstream): drop it and go on.
-        result = git(worktree, "rebase", "--skip", env=rebase_env(), check=False)
-    return _rebase_step(worktree, result)
+def untracked_files(repo: Path, prefixes: Sequence[str]) -> tuple[str, ...]:
+    """Files under `prefixes` that git does not track and does not ignore (read-only, no index refresh)."""
+    out = git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *prefixes,
+              env={**pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}).stdout
+    return tuple(p for p in out.split("\0") if p)
 
 
 def git_path(worktree: Path, name: str) -> Path:
@@ -522,223 +239,18 @@ def git_path(worktree: Path, name: str) -> Path:
     return Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-path", name).stdout.strip())
 
 
-def rebase_in_progress(worktree: Path) -> bool:
-    out = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
-              "rebase-apply").stdout.split("\n")
-    return any(Path(p).is_dir() for p in out if p)
-
-
-def clear_stale_index_lock(worktree: Path) -> bool:
-    """Remove an index.lock left by a git process that was killed with mpspatch; True when one was removed."""
-    lock = git_path(worktree, "index.lock")
-    if lock.exists():
-        lock.unlink()
-        return True
-    return False
-
-
-# is_ancestor: one definition, in the audit-checks section below (it reports git failures instead of
-# answering False); rebase and render each added one.
-
-
-def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> str:
-    result = git(repo, "range-diff", "--no-color", f"{base}..{old_tip}", f"{onto}..{new_tip}", env=pinned_env(),
-                 check=False)
-    return result.stdout if result.ok else ""
-
-
 def tree_sha_of(repo: Path, treeish: str) -> TreeSha:
     """The tree of a commit, or the tree itself."""
     return tree_sha(git(repo, "rev-parse", "--verify", f"{treeish}^{{tree}}").stdout.strip())
 
 
-
-# ----------------------------------------------------------------------------- history and object database
-# (issue 4, drift: add log, merge-tree and patch-id operations below this line)
-
-# `git merge-tree --write-tree` (a real merge that writes only objects, no worktree and no index) arrived in
-# git 2.38. Older gits only have the trivial mode, whose output cannot predict what a rebase stops on.
-MERGE_TREE_MIN_VERSION = (2, 38, 0)
-# Commits made only to steer merge-tree's merge-base choice: fixed identity and date, so reruns reuse objects.
-_FORECAST_ENV = identity_env("mpspatch forecast", "mpspatch@localhost", "@946684800 +0000")
-
-
-def require_merge_tree() -> None:
-    """Raise ToolMissingError unless this git can run `merge-tree --write-tree`."""
-    found = version()
-    if found < MERGE_TREE_MIN_VERSION:
-        have = ".".join(str(n) for n in found)
-        need = ".".join(str(n) for n in MERGE_TREE_MIN_VERSION[:2])
-        raise ToolMissingError(
-            f"git {have} is too old: the forecast needs `git merge-tree --write-tree` from git {need} or newer; "
-            "upgrade git"
-        )
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    sha: CommitSha
-    subject: str
-    body: str  # the whole message (%B), where trailers live
-    paths: tuple[str, ...]  # paths the commit touches, limited by the pathspec given
-
-
-# Field and record marks that cannot occur in a commit message or a SHA; paths come NUL-separated after each.
-_REC, _FIELD, _END = "\x01", "\x1f", "\x1e"
-
-
-def log_name_only(repo: Path, exclude: str, include: str, paths: Sequence[str]) -> tuple[LogEntry, ...]:
-    """Commits in `exclude..include` that touch `paths`, newest first, with the touched paths: one git call."""
-    if not paths:
-        return ()
-    out = git(
-        repo, "--literal-pathspecs", "log", "-z", "--no-merges", "--no-renames", "--no-color",
-        f"--format={_REC}%H{_FIELD}%s{_FIELD}%B{_END}", "--name-only", f"{exclude}..{include}",
-        *paths_args(paths),
-    ).stdout
-    entries: list[LogEntry] = []
-    header: list[str] | None = None
-    touched: list[str] = []
-    for token in out.split("\0"):
-        if token.startswith(_REC) and token.endswith(_END):
-            if header is not None:
-                entries.append(_log_entry(header, touched))
-            header, touched = token[1:-1].split(_FIELD, 2), []
-        elif token and header is not None:
-            # git separates the header from the first path with one newline; a path never starts with one.
-            touched.append(token[1:] if not touched and token.startswith("\n") else token)
-    if header is not None:
-        entries.append(_log_entry(header, touched))
-    return tuple(entries)
-
-
-def _log_entry(header: list[str], touched: list[str]) -> LogEntry:
-    sha, subject, body = [*header, "", ""][:3]
-    return LogEntry(sha=commit_sha(sha), subject=subject, body=body, paths=tuple(touched))
-
-
-def log_patches(repo: Path, exclude: str, include: str, paths: Sequence[str]) -> str:
-    """`git log -p` of `exclude..include` limited to `paths`, in the form `git patch-id` reads.
-
-    Diff options are fixed here so the series and upstream are always diffed the same way; patch-ids are
-    only comparable between diffs made with the same options.
-    """
-    if not paths:
-        return ""
-    return git(
-        repo, "--literal-pathspecs", "-c", "core.quotePath=false", "log", "-p", "--no-merges", "--no-renames",
-        "--no-color", "--no-ext-diff", "--format=commit %H", f"{exclude}..{include}", *paths_args(paths),
-    ).stdout
-
-
-def show_patches(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> str:
-    """log_patches for a chosen set of commits (no history walk), in the order given."""
-    if not commits or not paths:
-        return ""
-    return git(
-        repo, "--literal-pathspecs", "-c", "core.quotePath=false", "log", "-p", "--no-walk=unsorted", "--no-renames",
-        "--no-color", "--no-ext-diff", "--format=commit %H", *commits, *paths_args(paths),
-    ).stdout
-
-
-def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
-    """Map each commit in `log_text` (from log_patches) to its `git patch-id --stable`."""
-    if not log_text.strip():
-        return {}
-    out = git(repo, "patch-id", "--stable", input_text=log_text).stdout
-    found: dict[CommitSha, str] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            found[commit_sha(parts[1])] = parts[0]
-    return found
-
-
-def commit_tree(repo: Path, tree: str, parents: Sequence[CommitSha], message: str) -> CommitSha:
-    """A commit object for `tree` (any tree-ish, e.g. `SHA^{tree}`), written to `repo` only; no ref, index or
-    worktree changes."""
-    args = ["commit-tree", tree]
-    for parent in parents:
-        args += ["-p", parent]
-    return commit_sha(git(repo, *args, "-m", message, env=_FORECAST_ENV).stdout.strip())
-
-
-@dataclass(frozen=True)
-class MergeMessage:
-    paths: tuple[str, ...]
-    kind: str  # git's conflict type, e.g. "CONFLICT (contents)", "CONFLICT (modify/delete)", "Auto-merging"
-    text: str
-
-
-@dataclass(frozen=True)
-class MergeTreeResult:
-    tree: TreeSha  # the merged tree; conflicted files hold conflict markers, as in a worktree
-    conflicted: tuple[str, ...]
-    messages: tuple[MergeMessage, ...]
-
-    @property
-    def clean(self) -> bool:
-        return not self.conflicted
-
-
-def merge_tree(repo: Path, ours: CommitSha, theirs: CommitSha) -> MergeTreeResult:
-    """`git merge-tree --write-tree` of two commits: a full merge done in the object database only.
-
-    git picks the merge base itself (merge-tree learnt --merge-base only in 2.40), so callers that need a
-    cherry-pick's base give `ours` that base as its only parent.
-    """
-    result = git(repo, "merge-tree", "--write-tree", "-z", "--name-only", "--messages", ours, theirs, check=False)
-    if result.returncode not in (0, 1):
-        raise GitError(f"{repo}: git merge-tree {ours[:12]} {theirs[:12]} failed: {proc.tail(result.stderr, 5)}")
-    tokens = result.stdout.split("\0")
-    tree = tree_sha(tokens[0])
-    index = 1
-    conflicted: list[str] = []
-    # The conflicted paths come next (none for a clean merge), ended by an empty token, then the messages.
-    while index < len(tokens) and tokens[index]:
-        conflicted.append(tokens[index])
-        index += 1
-    index += 1
-    messages: list[MergeMessage] = []
-    while index < len(tokens) and tokens[index].isdigit():
-        count = int(tokens[index])
-        paths = tuple(tokens[index + 1 : index + 1 + count])
-        kind, text = tokens[index + 1 + count], tokens[index + 2 + count]
-        messages.append(MergeMessage(paths=paths, kind=kind, text=text.rstrip("\n")))
-        index += count + 3
-    return MergeTreeResult(tree=tree, conflicted=tuple(dict.fromkeys(conflicted)), messages=tuple(messages))
-
-
-def read_blobs(repo: Path, specs: Sequence[str]) -> tuple[bytes | None, ...]:
-    """The contents of `TREEISH:PATH` objects, in order, with one `git cat-file --batch`; None where missing."""
-    if not specs:
-        return ()
-    if any("\n" in spec for spec in specs):
-        raise GitError(f"{repo}: a path with a newline cannot be read through `git cat-file --batch`")
-    stdin = "".join(f"{spec}\n" for spec in specs).encode("utf-8")
-    try:
-        out = proc.run_bytes(["git", "cat-file", "--batch"], cwd=repo, env=_env(), input_bytes=stdin,
-                             inherit_env=False).stdout
-    except CommandFailedError as exc:
-        raise GitError(f"{repo}: {exc.message}") from None
-    blobs: list[bytes | None] = []
-    pos = 0
-    for _ in specs:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) == 3 and header[1] in (b"blob", b"tree", b"commit", b"tag"):
-            size = int(header[2])
-            blobs.append(out[pos : pos + size] if header[1] == b"blob" else None)
-            pos += size + 1  # the object is followed by one newline
-        else:  # "<spec> missing" or "<spec> ambiguous"
-            blobs.append(None)
-    return tuple(blobs)
-
-
-def diff_tree_paths(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> tuple[str, ...]:
-    """Paths whose blob or mode differs between two trees (optionally limited to `paths`)."""
+def diff_tree_paths(repo: Path, old: str, new: str, paths: Sequence[str] = (), *,
+                    deleted: bool = True) -> tuple[str, ...]:
+    """Paths whose blob or mode differs between two trees (optionally limited to `paths`; without deleted
+    paths when `deleted` is False)."""
     args = ["--literal-pathspecs", "diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new]
+    if not deleted:
+        args.insert(-2, "--diff-filter=d")
     if paths:
         args += paths_args(paths)
     return tuple(p for p in git(repo, *args).stdout.split("\0") if p)
@@ -752,59 +264,9 @@ def diff_trees(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str
     ).stdout
 
 
-def write_blobs(repo: Path, contents: Sequence[bytes]) -> tuple[str, ...]:
-    """Store each content as a blob in `repo` (no filters applied), with one `git hash-object` call."""
-    if not contents:
-        return ()
-    with tempfile.TemporaryDirectory(prefix="mpspatch-blobs-") as tmp:
-        files = []
-        for number, data in enumerate(contents):
-            files.append(Path(tmp) / str(number))
-            files[-1].write_bytes(data)
-        out = git(repo, "hash-object", "-w", "--no-filters", "--stdin-paths",
-                  input_text="".join(f"{f}\n" for f in files)).stdout
-    return tuple(out.split())
-
-
-def rewrite_tree(repo: Path, tree: TreeSha, *, source: CommitSha, from_source: Sequence[str] = (),
-                 contents: Mapping[str, bytes] | None = None) -> TreeSha:
-    """`tree` with `from_source` paths as `source` has them (gone where it lacks them) and `contents` paths
-    replaced by new blobs (keeping their mode in `tree`).
-
-    Built in a throwaway index file, so no index or worktree of any repository is involved.
-    """
-    contents = contents or {}
-    wanted = sorted({*from_source, *contents})
-    if not wanted:
-        return tree
-    # ls-tree records are valid --index-info lines; mode 0 with the null SHA removes a path.
-    removal = "0 " + "0" * 40 + "\t"
-    lines: dict[str, str] = {p: removal + p for p in from_source}
-    if from_source:
-        listing = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", source,
-                      *paths_args(sorted(from_source))).stdout
-        lines.update({r.split("\t", 1)[1]: r for r in listing.split("\0") if "\t" in r})
-    if contents:
-        listing = git(repo, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", tree,
-                      *paths_args(sorted(contents))).stdout
-        modes = {r.split("\t", 1)[1]: r.split(" ", 1)[0] for r in listing.split("\0") if "\t" in r}
-        names = sorted(contents)
-        for path, blob in zip(names, write_blobs(repo, [contents[p] for p in names]), strict=True):
-            lines[path] = f"{modes.get(path, '100644')} blob {blob}\t{path}"
-    info = "".join(lines[p] + "\0" for p in wanted)
-    with tempfile.TemporaryDirectory(prefix="mpspatch-tree-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git(repo, "read-tree", tree, env=env)
-        git(repo, "update-index", "-z", "--index-info", env=env, input_text=info)
-        return tree_sha(git(repo, "write-tree", env=env).stdout.strip())
-
-
-# ----------------------------------------------------------------------------------------- split and trees
-# (issue 9, split: add temporary-index apply and branch operations below this line)
-
-
-# The shadow repository's read_tree/apply_cached/write_tree/tree_of above do the index work; these add what
-# a split needs on top: index entries, tree listings, commits with a given identity, format-patch, branches.
+# ----------------------------------------------------------------------------- index entries, commits, branches
+# read_tree/apply_cached/write_tree above do the index work; these add what a split needs on top: index
+# entries, tree listings, commits with a given identity, format-patch, branches.
 
 
 def isolated_config_env() -> dict[str, str]:
@@ -899,15 +361,6 @@ def checked_out_branches(repo: Path) -> set[str]:
     return {line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("branch ")}
 
 
-# ------------------------------------------------------------------------------- audit checks (read-only)
-# (issue 6, render: ancestry and apply-in-order checks; they never touch the clone's index, refs or objects)
-
-
-def try_resolve_commit(repo: Path, ref: str) -> CommitSha | None:
-    result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
-    return commit_sha(result.stdout.strip()) if result.ok else None
-
-
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     result = git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False)
     if result.returncode not in (0, 1):
@@ -915,28 +368,3 @@ def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     return result.returncode == 0
 
 
-def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str]:
-    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why) or (None, "").
-
-    The index and any blobs `git apply` creates live in a temporary folder (the clone's object store is only
-    borrowed as an alternate), so the user's clone gains nothing and loses nothing. No worktree is needed,
-    which keeps the check cheap enough to run on every `status`.
-    """
-    import tempfile
-
-    objects = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects").stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="mpspatch-apply-") as tmp:
-        scratch = Path(tmp)
-        (scratch / "objects").mkdir()
-        env = {
-            "GIT_INDEX_FILE": str(scratch / "index"),
-            "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects,
-            "GIT_NO_LAZY_FETCH": "1",  # a partial clone must not go to the network for a status check
-        }
-        git(repo, "read-tree", base, env=env)
-        for patch in patches:
-            result = git(repo, "apply", "--cached", str(patch), env=env, check=False)
-            if not result.ok:
-                return patch, proc.tail(result.stderr or result.stdout, 3)
-    return None, ""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
+from mpspatch.git import objects
 from mpspatch.git import verbs as git
 
 # PyTorch's merge bot ends every landed commit with this line. The repository part is left open so forks
@@ -55,7 +56,7 @@ def upstream_commits(repo: Path, base: str, onto: str, paths: Sequence[str]) -> 
             pull_request=pull_request_of(entry.body),
             paths=tuple(TreePath(p) for p in entry.paths if p in wanted),
         )
-        for entry in git.log_name_only(repo, base, onto, sorted(wanted))
+        for entry in objects.log_name_only(repo, base, onto, sorted(wanted))
     )
 
 
@@ -128,7 +129,7 @@ def forecast_start(repo: Path, base: CommitSha, onto: CommitSha) -> CommitSha:
     It depends on base and onto only, so a caller can make it while the series commits are still being
     built and pass it to merge_forecast as `start`.
     """
-    return git.commit_tree(repo, f"{onto}^{{tree}}", [base], "mpspatch forecast: result before patch 1")
+    return objects.commit_tree(repo, f"{onto}^{{tree}}", [base], "mpspatch forecast: result before patch 1")
 
 
 def merge_forecast(
@@ -152,13 +153,13 @@ def merge_forecast(
     later patch that touches such a file again depends on that assumption, and its step names those paths
     in `assumed`.
 
-    `git_checked` says the caller already ran git.require_merge_tree(), and `start` is forecast_start()'s
+    `git_checked` says the caller already ran objects.require_merge_tree(), and `start` is forecast_start()'s
     commit when the caller made it already (drift does both alongside other work).
     """
     if not series:
         raise ValueError("merge_forecast needs at least one series commit")
     if not git_checked:
-        git.require_merge_tree()
+        objects.require_merge_tree()
     ours_tree: str = f"{onto}^{{tree}}"
     parent = base
     unresolved: set[str] = set()
@@ -167,8 +168,8 @@ def merge_forecast(
         if index == 0 and start is not None:
             ours = start
         else:
-            ours = git.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
-        merged = git.merge_tree(repo, ours, commit)
+            ours = objects.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
+        merged = objects.merge_tree(repo, ours, commit)
         conflicts = _conflicted_files(repo, merged, index)
         assumed: tuple[TreePath, ...] = ()
         if unresolved:
@@ -215,22 +216,22 @@ def _resolve_to_patch_side(
     binary files) take the patch's whole file.
     """
     paths = [c.path for c in conflicts]
-    blobs = git.read_blobs(repo, [f"{tree}:{p}" for p in paths])
+    blobs = objects.read_blobs(repo, [f"{tree}:{p}" for p in paths])
     contents: dict[str, bytes] = {
         p: take_patch_side(b) for p, b in zip(paths, blobs, strict=True) if b is not None and count_regions(b)
     }
     whole = [c.path for c in conflicts if c.path not in contents]
-    return git.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
+    return objects.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
 
 
 def count_regions(content: bytes) -> int:
     return len(_MARKER_START.findall(content))
 
 
-def _conflicted_files(repo: Path, merged: git.MergeTreeResult, patch_index: int) -> tuple[ConflictedFile, ...]:
+def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: int) -> tuple[ConflictedFile, ...]:
     if merged.clean:
         return ()
-    blobs = git.read_blobs(repo, [f"{merged.tree}:{path}" for path in merged.conflicted])
+    blobs = objects.read_blobs(repo, [f"{merged.tree}:{path}" for path in merged.conflicted])
     kinds: dict[str, list[str]] = {}
     for message in merged.messages:
         match = re.match(r"CONFLICT \((.+)\)$", message.kind)
@@ -317,7 +318,7 @@ def already_upstream(
     with_hunks = [p for p in paths if series_hunks[p]]
     with ThreadPoolExecutor(max_workers=2) as pool:
         changed_job = pool.submit(git.diff_tree_paths, repo, onto, result_tree, paths)
-        onto_blobs = dict(zip(with_hunks, git.read_blobs(repo, [f"{onto}:{p}" for p in with_hunks]), strict=True))
+        onto_blobs = dict(zip(with_hunks, objects.read_blobs(repo, [f"{onto}:{p}" for p in with_hunks]), strict=True))
         still_changed = set(changed_job.result())
     found: list[tuple[str, bool, int, tuple[DiffHunk, ...]]] = []
     for path in paths:
@@ -332,7 +333,7 @@ def already_upstream(
         if whole or absorbed:
             found.append((path, whole, len(hunks), absorbed))
     # Only the commits touching absorbed files are read in full, to see which of them carry the lines.
-    upstream_lines = _lines_by_commit(git.log_patches(repo, base, onto, [f[0] for f in found])) if found else ()
+    upstream_lines = _lines_by_commit(objects.log_patches(repo, base, onto, [f[0] for f in found])) if found else ()
     results = tuple(
         FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),
                        landed_by=_landed_by(path, absorbed, upstream_lines, commits))
@@ -353,7 +354,7 @@ def _patch_id_matches(
     if len(series) == 1:
         series_paths = {series[0]: frozenset(paths)}
     else:
-        entries = git.log_name_only(repo, base, series[-1], paths)
+        entries = objects.log_name_only(repo, base, series[-1], paths)
         series_paths = {e.sha: frozenset(e.paths) for e in entries}
     wanted = set(series_paths.values())
     candidates = [c.sha for c in commits if frozenset(c.paths) in wanted]
@@ -361,7 +362,7 @@ def _patch_id_matches(
         return ()
     upstream_sets = {frozenset(c.paths) for c in commits}
     ours = [s for s in series if series_paths.get(s) in upstream_sets]
-    ids = git.patch_ids(repo, git.show_patches(repo, [*candidates, *ours], paths))
+    ids = objects.patch_ids(repo, objects.show_patches(repo, [*candidates, *ours], paths))
     by_id: dict[str, CommitSha] = {}
     for sha in candidates:  # newest first: keep the newest landing of a patch
         if sha in ids:

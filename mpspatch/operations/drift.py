@@ -14,15 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpspatch.foundation.config import Config
 from mpspatch.foundation.files import sha256_file
 from mpspatch.foundation.ids import CommitSha, TreePath
+from mpspatch.git import objects
+from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
+from mpspatch.git.commits import series_commits
 from mpspatch.model import history
 from mpspatch.model.history import AlreadyUpstream, MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series
 from mpspatch.model.store import StateFile
-from mpspatch.model.workspace import resolve_base, resolve_ref
+from mpspatch.model.workspace import Workspace
 
 # rebase-helper's per-file vocabulary.
 CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED = "clean", "conflict", "absorbed", "partly absorbed"
@@ -120,23 +122,21 @@ class DriftReport:
         return sum(1 for f in self.files if f.outcome == outcome)
 
 
-def compute_drift(config: Config, onto_ref: str | None = None) -> DriftReport:
+def compute_drift(ws: Workspace, onto_ref: str | None = None) -> DriftReport:
     """Forecast the rebase of the configured series onto `onto_ref` (default: [upstream].target).
 
     The git calls that do not depend on each other run side by side: a forecast is a couple of dozen
     short git processes, and waiting for them one by one would cost more than the merge itself.
     """
-    checkout = config.upstream.checkout
-    onto_ref = onto_ref or config.upstream.target
+    config = ws.config
     with ThreadPoolExecutor(max_workers=4) as pool:
-        shadow_job = pool.submit(git.ensure_shadow, config)  # also says so when the clone is missing
-        base_job = pool.submit(resolve_base, config, checkout)
-        onto_job = pool.submit(resolve_ref, checkout, onto_ref)
-        checked = pool.submit(git.require_merge_tree)
+        shadow_job = pool.submit(lambda: ws.shadow)  # also says so when the clone is missing
+        span_job = pool.submit(ws.resolve_onto, onto_ref)
+        checked = pool.submit(objects.require_merge_tree)
         patches = load_series(config)
         shadow = shadow_job.result()
-        base, base_ref = base_job.result()
-        onto = onto_job.result()
+        span = span_job.result()
+        base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
         start_job = pool.submit(history.forecast_start, shadow, base, onto)
         commits = series_commits_cached(shadow, base, config.series.patches)
         upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, _series_paths(patches))
@@ -153,7 +153,7 @@ def compute_drift(config: Config, onto_ref: str | None = None) -> DriftReport:
 
 
 def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
-    """git.series_commits, remembered per (base, patch names and bytes) in a small file of the shadow.
+    """series_commits, remembered per (base, patch names and bytes) in a small file of the shadow.
 
     The commits are deterministic (pinned identity and date), so the same inputs give the same SHAs and the
     cache can only ever save the apply, never change a result. A ref keeps the commits from the shadow's gc;
@@ -166,11 +166,10 @@ def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]
     key = digest.hexdigest()
     cache = shadow / SERIES_CACHE
     known = DRIFT_SERIES.read(cache)
-    if known is not None and known.key == key and known.commits and git.git(
-            shadow, "cat-file", "-e", f"{known.commits[-1]}^{{commit}}", check=False).ok:
+    if known is not None and known.key == key and known.commits and git.has_commit(shadow, known.commits[-1]):
         return known.commits
-    commits = git.series_commits(shadow, base, patches)
-    git.git(shadow, "update-ref", SERIES_REF, commits[-1])
+    commits = series_commits(shadow, base, patches)
+    shadow_repo.pin_ref(shadow, SERIES_REF, commits[-1])
     DRIFT_SERIES.write(cache, SeriesCache(key=key, commits=commits))
     return commits
 

@@ -1,6 +1,6 @@
 """Carry the series onto a new upstream commit with git's own merge machinery, and write it back as patches.
 
-The work happens in the shadow repository (git.ensure_shadow) and a sparse worktree of it; the user's clone is
+The work happens in the shadow repository (git/shadow.py) and a sparse worktree of it; the user's clone is
 only read. Every step that can be interrupted is preceded by a write of `.mpspatch/rebase.json`, so Ctrl-C or
 a kill always leaves something `--continue` or `--abort` can pick up. Patch files and the lock are backed up
 before anything changes them, and they are only changed at the very end.
@@ -21,6 +21,8 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, MpspatchError, StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
+from mpspatch.git import commits, rebasing
+from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, write_lock
 from mpspatch.model.state import (
@@ -28,12 +30,11 @@ from mpspatch.model.state import (
     SavedFile,
     backup_dir,
     previous_dir,
-    read_state,
     state_path,
     worktree_path,
     write_state,
 )
-from mpspatch.model.workspace import resolve_base_and_onto
+from mpspatch.model.workspace import Workspace
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -145,30 +146,30 @@ def sparse_paths(patches: Sequence[Patch]) -> tuple[str, ...]:
 # ------------------------------------------------------------------------------------------------- start
 
 
-def start(config: Config, onto_ref: str | None = None) -> RebaseResult:
-    existing = read_state(config)
+def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
+    config = ws.config
+    existing = ws.rebase
     if existing is not None:
         raise StateError(f"{state_path(config)}: a rebase onto {existing.onto_ref} is in progress; run "
                          "`mpspatch rebase --continue` or `mpspatch rebase --abort`")
     notes: list[str] = []
-    if git.ensure_checkout(config.upstream.url, config.upstream.checkout):
+    if shadow_repo.ensure_checkout(config.upstream.url, config.upstream.checkout):
         notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
-    shadow = git.ensure_shadow(config)  # also checks that the checkout is a git repository
-    checkout = config.upstream.checkout
-    onto_ref = onto_ref or config.upstream.target
-    base, base_ref, onto = resolve_base_and_onto(config, checkout, onto_ref)
+    shadow = ws.shadow  # also checks that the checkout is a git repository
+    span = ws.resolve_onto(onto_ref)
+    base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
     patches = load_series(config)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")
-    fetched = git.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
+    fetched = shadow_repo.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
     if fetched:
         notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
-    build = git.build_series(shadow, base, [p.path for p in patches])
+    build = commits.build_series(shadow, base, [p.path for p in patches])
     notes.extend(build.notes)
     tip = build.commits[-1]
     # The old series stays reachable from a shadow ref until the end: range-diff and --abort need it.
-    git.update_refs(shadow, pin={SERIES_REF: tip})
+    shadow_repo.update_refs(shadow, pin={SERIES_REF: tip})
     worktree = worktree_path(config)
     state = RebaseState(
         phase="prepared", base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
@@ -209,23 +210,23 @@ def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
     worktree = config.root / state.worktree
     if not fresh or worktree.exists():
         # An interrupted or hand-cleaned run may have left the folder, its registration, or both.
-        git.remove_worktree(shadow, worktree)
-    git.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
+        shadow_repo.remove_worktree(shadow, worktree)
+    shadow_repo.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
     _interrupt_point("before-rebase")
     state = replace(state, phase="rebasing")
     write_state(config, state)
-    step = git.run_rebase(worktree, state.base, state.onto, BRANCH)
+    step = rebasing.run_rebase(worktree, state.base, state.onto, BRANCH)
     return _after_step(config, shadow, state, step, pending)
 
 
-def _after_step(config: Config, shadow: Path, state: RebaseState, step: git.RebaseStep,
+def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing.RebaseStep,
                 pending: Future[UpstreamView] | None = None) -> RebaseResult:
     worktree = config.root / state.worktree
     reused: list[str] = []
     while not step.done and not step.unmerged:
         # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
         reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
-        step = git.continue_rebase(worktree)
+        step = rebasing.continue_rebase(worktree)
     reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
     if step.done:
         return _finish(config, shadow, replace(state, phase="writing"), tuple(reused), pending)
@@ -296,10 +297,10 @@ def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[Ups
 # -------------------------------------------------------------------------------------- continue / abort
 
 
-def _require_state(config: Config, verb: str) -> RebaseState:
-    state = read_state(config)
+def _require_state(ws: Workspace, verb: str) -> RebaseState:
+    state = ws.rebase
     if state is None:
-        raise StateError(f"{state_path(config)}: no rebase in progress, nothing to {verb}; start one with "
+        raise StateError(f"{state_path(ws.config)}: no rebase in progress, nothing to {verb}; start one with "
                          "`mpspatch rebase`")
     return state
 
@@ -315,35 +316,37 @@ def first_marker(path: Path) -> int | None:
     return None
 
 
-def resume(config: Config) -> RebaseResult:
-    state = _require_state(config, "continue")
-    shadow = git.ensure_shadow(config)
+def resume(ws: Workspace) -> RebaseResult:
+    config = ws.config
+    state = _require_state(ws, "continue")
+    shadow = ws.shadow
     worktree = config.root / state.worktree
     if state.phase == "writing":
         return _finish(config, shadow, state, ())
     if state.phase == "prepared" or not (worktree / ".git").exists():
         return _run_from_scratch(config, shadow, state)
-    if git.clear_stale_index_lock(worktree):
+    if rebasing.clear_stale_index_lock(worktree):
         state = replace(state, notes=(*state.notes, "removed an index.lock left by an interrupted git"))
-    if git.rebase_in_progress(worktree):
+    if rebasing.rebase_in_progress(worktree):
         for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)}):
             line = first_marker(worktree / rel)
             if line is not None:
                 raise StateError(f"{worktree / rel}:{line}: conflict markers remain; resolve them, then run "
                                  "`mpspatch rebase --continue` again (or `--abort`)")
-        return _after_step(config, shadow, state, git.continue_rebase(worktree))
+        return _after_step(config, shadow, state, rebasing.continue_rebase(worktree))
     head = git.head_of(worktree)
     if head == state.series_tip:  # interrupted before git rebase moved anything
-        return _after_step(config, shadow, state, git.run_rebase(worktree, state.base, state.onto, BRANCH))
+        return _after_step(config, shadow, state, rebasing.run_rebase(worktree, state.base, state.onto, BRANCH))
     if git.is_ancestor(shadow, state.onto, head):
         return _finish(config, shadow, replace(state, phase="writing"), ())
     raise StateError(f"{worktree}: HEAD {head[:12]} is neither the series nor on top of {state.onto_ref}; "
                      "run `mpspatch rebase --abort` and start again")
 
 
-def abort(config: Config) -> AbortResult:
-    state = _require_state(config, "abort")
-    shadow = config.state_dir / git.SHADOW_NAME
+def abort(ws: Workspace) -> AbortResult:
+    config = ws.config
+    state = _require_state(ws, "abort")
+    shadow = ws.shadow_path  # never created here: abort must work with the clone gone
     worktree = config.root / state.worktree
     restored = _restore(config, state)
     _cleanup(config, shadow, worktree)
@@ -376,8 +379,8 @@ def _restore(config: Config, state: RebaseState) -> tuple[Path, ...]:
 def _cleanup(config: Config, shadow: Path, worktree: Path) -> None:
     """Remove every trace of a rebase: worktree, temporary branch and refs, backup, state (last)."""
     if (shadow / "HEAD").is_file():
-        git.remove_worktree(shadow, worktree)
-        git.update_refs(shadow, delete=[f"refs/heads/{BRANCH}", SERIES_REF])
+        shadow_repo.remove_worktree(shadow, worktree)
+        shadow_repo.update_refs(shadow, delete=[f"refs/heads/{BRANCH}", SERIES_REF])
     elif worktree.exists():
         shutil.rmtree(worktree)
     if worktree.parent.is_dir() and not any(worktree.parent.iterdir()):
@@ -403,7 +406,7 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     new_tip = git.head_of(worktree)
     paths = [config.root / p.path for p in state.patches]
     backups = [backup_dir(config) / f"{i:03d}-{p.name}" for i, p in enumerate(paths)]
-    by_name = git.series_names(shadow, state.onto, new_tip)
+    by_name = commits.series_names(shadow, state.onto, new_tip)
     new_texts = [git.patch_text(shadow, f"{by_name[p.name]}^", by_name[p.name]) if p.name in by_name else ""
                  for p in paths]
     for saved, path, text in zip(state.patches, paths, new_texts, strict=True):
@@ -443,7 +446,7 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
                         new_files=len(n.files), old_lines=o.insertions + o.deletions,
                         new_lines=n.insertions + n.deletions)
             for o, n in zip(old_records, new_records, strict=True)),
-        range_diff=git.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip),
+        range_diff=rebasing.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip),
         previous_dir=keep, notes=tuple(notes),
     )
     _cleanup(config, shadow, worktree)

@@ -24,9 +24,10 @@ from mpspatch.foundation.errors import InputError, StateError
 from mpspatch.foundation.files import atomic_write_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import verbs as git
+from mpspatch.git.commits import build_series
 from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
-from mpspatch.model.state import previous_dir, read_state
-from mpspatch.model.workspace import resolve_base, resolve_ref
+from mpspatch.model.state import previous_dir
+from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
 
 # facts.md: the public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
 # patches/cumulative-v2.9.1-to-mps-stream-pool.patch. The branch name is GitHub's default; pass a URL to
@@ -101,14 +102,10 @@ def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, 
     """`git diff BASE` of a fork's working tree in canonical form, its base, and notes (untracked files)."""
     repo = git.require_repo(fork, role="fork checkout")
     base = resolve_ref(repo, base_ref) if base_ref else resolve_base(config, repo)[0]
-    # GIT_OPTIONAL_LOCKS=0: reading a fork must not even refresh its index.
-    env = {**git.pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}
-    text = git.git(repo, *git.PATCH_DIFF_ARGS, base, env=env).stdout
+    # Reading a fork must not even refresh its index: both verbs run without optional locks.
+    text = git.worktree_patch_text(repo, base)
     notes: list[str] = []
-    prefixes = list(config.series.allowed_paths) or ["."]
-    untracked = git.git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *prefixes,
-                        env=env).stdout.split("\0")
-    untracked = [p for p in untracked if p]
+    untracked = git.untracked_files(repo, list(config.series.allowed_paths) or ["."])
     if untracked:
         shown = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
         notes.append(f"{len(untracked)} untracked file(s) under allowed_paths are not in the patch "
@@ -137,20 +134,21 @@ def _target(config: Config, to: Path | None) -> Path:
     return wanted
 
 
-def _refuse_during_rebase(config: Config) -> None:
-    state = read_state(config)
+def _refuse_during_rebase(ws: Workspace) -> None:
+    state = ws.rebase
     if state is not None:
-        raise StateError(f"{config.state_dir / 'rebase.json'}: a rebase onto {state.onto_ref} is in progress; "
+        raise StateError(f"{ws.config.state_dir / 'rebase.json'}: a rebase onto {state.onto_ref} is in progress; "
                          "finish it with `mpspatch rebase --continue` or drop it with `--abort` first")
 
 
 # ------------------------------------------------------------------------------------------ canonical form
 
 
-def canonical_series(config: Config, texts: dict[Path, bytes], base: CommitSha) -> dict[Path, bytes]:
+def canonical_series(ws: Workspace, texts: dict[Path, bytes], base: CommitSha) -> dict[Path, bytes]:
     """Apply the series (with `texts` standing in for some of its files) at `base` in the shadow repository
     and write every patch back in canonical form. Raises SeriesInconsistentError when it does not apply."""
-    shadow = git.ensure_shadow(config)
+    config = ws.config
+    shadow = ws.shadow
     with tempfile.TemporaryDirectory(prefix="mpspatch-import-") as tmp:
         files: list[Path] = []
         for number, path in enumerate(config.series.patches):
@@ -162,7 +160,7 @@ def canonical_series(config: Config, texts: dict[Path, bytes], base: CommitSha) 
                 files.append(stand_in)
             else:
                 files.append(path)
-        build = git.build_series(shadow, base, files)
+        build = build_series(shadow, base, files)
     parents = (base, *build.commits[:-1])
     return {
         path: git.patch_text(shadow, parent, commit).encode("utf-8")
@@ -185,9 +183,10 @@ def _relock(config: Config, base: CommitSha, base_ref: str, command: str) -> Non
 # ------------------------------------------------------------------------------------------------- import
 
 
-def import_patch(config: Config, source: str | None, to: Path | None = None, base_ref: str | None = None
+def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base_ref: str | None = None
                  ) -> ImportResult:
-    _refuse_during_rebase(config)
+    config = ws.config
+    _refuse_during_rebase(ws)
     source = source or CANONICAL_URL
     target = _target(config, to)
     notes: list[str] = []
@@ -214,15 +213,13 @@ def import_patch(config: Config, source: str | None, to: Path | None = None, bas
     ref = base_ref or config.upstream.base
     canonical = False
     if config.upstream.checkout.exists():
-        checkout = git.require_repo(config.upstream.checkout)
         if base_ref:
-            base = resolve_ref(checkout, base_ref)
-        elif fork_base is not None and git.git(checkout, "cat-file", "-e", f"{fork_base}^{{commit}}",
-                                               check=False).ok:
+            base = ws.resolve(base_ref)
+        elif fork_base is not None and git.has_commit(ws.checkout, fork_base):
             base = fork_base
         else:
-            base, ref = resolve_base(config, checkout)
-        data = canonical_series(config, {target: data}, base)[target]
+            base, ref = ws.base, ws.base_ref
+        data = canonical_series(ws, {target: data}, base)[target]
         canonical = True
         if not parsed.has_index_lines:
             notes.append("the patch had no `index` lines; the rewritten one has full ones, so 3-way merges work")
@@ -261,11 +258,12 @@ def _compare(path: Path, fresh: bytes) -> PatchSync:
     return PatchSync(path=path, in_sync=False, added=added, removed=removed, diff=text)
 
 
-def regenerate(config: Config, source: Path | None = None, *, check: bool = False, to: Path | None = None,
+def regenerate(ws: Workspace, source: Path | None = None, *, check: bool = False, to: Path | None = None,
                base_ref: str | None = None) -> RegenerateResult:
     """Re-derive the patch files; with `check`, only compare (the caller exits 1 when out of sync)."""
+    config = ws.config
     if not check:
-        _refuse_during_rebase(config)
+        _refuse_during_rebase(ws)
     notes: list[str] = []
     if source is not None:
         if len(config.series.patches) != 1:
@@ -280,13 +278,12 @@ def regenerate(config: Config, source: Path | None = None, *, check: bool = Fals
         label = f"fork {source}"
         ref = base_ref or config.upstream.base
     else:
-        checkout = git.require_repo(config.upstream.checkout)
         if base_ref:
-            base, ref = resolve_ref(checkout, base_ref), base_ref
+            base, ref = ws.resolve(base_ref), base_ref
         else:
-            base, ref = resolve_base(config, checkout)
+            base, ref = ws.base, ws.base_ref
         originals = {p: p.read_bytes() for p in config.series.patches}
-        fresh = canonical_series(config, originals, base)
+        fresh = canonical_series(ws, originals, base)
         label = "series at its base"
     synced = tuple(_compare(path, text) for path, text in fresh.items())
     written: list[Path] = []

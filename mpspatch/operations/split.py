@@ -27,7 +27,7 @@ The algorithm
    predecessor, compare every tree with the planned one and the last with the series tree, and check that
    the parts' insertions and deletions add up to the whole. Anything else is refused and nothing is written.
 
-Objects go to the shadow repository (git.ensure_shadow), which borrows the upstream clone's objects through
+Objects go to the shadow repository (git/shadow.py), which borrows the upstream clone's objects through
 alternates; indexes are private files in a temporary folder. The user's clone is written only for
 `--branches`, and then only objects and the new branch refs (no checkout, index, HEAD or worktree change).
 """
@@ -47,6 +47,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Category, Config, SplitGroup, matches_any
 from mpspatch.foundation.errors import GitError, InputError, MpspatchError
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
+from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.model.series import (
     FileChange,
@@ -57,7 +58,7 @@ from mpspatch.model.series import (
     series_files,
 )
 from mpspatch.model.stack import STACK, STACK_NAME, Part, Stack, default_stack_dir
-from mpspatch.model.workspace import resolve_base
+from mpspatch.model.workspace import Workspace
 
 OTHER_BUCKET = "Other changes"
 # Patches in the stack are written by this pinned identity so a second split is byte-identical; branches made
@@ -236,10 +237,10 @@ class _Scratch:
 
 
 @contextlib.contextmanager
-def _scratch(config: Config, checkout: Path, base: CommitSha, paths: Sequence[str]) -> Iterator[_Scratch]:
+def _scratch(ws: Workspace, base: CommitSha, paths: Sequence[str]) -> Iterator[_Scratch]:
     """The shadow repository plus a private index in a temporary folder under the state folder."""
-    shadow = git.ensure_shadow(config)
-    git.prefetch_blobs(shadow, base, base, paths)  # one fetch instead of one per blob in a partial clone
+    config, checkout, shadow = ws.config, ws.checkout, ws.shadow
+    shadow_repo.prefetch_blobs(shadow, base, base, paths)  # one fetch instead of one per blob in a partial clone
     root = config.state_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="split-", dir=root))
@@ -364,20 +365,20 @@ def default_out_dir(config: Config) -> Path:
 
 
 def split_series(
-    config: Config,
+    ws: Workspace,
     *,
     max_lines: int | None = None,
     out_dir: Path | None = None,
     branch_prefix: str | None = None,
     force: bool = False,
 ) -> SplitResult:
+    config = ws.config
     limit = config.split.max_lines if max_lines is None else max_lines
     out = (out_dir or default_out_dir(config)).absolute()
     _check_out_dir(out)
     patches = load_series(config)
-    checkout = git.require_repo(config.upstream.checkout)
-    base, base_ref = resolve_base(config, checkout)
-    with _scratch(config, checkout, base, series_files(patches)) as sc:
+    checkout, base, base_ref = ws.checkout, ws.base, ws.base_ref
+    with _scratch(ws, base, series_files(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
         base_tree = git.tree_sha_of(sc.repo, base)
         if series_tree == base_tree:

@@ -23,6 +23,7 @@ from mpspatch.foundation.ids import CommitSha
 from mpspatch.model.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
 from mpspatch.model.stack import DEFAULT_DIR, STACK, STACK_NAME, Part
 from mpspatch.model.store import StateFileError
+from mpspatch.model.workspace import Workspace, try_resolve_ref
 from mpspatch.reporting.requirements import CHECK, CHECKS, HUMAN, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.verify.evidence import LATEST, EvidenceRun, all_runs, run_dir
 from mpspatch.verify.stages import PASSED, StageResult
@@ -153,7 +154,8 @@ class StatusReport:
         return next(p for p in self.prose if p.name == name)
 
 
-def compute_status(config: Config) -> StatusReport:
+def compute_status(ws: Workspace) -> StatusReport:
+    config = ws.config
     patches = parse_series(config.series.patches)
     stats = compute_stats(patches, config.categories, config.series.allowed_paths)
     lock = check_lock(config, patches)
@@ -167,7 +169,7 @@ def compute_status(config: Config) -> StatusReport:
         stage_state(config, name, runs, [p.sha256 for p in patches], base, lock_exists=lock.lock is not None)
         for name in stage_names
     )
-    checks = run_checks(_CheckContext(config, patches, stats, lock, prose))
+    checks = run_checks(_CheckContext(config, patches, stats, lock, prose, ws))
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
     gaps = _gaps(config, requirements, rows, stages, checks)
     return StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
@@ -301,6 +303,7 @@ class _CheckContext:
     stats: SeriesStats
     lock: LockCheck
     prose: tuple[ProseFragment, ...]
+    workspace: Workspace
 
 
 def run_checks(ctx: _CheckContext) -> tuple[CheckResult, ...]:
@@ -338,15 +341,14 @@ def _checkout(ctx: _CheckContext) -> _Checkout:
     if not ctx.config.upstream.checkout.exists():
         return _Checkout(None, None, f"no checkout at {shown}")
     try:
-        repo = git.require_repo(ctx.config.upstream.checkout)
+        repo = ctx.workspace.checkout
     except GitError:
         return _Checkout(None, None, f"{shown} is not a git repository")
     if ctx.lock.lock is not None:
-        base = git.try_resolve_commit(repo, ctx.lock.lock.base)
-        if base is None:
+        if not git.has_commit(repo, ctx.lock.lock.base):
             return _Checkout(repo, None, f"the locked base {ctx.lock.lock.base[:12]} is not in {shown}; fetch it")
-        return _Checkout(repo, base, "")
-    base = git.try_resolve_commit(repo, ctx.config.upstream.base)
+        return _Checkout(repo, ctx.lock.lock.base, "")
+    base = try_resolve_ref(repo, ctx.config.upstream.base)
     if base is None:
         return _Checkout(repo, None, f"the base {ctx.config.upstream.base!r} is not in {shown}; fetch it")
     return _Checkout(repo, base, "")
@@ -380,11 +382,11 @@ def _check_index(ctx: _CheckContext, _: _Checkout) -> _Outcome:
 
 
 def _check_applies(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
-    from mpspatch.git import verbs as git
+    from mpspatch.git.commits import apply_in_order
 
     if checkout.repo is None or checkout.base is None:
         return NOT_CHECKED, f"not checked: {checkout.why_not}", "clone the upstream to [upstream].checkout"
-    failed, why = git.apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
+    failed, why = apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
     if failed is None:
         return _passed(f"{count(len(ctx.patches), 'patch')} apply in order at {checkout.base[:12]}")
     return _failed(f"`{relative(failed, ctx.config.root)}` does not apply after the patches before it: "
@@ -398,13 +400,13 @@ def _check_base_current(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
     if checkout.repo is None or checkout.base is None:
         return NOT_CHECKED, f"not checked: {checkout.why_not}", "clone the upstream to [upstream].checkout"
     target = ctx.config.upstream.target
-    found = next((t for t in (target, f"origin/{target}") if git.try_resolve_commit(checkout.repo, t)), None)
+    found = try_resolve_ref(checkout.repo, target)
     if found is None:
         return (NOT_CHECKED, f"not checked: the target {target!r} is not in the checkout",
                 f"`git fetch origin {target}` in the checkout")
     if git.is_ancestor(checkout.repo, found, checkout.base):
-        return _passed(f"the base {checkout.base[:12]} contains {found}")
-    return _failed(f"the base {checkout.base[:12]} is older than {found}", f"`mpspatch rebase --onto {target}`")
+        return _passed(f"the base {checkout.base[:12]} contains {target}")
+    return _failed(f"the base {checkout.base[:12]} is older than {target}", f"`mpspatch rebase --onto {target}`")
 
 
 def _check_pr_size(ctx: _CheckContext, _: _Checkout) -> _Outcome:

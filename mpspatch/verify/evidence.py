@@ -24,6 +24,7 @@ from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.model.series import load_series, relative_path
 from mpspatch.model.store import StateFile
+from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages, validate
@@ -175,7 +176,7 @@ def find_passing(evidence_dir: Path, key: str) -> CachedResult | None:
 
 
 def verify(
-    config: Config,
+    ws: Workspace,
     *,
     stage_names: Sequence[str] = (),
     keep_going: bool = False,
@@ -183,11 +184,12 @@ def verify(
     progress: Progress | None = None,
     python: str = sys.executable,
 ) -> VerifyOutcome:
+    config = ws.config
     stages = select_stages(config, stage_names)
     patches = load_series(config)
     series = tuple(p.sha256 for p in patches)
     with patched_tree.exclusive(config):
-        planned = patched_tree.plan(config, patches)
+        planned = patched_tree.plan(ws, patches)
         run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
         try:
             outcome = run_stages(

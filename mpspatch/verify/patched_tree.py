@@ -1,9 +1,9 @@
 """The tree that verify stages run on: the series applied at its base, kept between runs.
 
-The tree is a worktree (`.mpspatch/worktrees/verify`) of mpspatch's shadow repository (git.ensure_shadow),
+The tree is a worktree (`.mpspatch/worktrees/verify`) of mpspatch's shadow repository (git/shadow.py),
 which borrows the user's object store through git's alternates: nothing is copied, and the user's clone
 (working tree, HEAD, branches, refs, worktree list) is only ever read. The series commits come from
-git.series_commits, the same deterministic commits `mpspatch rebase` makes, so the tree SHA that verify
+git/commits.py, the same deterministic commits `mpspatch rebase` makes, so the tree SHA that verify
 records is the one a rebase would produce for the same base and patches.
 
 `mpspatch rebase` moves the series and its lock onto the new base and then removes its own worktree, so
@@ -18,7 +18,6 @@ series means an incremental (often empty) rebuild.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,11 +25,14 @@ from pathlib import Path, PurePosixPath
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import StateError
-from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha, tree_sha
+from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
+from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
-from mpspatch.model import state, workspace
+from mpspatch.git.commits import series_commits
+from mpspatch.model import state
 from mpspatch.model.series import Patch, read_lock
 from mpspatch.model.store import StateFile
+from mpspatch.model.workspace import Workspace
 
 WORKTREE = "worktrees/verify"
 STATE_FILE = "verify-tree.json"
@@ -68,23 +70,23 @@ class PatchedTree:
     reused: bool = False  # the checkout already held this commit before this run
 
 
-def plan(config: Config, patches: Sequence[Patch]) -> PatchedTree:
+def plan(ws: Workspace, patches: Sequence[Patch]) -> PatchedTree:
     """The commit and tree the stages will run on, made without writing any file of the tree.
 
     Cache keys need the tree SHA; a run whose stages are all cached or skipped never pays for a checkout.
     """
-    stopped = state.read_state(config)
+    config = ws.config
+    stopped = ws.rebase
     if stopped is not None:
         raise StateError(
             f"{state.state_path(config)}: a rebase onto {stopped.onto_ref} is in progress; finish it with "
             "`mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`, then verify"
         )
-    checkout = git.require_repo(config.upstream.checkout)
-    base, base_ref = workspace.resolve_base(config, checkout)
-    shadow = git.ensure_shadow(config)
-    commits = git.series_commits(shadow, base, [p.path for p in patches])
+    base, base_ref = ws.base, ws.base_ref
+    shadow = ws.shadow
+    commits = series_commits(shadow, base, [p.path for p in patches])
     commit = commits[-1] if commits else base
-    git.pin_ref(shadow, REF, commit)
+    shadow_repo.pin_ref(shadow, REF, commit)
     lock = read_lock(config.series.lock)
     rebased = lock is not None and lock.base == base and lock.written_by.startswith("mpspatch rebase")
     return PatchedTree(
@@ -93,7 +95,7 @@ def plan(config: Config, patches: Sequence[Patch]) -> PatchedTree:
         base_ref=base_ref,
         onto=base if rebased else None,
         commit=commit,
-        tree=tree_sha(git.git(shadow, "rev-parse", f"{commit}^{{tree}}").stdout.strip()),
+        tree=git.tree_sha_of(shadow, commit),
         paths=tuple(sorted(_diff_paths(shadow, base, commit, deleted=False))),
         touched=tuple(_diff_paths(shadow, base, commit, deleted=True)),
         shadow=shadow,
@@ -104,38 +106,25 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
     """Put the planned commit on disk: full when a stage needs the whole tree, sparse otherwise."""
     where = planned.path
     state = _read_state(config)
-    fresh = _ensure_worktree(planned.shadow, where, planned.commit)
+    fresh = shadow_repo.add_detached_worktree(planned.shadow, where, planned.commit)
     checked_out = None if fresh else state.checked_out
-    is_sparse = git.git(where, "config", "--get", "core.sparseCheckout", check=False).stdout.strip() == "true"
+    is_sparse = shadow_repo.is_sparse(where)
     if full and is_sparse:
-        git.git(where, "sparse-checkout", "disable", timeout=3600)
+        shadow_repo.disable_sparse(where)
         is_sparse = False
     elif not full and (is_sparse or not checked_out):
         # Sparse only on first use or when already sparse: a full tree stays full, it is a superset.
-        git.git(where, "sparse-checkout", "set", "--cone", *_cone_dirs(planned.touched), timeout=3600)
+        shadow_repo.sparse_cone(where, _cone_dirs(planned.touched))
         is_sparse = True
     # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
     _write_state(config, TreeState(checked_out=None))
     if checked_out:
         # Re-hash files whose stat data changed but whose content did not (a touch, a copy), so the forced
         # checkout below leaves them alone instead of rewriting them and triggering rebuilds.
-        git.git(where, "update-index", "-q", "--refresh", check=False, timeout=3600)
-    git.git(where, "checkout", "-q", "-f", "--detach", planned.commit, timeout=3600)
+        git.refresh_index(where)
+    git.checkout_detached(where, planned.commit)
     _write_state(config, TreeState(checked_out=planned.commit))
     return replace(planned, checked_out=True, full=not is_sparse, reused=checked_out == planned.commit)
-
-
-def _ensure_worktree(shadow: Path, where: Path, commit: CommitSha) -> bool:
-    """Make `where` a worktree of the shadow (without checking anything out); True when it was made now."""
-    if where.is_dir():
-        common = git.git(where, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
-        if common.ok and Path(common.stdout.strip()).resolve() == shadow.resolve():
-            return False
-        shutil.rmtree(where)  # not a worktree of this shadow (a leftover, or the shadow was remade)
-    git.git(shadow, "worktree", "prune", check=False)
-    where.parent.mkdir(parents=True, exist_ok=True)
-    git.git(shadow, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(where), commit)
-    return True
 
 
 def _read_state(config: Config) -> TreeState:
@@ -147,11 +136,7 @@ def _write_state(config: Config, state: TreeState) -> None:
 
 
 def _diff_paths(shadow: Path, base: str, commit: str, *, deleted: bool) -> list[TreePath]:
-    args = ["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-commit-id"]
-    if not deleted:
-        args.append("--diff-filter=d")
-    out = git.git(shadow, *args, base, commit).stdout
-    return [TreePath(p) for p in out.split("\0") if p]
+    return [TreePath(p) for p in git.diff_tree_paths(shadow, base, commit, deleted=deleted)]
 
 
 def _cone_dirs(paths: Sequence[str]) -> list[str]:

@@ -1,0 +1,160 @@
+"""The series as commits: one deterministic commit per patch file, chained on the base, in the shadow.
+
+Commits carry SERIES_IDENTITY and a fixed date per position, so the same patch bytes on the same base always
+give the same SHAs; rebase, drift, verify and regenerate all build the series here and so agree on it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpspatch.foundation import proc
+from mpspatch.foundation.errors import GitError
+from mpspatch.foundation.files import sha256_bytes
+from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
+from mpspatch.git.verbs import (
+    SERIES_EPOCH,
+    SERIES_IDENTITY,
+    apply_cached,
+    git,
+    identity_env,
+    read_tree,
+    tree_sha_of,
+    unmerged_paths,
+    write_tree,
+)
+
+
+class SeriesInconsistentError(GitError):
+    """A patch does not apply at its own base or on top of the patch before it.
+
+    This is a defect of the series itself (for example two patches that both add the same test class), not
+    upstream drift, so it is reported before any rebase starts and names the patch and the files.
+    """
+
+    def __init__(self, message: str, patch: Path, files: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.patch = patch
+        self.files = files
+
+
+@dataclass(frozen=True)
+class SeriesBuild:
+    """The commits made from the patch files, one per patch, each on top of the previous one."""
+
+    base: CommitSha
+    commits: tuple[CommitSha, ...]
+    notes: tuple[str, ...]  # what a user should know: fallbacks taken, 3-way merges needed at the own base
+
+
+_APPLY_FAILED = re.compile(r"^error: (?:patch failed: (.+?):\d+|(.+?): (?:does not exist in index|already exists in "
+                           r"index|patch does not apply|does not match index))$", re.M)
+
+
+def _failed_files(stderr: str) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for match in _APPLY_FAILED.finditer(stderr):
+        found.setdefault(match.group(1) or match.group(2), None)
+    return tuple(found)
+
+
+def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
+    """Turn the patch files into a chain of commits on `base` inside the shadow repository.
+
+    Each patch is applied with a temporary index (no working tree at all): first strictly, then with
+    `--3way` using the blobs the `index` lines name. A patch that still does not apply raises
+    SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
+    """
+    notes: list[str] = []
+    commits: list[CommitSha] = []
+    parent = base
+    with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:
+        index = Path(tmp) / "index"
+        for number, patch in enumerate(patches):
+            data = patch.read_bytes()
+            read_tree(shadow, index, parent)
+            strict = apply_cached(shadow, index, patch)
+            if not strict.ok:
+                read_tree(shadow, index, parent)
+                merged = apply_cached(shadow, index, patch, three_way=True)
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                if not merged.ok:
+                    conflicted = unmerged_paths(shadow, {"GIT_INDEX_FILE": str(index)}) or _failed_files(merged.stderr)
+                    lacks = "lacks the necessary blob" in merged.stderr
+                    reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
+                              if lacks else "a 3-way merge leaves conflicts")
+                    files = ", ".join(conflicted) or "(see `git apply` output)"
+                    raise SeriesInconsistentError(
+                        f"{patch}: series inconsistent: does not apply on top of {where} in {files}; {reason}; "
+                        "fix the patch (or the order in [series].patches) so the series applies in order",
+                        patch, tuple(conflicted))
+                notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
+            tree = write_tree(shadow, index)
+            if not strict.ok and tree == tree_sha_of(shadow, parent):
+                # A 3-way merge of a change that is already there is clean and empty: the series repeats
+                # itself (the same test class added by two patches, for instance).
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                raise SeriesInconsistentError(
+                    f"{patch}: series inconsistent: changes nothing on top of {where}, which already holds it; "
+                    "drop the patch from [series].patches or regenerate it against the right base", patch, ())
+            commits.append(_commit_tree(shadow, tree, parent, patch, data, number))
+            parent = commits[-1]
+    return SeriesBuild(base=base, commits=tuple(commits), notes=tuple(notes))
+
+
+def series_commits(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
+    """One deterministic commit per patch file, chained on `base` (see build_series)."""
+    return build_series(shadow, base, patches).commits
+
+
+def series_commit_message(patch_name: str, data: bytes) -> str:
+    return f"mpspatch: {patch_name}\n\nmpspatch-patch: {patch_name}\nmpspatch-sha256: {sha256_bytes(data)}\n"
+
+
+def series_names(shadow: Path, base: str, tip: str) -> dict[str, CommitSha]:
+    """Patch file name -> commit, for the series commits in base..tip (one `git log`)."""
+    out = git(shadow, "log", "--format=%H%x00%B%x1e", f"{base}..{tip}").stdout
+    found: dict[str, CommitSha] = {}
+    for record in out.split("\x1e"):
+        sha, _, body = record.strip("\n").partition("\0")
+        match = re.search(r"^mpspatch-patch: (.+)$", body, re.M)
+        if sha and match:
+            found.setdefault(match.group(1).strip(), commit_sha(sha))
+    return found
+
+
+def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: bytes, number: int) -> CommitSha:
+    stamp = f"@{SERIES_EPOCH + number} +0000"
+    env = identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], stamp)
+    out = git(shadow, "commit-tree", tree, "-p", parent, env=env,
+              input_text=series_commit_message(patch.name, data)).stdout
+    return commit_sha(out.strip())
+
+
+def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str]:
+    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why) or (None, "").
+
+    The index and any blobs `git apply` creates live in a temporary folder (the clone's object store is only
+    borrowed as an alternate), so the user's clone gains nothing and loses nothing. No worktree is needed,
+    which keeps the check cheap enough to run on every `status`.
+    """
+    objects = git(repo, "rev-parse", "--path-format=absolute", "--git-path", "objects").stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="mpspatch-apply-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "objects").mkdir()
+        env = {
+            "GIT_INDEX_FILE": str(scratch / "index"),
+            "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects,
+            "GIT_NO_LAZY_FETCH": "1",  # a partial clone must not go to the network for a status check
+        }
+        git(repo, "read-tree", base, env=env)
+        for patch in patches:
+            result = git(repo, "apply", "--cached", str(patch), env=env, check=False)
+            if not result.ok:
+                return patch, proc.tail(result.stderr or result.stdout, 3)
+    return None, ""

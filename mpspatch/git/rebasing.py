@@ -1,0 +1,98 @@
+"""The git rebase driver: `git rebase --onto` in a worktree of the shadow, stop on conflicts, go on.
+
+The committer is pinned and user config is off, so rebasing the same commits onto the same base gives the
+same SHAs; the author of each series commit is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpspatch.foundation import proc
+from mpspatch.foundation.errors import GitError
+from mpspatch.foundation.ids import CommitSha, commit_sha
+from mpspatch.git.verbs import (
+    SERIES_EPOCH,
+    SERIES_IDENTITY,
+    git,
+    git_path,
+    identity_env,
+    pinned_env,
+    unmerged_paths,
+)
+
+
+def rebase_env() -> dict[str, str]:
+    """User config off, a fixed committer: rebasing the same commits onto the same base gives the same SHAs."""
+    env = pinned_env()
+    env.update(identity_env(SERIES_IDENTITY[0], SERIES_IDENTITY[1], f"@{SERIES_EPOCH} +0000"))
+    # The author of each series commit is kept by the rebase; only the committer is ours.
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE"):
+        env.pop(key)
+    env["GIT_EDITOR"] = "true"
+    return env
+
+
+@dataclass(frozen=True)
+class RebaseStep:
+    done: bool  # True: the rebase finished; False: it stopped on conflicts
+    stopped_at: CommitSha | None  # the series commit being replayed when it stopped
+    unmerged: tuple[str, ...]
+    output: str
+
+
+def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
+    output = result.stdout + result.stderr
+    if result.ok and not rebase_in_progress(worktree):
+        return RebaseStep(done=True, stopped_at=None, unmerged=(), output=output)
+    # One call for the common case, a stop: the rebase state folders and the commit being replayed.
+    probe = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
+                "rebase-apply", "REBASE_HEAD", check=False)
+    lines = probe.stdout.split()
+    if probe.ok and len(lines) == 3:
+        in_progress, stopped = any(Path(p).is_dir() for p in lines[:2]), commit_sha(lines[2])
+    else:
+        in_progress, stopped = rebase_in_progress(worktree), None
+    if not in_progress:
+        raise GitError(f"{worktree}: git rebase failed:\n{proc.tail(result.stderr or result.stdout)}")
+    return RebaseStep(done=False, stopped_at=stopped, unmerged=unmerged_paths(worktree), output=output)
+
+
+def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) -> RebaseStep:
+    """`git rebase --onto onto base branch` in the worktree, with git's own merge machinery (ort)."""
+    result = git(worktree, "-c", "rebase.autoStash=false", "-c", "rebase.updateRefs=false", "rebase",
+                 "--no-autosquash", "--no-verify", "--empty=drop", "--onto", onto, base, branch,
+                 env=rebase_env(), check=False)
+    return _rebase_step(worktree, result)
+
+
+def continue_rebase(worktree: Path) -> RebaseStep:
+    git(worktree, "add", "--all", env=pinned_env())
+    result = git(worktree, "rebase", "--continue", env=rebase_env(), check=False)
+    if not result.ok and "nothing to commit" in result.stdout + result.stderr and rebase_in_progress(worktree):
+        # The resolution made the commit empty (everything already upstream): drop it and go on.
+        result = git(worktree, "rebase", "--skip", env=rebase_env(), check=False)
+    return _rebase_step(worktree, result)
+
+
+def rebase_in_progress(worktree: Path) -> bool:
+    out = git(worktree, "rev-parse", "--path-format=absolute", "--git-path", "rebase-merge", "--git-path",
+              "rebase-apply").stdout.split("\n")
+    return any(Path(p).is_dir() for p in out if p)
+
+
+def clear_stale_index_lock(worktree: Path) -> bool:
+    """Remove an index.lock left by a git process that was killed with mpspatch; True when one was removed."""
+    lock = git_path(worktree, "index.lock")
+    if lock.exists():
+        lock.unlink()
+        return True
+    return False
+
+
+def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> str:
+    result = git(repo, "range-diff", "--no-color", f"{base}..{old_tip}", f"{onto}..{new_tip}", env=pinned_env(),
+                 check=False)
+    return result.stdout if result.ok else ""
+

@@ -1,0 +1,217 @@
+"""The shadow repository: mpspatch's private workshop beside the user's clone, and its worktrees.
+
+It borrows the user's object store through `objects/info/alternates` (read-only, as `git clone --shared`
+does), so creating it copies nothing, and every object or ref mpspatch makes lives in the shadow. The user's
+clone is only ever read (and cloned once, by ensure_checkout, when it does not exist).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mpspatch.foundation import proc
+from mpspatch.foundation.errors import GitError
+from mpspatch.foundation.files import atomic_write_text
+from mpspatch.foundation.ids import CommitSha
+from mpspatch.git.verbs import SERIES_IDENTITY, common_dir, git, require_repo
+
+SHADOW_NAME = "shadow.git"
+
+def ensure_checkout(url: str, checkout: Path) -> bool:
+    """Clone `url` into `checkout` when it does not exist yet; True when a clone was made.
+
+    This is the one time mpspatch creates the user's clone. A blobless, sparse, unchecked-out clone costs a
+    fraction of a full one; the shadow repository fetches the few blobs it needs on demand.
+    """
+    if checkout.exists():
+        return False
+    checkout.parent.mkdir(parents=True, exist_ok=True)
+    result = git(checkout.parent, "clone", "--quiet", "--filter=blob:none", "--sparse", "--no-checkout",
+                 url, str(checkout), check=False, timeout=7200)
+    if not result.ok:
+        raise GitError(f"{checkout}: could not clone {url} ({proc.tail(result.stderr, 3)}); "
+                       "fix [upstream].url or clone it there yourself")
+    return True
+
+
+def _partial_clone_remote(checkout: Path) -> tuple[str, str, str] | None:
+    """(remote name, url, filter) when the checkout is a partial clone, else None (one `git config` call).
+
+    git marks the remote with `remote.NAME.promisor`; `extensions.partialclone` is only set by some versions.
+    """
+    pattern = r"^(extensions\.partialclone|remote\..*\.(promisor|url|partialclonefilter))$"
+    out = git(checkout, "config", "--get-regexp", pattern, check=False).stdout
+    values: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        values[key.lower()] = value.strip()
+    name = values.get("extensions.partialclone") or next(
+        (k[len("remote."):-len(".promisor")] for k, v in values.items() if k.endswith(".promisor") and v == "true"),
+        "")
+    url = values.get(f"remote.{name}.url", "")
+    if not name or not url:
+        return None
+    return name, url, values.get(f"remote.{name}.partialclonefilter") or "blob:none"
+
+
+# Which shadows belong to partial clones (the promisor remote's name), learnt by ensure_shadow in this process.
+_PROMISOR: dict[Path, str | None] = {}
+
+
+def shadow_path(state_dir: Path) -> Path:
+    return state_dir / SHADOW_NAME
+
+
+def ensure_shadow(checkout: Path, state_dir: Path) -> Path:
+    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved.
+
+    Costs two git calls when the shadow exists: this runs at the start of every rebase and drift. It also
+    checks that `checkout` is a git repository, with the error that names the config key to fix.
+    """
+    found = git(checkout, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir",
+                check=False) if checkout.is_dir() else None
+    if found is None or not found.ok:
+        require_repo(checkout)  # raises the error that names the config key to fix
+        raise GitError(f"{checkout}: cannot read the clone; check [upstream].checkout")
+    store = Path(found.stdout.splitlines()[1]) / "objects"
+    shadow = shadow_path(state_dir)
+    fresh = not (shadow / "HEAD").is_file()
+    if fresh:
+        _create_shadow(shadow)
+    alternates = shadow / "objects" / "info" / "alternates"
+    wanted = f"{store}\n"
+    if fresh or not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
+        atomic_write_text(alternates, wanted)
+        fresh = True
+    promisor = _partial_clone_remote(checkout)
+    _PROMISOR[shadow] = promisor[0] if promisor else None
+    if promisor is not None and fresh:
+        # Blobs the user's partial clone never fetched are fetched lazily into the shadow, from the same remote.
+        name, url, flt = promisor
+        for key, value in (("core.repositoryformatversion", "1"), ("extensions.partialclone", name),
+                           (f"remote.{name}.url", url), (f"remote.{name}.promisor", "true"),
+                           (f"remote.{name}.partialclonefilter", flt)):
+            git(shadow, "config", key, value)
+    return shadow
+
+
+def prefetch_blobs(shadow: Path, base: str, onto: str, paths: Sequence[str]) -> int:
+    """Fetch, in one request, the blobs of `paths` that a partial clone lacks at base, onto and in between.
+
+    Without this, every missing blob a merge or diff touches is fetched lazily in a round trip of its own,
+    which against GitHub costs seconds per file. Returns how many blobs were fetched (0 for full clones).
+    """
+    remote = _PROMISOR[shadow] if shadow in _PROMISOR else (
+        git(shadow, "config", "--get", "extensions.partialclone", check=False).stdout.strip() or None)
+    if not remote or not paths:
+        return 0
+    missing: set[str] = set()
+    for revs in (["--no-walk", base], [onto, f"^{base}"]):
+        out = git(shadow, "rev-list", "--objects", "--missing=print", *revs, "--", *paths).stdout
+        missing.update(line[1:].strip() for line in out.splitlines() if line.startswith("?"))
+    if missing:
+        git(shadow, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags",
+            "--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none", "--stdin", remote,
+            input_text="\n".join(sorted(missing)) + "\n", timeout=3600)
+    return len(missing)
+
+
+def _create_shadow(shadow: Path) -> None:
+    # Built in a sibling folder and renamed into place, so a kill half-way never leaves a broken shadow.
+    shadow.parent.mkdir(parents=True, exist_ok=True)
+    staging = shadow.with_name(f".{shadow.name}.{os.getpid()}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    git(shadow.parent, "init", "--quiet", "--bare", str(staging))
+    for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false"), ("rerere.enabled", "true"),
+                       ("rerere.autoupdate", "true"), ("user.name", SERIES_IDENTITY[0]),
+                       ("user.email", SERIES_IDENTITY[1])):
+        git(staging, "config", key, value)
+    try:
+        staging.rename(shadow)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (shadow / "HEAD").is_file():
+            raise
+
+
+def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:
+    """Point a shadow ref at a commit, so the shadow's own gc can never drop what mpspatch is working on."""
+    git(shadow, "update-ref", ref, sha)
+
+
+def update_refs(shadow: Path, *, pin: Mapping[str, str] | None = None, delete: Sequence[str] = ()) -> None:
+    """Several ref updates in one `git update-ref --stdin` transaction (one process, all or nothing)."""
+    lines = [f"update {ref} {sha}" for ref, sha in (pin or {}).items()]
+    lines += [f"delete {ref}" for ref in delete]  # deleting a ref that is not there is a no-op
+    if lines:
+        git(shadow, "update-ref", "--stdin", input_text="\n".join(lines) + "\n")
+
+
+def sparse_patterns(paths: Sequence[str]) -> list[str]:
+    """Non-cone sparse patterns that match exactly these files (anchored, with glob characters escaped)."""
+    patterns = []
+    for path in sorted(set(paths)):
+        escaped = re.sub(r"([*?\[\]\\!# ])", r"\\\1", path)
+        patterns.append("/" + escaped)
+    return patterns
+
+
+def add_sparse_worktree(shadow: Path, where: Path, branch: str, commit: CommitSha, paths: Sequence[str]) -> None:
+    """A worktree of the shadow repository at `where`, on `branch`, holding only `paths`.
+
+    A sparse worktree costs what the patched files cost, not what PyTorch's 13k-file tree costs (a fraction
+    of a second against ten). rerere is switched on in it so a resolution made once is replayed next time.
+    """
+    where.parent.mkdir(parents=True, exist_ok=True)
+    # --force: a worktree registered at this path whose folder is gone (an interrupted run) is taken over.
+    git(shadow, "worktree", "add", "--quiet", "--force", "--no-checkout", "-B", branch, str(where), commit)
+    # rerere.enabled/autoupdate come from the shadow's own config, which every worktree of it reads.
+    git(where, "sparse-checkout", "set", "--no-cone", "--stdin", input_text="\n".join(sparse_patterns(paths)) + "\n")
+    # --no-checkout left the index empty: fill it from HEAD and write only the files the patterns keep.
+    git(where, "read-tree", "-mu", "HEAD")
+
+
+def remove_worktree(shadow: Path, where: Path) -> None:
+    """Remove a shadow worktree and its administrative files, whatever state it was left in."""
+    if where.exists():
+        git(shadow, "worktree", "remove", "--force", "--force", str(where), check=False)
+        if where.exists():
+            shutil.rmtree(where, ignore_errors=True)
+    git(shadow, "worktree", "prune", check=False)
+
+
+
+def add_detached_worktree(shadow: Path, where: Path, commit: CommitSha) -> bool:
+    """Make `where` a worktree of the shadow at `commit` without checking anything out; True when made now.
+
+    A folder that is already a worktree of this shadow is kept; anything else there (a leftover, or a
+    worktree of a shadow since remade) is replaced.
+    """
+    if where.is_dir():
+        common = common_dir(where)
+        if common is not None and common.resolve() == shadow.resolve():
+            return False
+        shutil.rmtree(where)
+    git(shadow, "worktree", "prune", check=False)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    git(shadow, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(where), commit)
+    return True
+
+
+def is_sparse(worktree: Path) -> bool:
+    return git(worktree, "config", "--get", "core.sparseCheckout", check=False).stdout.strip() == "true"
+
+
+def disable_sparse(worktree: Path) -> None:
+    """Check out the whole tree from now on."""
+    git(worktree, "sparse-checkout", "disable", timeout=3600)
+
+
+def sparse_cone(worktree: Path, folders: Sequence[str]) -> None:
+    """Keep only `folders` (cone mode: plus the files directly in their parents) in the worktree."""
+    git(worktree, "sparse-checkout", "set", "--cone", *folders, timeout=3600)

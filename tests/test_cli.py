@@ -100,6 +100,43 @@ def test_bad_input_exits_2_with_one_line(project: Path, args: list[str], expecte
     assert result.stdout == ""
 
 
+def test_a_ref_only_under_origin_is_one_rule_for_lock_rebase_and_drift(tmp_path: Path) -> None:
+    # `git fetch` leaves upstream branches as refs/remotes/origin/NAME only; every command taking a ref must
+    # find `feature` there, as `rebase --onto` always did.
+    upstream = Repo.create(tmp_path / "upstream")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 6))
+    upstream.commit("base", tag="v1.0")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 8, variant=" pooled"))
+    upstream.git("add", "-A")
+    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    upstream.git("checkout", "-q", "-b", "feature")
+    upstream.write("torch/mps/__init__.py", "def device_count():\n    return 1\n")
+    feature = upstream.commit("upstream: device count")
+    upstream.git("checkout", "-q", "-")
+    upstream.git("clone", "-q", str(upstream.path), str(tmp_path / "clone"))
+    clone = Repo(tmp_path / "clone")
+    assert clone.git("rev-parse", "--verify", "--quiet", "feature", check=False) == ""  # no local branch
+    assert clone.git("rev-parse", "refs/remotes/origin/feature").strip() == feature
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(patch)
+    write_config(project, patches=["patches/pool.patch"], checkout="../clone")
+
+    locked = run_cli("lock", "--base", "feature", "--json", cwd=project)
+    assert locked.returncode == 0, locked.stderr
+    assert json.loads(locked.stdout)["base"] == feature
+    assert run_cli("lock", cwd=project).returncode == 0  # back to v1.0 for the forecast and the rebase
+
+    drift = run_cli("drift", "--onto", "feature", "--json", cwd=project)
+    assert drift.returncode == 0, drift.stderr
+    assert json.loads(drift.stdout)["onto"] == feature
+    rebased = run_cli("rebase", "--onto", "feature", "--json", cwd=project)
+    assert rebased.returncode == 0, rebased.stderr
+    assert json.loads(rebased.stdout)["onto"] == feature
+    assert json.loads((project / "patches/series.lock").read_text())["base"] == feature
+
+
 def test_malformed_patch_exits_2_naming_file_and_line(project: Path) -> None:
     patch = project / "patches/pool.patch"
     patch.write_text(re.sub(r"^@@ -\d+,\d+ \+\d+,\d+ @@", "@@ -1,90 +1,90 @@", patch.read_text(), count=1, flags=re.M))

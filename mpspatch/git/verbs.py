@@ -141,8 +141,8 @@ def pinned_env() -> dict[str, str]:
     return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
-def ref_exists(shadow: Path, ref: str) -> bool:
-    return git(shadow, "rev-parse", "--verify", "--quiet", ref, check=False).ok
+def ref_exists(repo: Path, ref: str) -> bool:
+    return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).ok
 
 
 def _index_env(index: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, StateError
 from mpspatch.foundation.files import atomic_write_bytes
-from mpspatch.foundation.ids import CommitSha
+from mpspatch.foundation.ids import CommitSha, commit_sha
 from mpspatch.git import verbs as git
 from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
 from mpspatch.model.state import previous_dir, read_state
@@ -97,14 +97,30 @@ def download(url: str, timeout: float = 60) -> bytes:
     return data
 
 
-def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, CommitSha, list[str]]:
-    """`git diff BASE` of a fork's working tree in canonical form, its base, and notes (untracked files)."""
+FORK_POINT = "fork-point"  # `--base fork-point`: a fork's own merge-base with the upstream history
+
+
+def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, CommitSha, str, list[str]]:
+    """`git diff BASE` of a fork's working tree in canonical form, its base and base ref, and notes.
+
+    A fork whose HEAD sits on upstream commits the base lacks (it tracks `main`, or merged upstream in) is
+    refused: `git diff BASE` would fold every upstream change since the base into the patch. With
+    `base_ref == FORK_POINT` the base is that fork point instead.
+    """
     repo = git.require_repo(fork, role="fork checkout")
-    base = resolve_ref(repo, base_ref) if base_ref else resolve_base(config, repo)[0]
     # GIT_OPTIONAL_LOCKS=0: reading a fork must not even refresh its index.
     env = {**git.pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}
-    text = git.git(repo, *git.PATCH_DIFF_ARGS, base, env=env).stdout
     notes: list[str] = []
+    if base_ref == FORK_POINT:
+        base, ref = _fork_point(config, repo, env)
+    else:
+        base, ref = (resolve_ref(repo, base_ref), base_ref) if base_ref else resolve_base(config, repo)
+        if config.upstream.checkout.exists():
+            _refuse_off_base(config, repo, env, base, ref)
+        else:
+            notes.append(f"{config.upstream.checkout} does not exist, so the fork was not checked for upstream "
+                         "commits beyond the base")
+    text = git.git(repo, *git.PATCH_DIFF_ARGS, base, env=env).stdout
     prefixes = list(config.series.allowed_paths) or ["."]
     untracked = git.git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *prefixes,
                         env=env).stdout.split("\0")
@@ -113,7 +129,104 @@ def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, 
         shown = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
         notes.append(f"{len(untracked)} untracked file(s) under allowed_paths are not in the patch "
                      f"(`git add -N` them in the fork to include them): {shown}")
-    return text.encode("utf-8"), base, notes
+    return text.encode("utf-8"), base, ref, notes
+
+
+def _upstream_points(config: Config, fork: Path, env: dict[str, str], base: CommitSha | None
+                     ) -> tuple[CommitSha, ...]:
+    """Where the fork's HEAD meets the upstream history: the newest upstream commits it contains.
+
+    Upstream history is what [upstream].checkout knows: its tags, remote-tracking and local branches (only
+    tags and remote-tracking branches when the fork is that clone itself, whose branches are the user's),
+    plus the base. The walk runs read-only in the clone, which sees the fork's commits through
+    GIT_ALTERNATE_OBJECT_DIRECTORIES, so neither repository is written. Empty when the fork has no commits or
+    shares no history with the upstream.
+    """
+    checkout = git.require_repo(config.upstream.checkout)
+    head = git.git(fork, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", env=env, check=False)
+    if not head.ok:
+        return ()
+    same, read_env = _reading_env(fork, checkout, env)
+    upstream = ["--tags", "--remotes", *([] if same else ["--branches"]), *([base] if base else [])]
+    walk = git.git(checkout, "rev-list", "--boundary", head.stdout.strip(), "--not", *upstream,
+                   env=read_env).stdout.split()
+    if not walk:  # HEAD itself is upstream
+        return (commit_sha(head.stdout.strip()),)
+    boundary = sorted({line[1:] for line in walk if line.startswith("-")})
+    if len(boundary) > 1:
+        boundary = sorted(git.git(checkout, "merge-base", "--independent", *boundary, env=read_env).stdout.split())
+    return tuple(commit_sha(b) for b in boundary)
+
+
+def _reading_env(fork: Path, checkout: Path, env: dict[str, str]) -> tuple[bool, dict[str, str]]:
+    """(whether the fork is the clone itself, the env under which the clone also sees the fork's commits)."""
+    fork_store = _store(fork, env)
+    if fork_store == _store(checkout, env):
+        return True, env
+    return False, {**env, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(fork_store / "objects")}
+
+
+def _store(repo: Path, env: dict[str, str]) -> Path:
+    """The repository's common git folder (shared by its linked worktrees)."""
+    out = git.git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir", env=env).stdout.strip()
+    return Path(out).resolve()
+
+
+def _upstream_names(config: Config, fork: Path, point: CommitSha) -> tuple[str | None, str | None]:
+    """(a tag, a branch) of the upstream clone at `point`; remote-tracking branches before local ones, and no
+    local branch when the fork is the clone itself."""
+    checkout = git.require_repo(config.upstream.checkout)
+    env = {"GIT_OPTIONAL_LOCKS": "0"}
+    names = git.git(checkout, "for-each-ref", f"--points-at={point}", "--format=%(refname)", "refs/tags",
+                    "refs/remotes", "refs/heads", env=env).stdout.split()
+    local = [] if _store(fork, env) == _store(checkout, env) else [n for n in names if n.startswith("refs/heads/")]
+    tags = sorted(n[len("refs/tags/"):] for n in names if n.startswith("refs/tags/"))
+    remotes = sorted(n[len("refs/remotes/"):] for n in names
+                     if n.startswith("refs/remotes/") and not n.endswith("/HEAD"))
+    branches = remotes + sorted(n[len("refs/heads/"):] for n in local)
+    return (tags[0] if tags else None), (branches[0] if branches else None)
+
+
+def _describe(config: Config, fork: Path, point: CommitSha) -> tuple[str, str]:
+    """(how a message shows `point`, the ref to pass as --base for it)."""
+    tag, branch = _upstream_names(config, fork, point)
+    name = tag or branch
+    return (f"{point[:12]} ({name})", tag or point[:12]) if name else (point[:12], point[:12])
+
+
+def _refuse_off_base(config: Config, fork: Path, env: dict[str, str], base: CommitSha, ref: str) -> None:
+    points = _upstream_points(config, fork, env, base)
+    if not points or points == (base,):
+        return
+    lead = (f"{fork}: the fork's HEAD holds upstream commits the base {base[:12]} ({ref}) lacks, so a patch "
+            f"from `git diff {ref}` would fold those upstream changes in")
+    if len(points) > 1:
+        shown = ", ".join(_describe(config, fork, p)[0] for p in points)
+        raise InputError(f"{lead}; it sits on several upstream lines at once ({shown}): rebase the fork onto "
+                         "one upstream commit, then import it")
+    shown, suggested = _describe(config, fork, points[0])
+    checkout = git.require_repo(config.upstream.checkout)
+    if git.git(checkout, "merge-base", "--is-ancestor", points[0], base, env=_reading_env(fork, checkout, env)[1],
+               check=False).ok:
+        lead = (f"{fork}: the fork's HEAD is on upstream commits older than the base {base[:12]} ({ref}), so a "
+                f"patch from `git diff {ref}` would revert the upstream changes in between")
+    raise InputError(f"{lead}; its upstream base (merge-base with upstream) is {shown}: import against it with "
+                     f"`--base {suggested}` or `--base {FORK_POINT}`, which also relock the series there")
+
+
+def _fork_point(config: Config, fork: Path, env: dict[str, str]) -> tuple[CommitSha, str]:
+    """`--base fork-point`: the fork's merge-base with upstream, and the ref to lock it as (tag, else SHA)."""
+    if not config.upstream.checkout.exists():
+        raise InputError(f"--base {FORK_POINT}: the upstream clone {config.upstream.checkout} does not exist, so "
+                         "the fork's upstream base cannot be found; clone it there or pass --base REF")
+    points = _upstream_points(config, fork, env, None)
+    if len(points) != 1:
+        why = ("shares no history with the upstream clone; pass --base REF naming its base" if not points else
+               "sits on several upstream lines at once (" + ", ".join(_describe(config, fork, p)[0] for p in points)
+               + "); rebase it onto one upstream commit, then import it")
+        raise InputError(f"{fork}: --base {FORK_POINT}: the fork {why}")
+    tag, _ = _upstream_names(config, fork, points[0])
+    return points[0], tag or points[0]
 
 
 def refuse_outside(config: Config, source: str, patch: Patch) -> None:
@@ -192,11 +305,15 @@ def import_patch(config: Config, source: str | None, to: Path | None = None, bas
     target = _target(config, to)
     notes: list[str] = []
     fork_base: CommitSha | None = None
+    fork_ref: str | None = None
+    if base_ref == FORK_POINT and (is_url(source) or not Path(source).is_dir()):
+        raise InputError(f"--base {FORK_POINT}: {source} is not a fork checkout; give the fork's folder, or pass "
+                         "--base REF")
     if is_url(source):
         kind, data = "url", download(source)
     elif Path(source).is_dir():
         kind = "fork"
-        data, fork_base, notes = fork_diff(config, Path(source), base_ref)
+        data, fork_base, fork_ref, notes = fork_diff(config, Path(source), base_ref)
         if not data.strip():
             raise InputError(f"{source}: the fork's working tree does not differ from its base {fork_base[:12]}; "
                              "nothing to import")
@@ -215,11 +332,11 @@ def import_patch(config: Config, source: str | None, to: Path | None = None, bas
     canonical = False
     if config.upstream.checkout.exists():
         checkout = git.require_repo(config.upstream.checkout)
-        if base_ref:
+        if base_ref and base_ref != FORK_POINT:
             base = resolve_ref(checkout, base_ref)
-        elif fork_base is not None and git.git(checkout, "cat-file", "-e", f"{fork_base}^{{commit}}",
-                                               check=False).ok:
-            base = fork_base
+        elif fork_base is not None and fork_ref is not None and git.git(
+                checkout, "cat-file", "-e", f"{fork_base}^{{commit}}", check=False).ok:
+            base, ref = fork_base, fork_ref
         else:
             base, ref = resolve_base(config, checkout)
         data = canonical_series(config, {target: data}, base)[target]
@@ -272,13 +389,12 @@ def regenerate(config: Config, source: Path | None = None, *, check: bool = Fals
             raise InputError(f"{config.path}: regenerate --from needs a one-patch series (a fork holds the "
                              "cumulative change); split it afterwards with `mpspatch split`")
         target = _target(config, to)
-        data, base, notes = fork_diff(config, source, base_ref)
+        data, base, ref, notes = fork_diff(config, source, base_ref)
         parsed = parse_patch_bytes(target, data) if data.strip() else None
         if parsed is not None:
             refuse_outside(config, str(source), parsed)
         fresh = {target: data}
         label = f"fork {source}"
-        ref = base_ref or config.upstream.base
     else:
         checkout = git.require_repo(config.upstream.checkout)
         if base_ref:

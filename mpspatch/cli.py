@@ -156,7 +156,9 @@ def import_(
     to: Annotated[Path | None, typer.Option("--to", help="Which series patch to replace (needed when the series "
                                                          "has several).")] = None,
     base: Annotated[str | None, typer.Option("--base", help="Ref the patch applies to (default: the lock's "
-                                                            "base, else [upstream].base).")] = None,
+                                                            "base, else [upstream].base); for a fork, "
+                                                            "`fork-point` takes its merge-base with upstream.")]
+    = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Bring a patch into the series, refusing paths outside allowed_paths, and write it in canonical form."""

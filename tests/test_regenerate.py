@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scenarios import Scenario, build_scenario
+from scenarios import STREAM_MM, TORCH_MPS, Scenario, build_scenario
 from test_rebase import git, run_cli
 
+from mpspatch.git.verbs import PATCH_DIFF_ARGS
 from mpspatch.operations.regenerate import CANONICAL_URL
 
 
@@ -126,6 +127,115 @@ def test_import_from_fork_is_git_diff_base(single: Scenario, tmp_path: Path) -> 
     assert code == 0 and data["kind"] == "fork"
     assert single.patches[0].read_bytes() == canonical
     assert any("torch/mps/notes.py" in n for n in data["notes"])  # untracked files are named, not taken
+
+
+def downstream_fork(scenario: Scenario, fork: Path, at: str) -> None:
+    """A fork cloned from the upstream, branched at `at`, with downstream edits: committed and uncommitted."""
+    # Every file upstream touched after v1.0 is allowed, so nothing but this check stops an inflated patch.
+    config = scenario.config.read_text()
+    if '"c10/"' not in config:
+        wider = 'allowed_paths = ["c10/", "torch/__init__.py", '
+        scenario.config.write_text(config.replace("allowed_paths = [", wider))
+    git(scenario.root, "clone", "-q", str(scenario.upstream.path), str(fork))
+    git(fork, "checkout", "-q", "-b", "mps-stream-pool", at)
+    stream = fork / STREAM_MM
+    stream.write_text(stream.read_text() + "// downstream: stream pool note\n")
+    (fork / "torch/mps/extra.py").write_text('"""Downstream helpers."""\n\nPOOL = 32\n')
+    git(fork, "add", "-A")
+    git(fork, "commit", "-q", "-m", "downstream edits")
+    helpers = fork / TORCH_MPS
+    helpers.write_text(helpers.read_text().replace("MPS backend helpers.", "MPS backend helpers, pooled."))
+
+
+def series_digests(scenario: Scenario) -> dict[str, str]:
+    folder = scenario.project / "patches"
+    return {p.name: sha(p) for p in sorted(folder.iterdir())}
+
+
+def numstat(text: str) -> list[tuple[int, int, str]]:
+    rows = [line.split("\t") for line in text.splitlines() if line]
+    return sorted((int(added), int(removed), path) for added, removed, path in rows)
+
+
+def test_import_refuses_a_fork_on_newer_upstream_then_imports_at_its_fork_point(single: Scenario,
+                                                                                  tmp_path: Path) -> None:
+    assert run_cli(single, "lock").returncode == 0
+    fork = tmp_path / "fork"
+    downstream_fork(single, fork, "v1.2")  # the fork tracks upstream past the locked base v1.0
+    before = series_digests(single)
+    assert "series.lock" in before
+
+    refused = run_cli(single, "import", str(fork))
+    assert refused.returncode == 2, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert single.tags["v1.2"][:12] in refused.stderr and "(v1.2)" in refused.stderr
+    assert "--base v1.2" in refused.stderr and "--base fork-point" in refused.stderr
+    assert series_digests(single) == before  # the inflated patch is never written, nor the lock
+    assert not (single.project / ".mpspatch" / "previous").exists()
+    # regenerate --from takes the same diff and refuses alike
+    assert run_cli(single, "regenerate", "--from", str(fork)).returncode == 2
+    assert series_digests(single) == before
+
+    code, data = cli_json(single, "import", str(fork), "--base", "fork-point")
+    assert code == 0, data
+    assert data["base"] == single.tags["v1.2"]
+    downstream = git(fork, "diff", "--numstat", "--no-renames", "v1.2")
+    assert numstat(downstream) == [(1, 0, STREAM_MM), (1, 1, TORCH_MPS), (3, 0, "torch/mps/extra.py")]
+    assert numstat(git(fork, "apply", "--numstat", str(single.patches[0]))) == numstat(downstream)
+    assert (data["files"], data["insertions"], data["deletions"]) == (3, 5, 1)
+    assert single.patches[0].read_text() == git(fork, *PATCH_DIFF_ARGS, "v1.2")
+    lock = (single.project / "patches" / "series.lock").read_text()
+    assert single.tags["v1.2"] in lock and '"v1.2"' in lock
+    # --base with the named point gives the same patch
+    assert cli_json(single, "import", str(fork), "--base", "v1.2")[0] == 0
+    assert single.patches[0].read_text() == git(fork, *PATCH_DIFF_ARGS, "v1.2")
+    assert cli_json(single, "regenerate", "--from", str(fork), "--base", "fork-point", "--check")[0] == 0
+
+
+def test_import_refuses_a_fork_that_merged_upstream_in(single: Scenario, tmp_path: Path) -> None:
+    assert run_cli(single, "lock").returncode == 0
+    fork = tmp_path / "fork"
+    downstream_fork(single, fork, "v1.0")  # on the base: the check lets it through
+    git(fork, "stash", "-q")
+    assert cli_json(single, "import", str(fork))[0] == 0
+    before = series_digests(single)
+    git(fork, "merge", "-q", "--no-edit", "v1.2")  # a merge commit brings upstream commits in
+    refused = run_cli(single, "import", str(fork))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert single.tags["v1.2"][:12] in refused.stderr and "--base v1.2" in refused.stderr
+    assert series_digests(single) == before
+    # An untagged upstream commit is named by its SHA, which is also what --base gets
+    untagged = git(fork, "rev-parse", "v1.1~1").strip()
+    git(fork, "reset", "-q", "--hard", "HEAD^")
+    git(fork, "merge", "-q", "--no-edit", untagged)
+    refused = run_cli(single, "import", str(fork))
+    assert refused.returncode == 2 and f"--base {untagged[:12]}" in refused.stderr
+    code, data = cli_json(single, "import", str(fork), "--base", "fork-point")
+    assert code == 0 and data["base"] == untagged
+    assert untagged in (single.project / "patches" / "series.lock").read_text()
+
+
+def test_import_refuses_a_fork_older_than_the_base(single: Scenario, tmp_path: Path) -> None:
+    assert run_cli(single, "lock", "--base", "v1.1").returncode == 0
+    fork = tmp_path / "fork"
+    downstream_fork(single, fork, "v1.0")  # `git diff v1.1` of it would revert v1.1's upstream changes
+    before = series_digests(single)
+    refused = run_cli(single, "import", str(fork))
+    assert refused.returncode == 2 and "older than the base" in refused.stderr
+    assert single.tags["v1.0"][:12] in refused.stderr and "--base v1.0" in refused.stderr
+    assert series_digests(single) == before
+
+
+def test_import_of_a_downstream_branch_in_the_clone_itself_is_not_refused(single: Scenario) -> None:
+    # The user's clone doubles as the fork: its own branches are not upstream history.
+    git(single.checkout, "checkout", "-q", "-b", "mps-stream-pool", "v1.0")
+    git(single.checkout, "apply", "--index", str(single.patches[0]))
+    git(single.checkout, "commit", "-q", "-m", "downstream")
+    canonical = single.patches[0].read_bytes()
+    single.patches[0].write_text("")
+    code, data = cli_json(single, "import", str(single.checkout))
+    assert code == 0, data
+    assert single.patches[0].read_bytes() == canonical and data["base"] == single.tags["v1.0"]
 
 
 def test_import_needs_to_for_several_patches_and_a_consistent_series(tmp_path: Path) -> None:

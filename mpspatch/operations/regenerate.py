@@ -23,6 +23,7 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, StateError
 from mpspatch.foundation.files import atomic_write_bytes
 from mpspatch.foundation.ids import CommitSha
+from mpspatch.git import forkpoint
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import build_series
 from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
@@ -98,19 +99,77 @@ def download(url: str, timeout: float = 60) -> bytes:
     return data
 
 
-def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, CommitSha, list[str]]:
-    """`git diff BASE` of a fork's working tree in canonical form, its base, and notes (untracked files)."""
+FORK_POINT = "fork-point"  # `--base fork-point`: a fork's own merge-base with the upstream history
+
+
+def fork_diff(config: Config, fork: Path, base_ref: str | None) -> tuple[bytes, CommitSha, str, list[str]]:
+    """`git diff BASE` of a fork's working tree in canonical form, its base and base ref, and notes.
+
+    A fork whose HEAD sits on upstream commits the base lacks (it tracks `main`, or merged upstream in) is
+    refused: `git diff BASE` would fold every upstream change since the base into the patch. With
+    `base_ref == FORK_POINT` the base is that fork point instead.
+    """
     repo = git.require_repo(fork, role="fork checkout")
-    base = resolve_ref(repo, base_ref) if base_ref else resolve_base(config, repo)[0]
+    notes: list[str] = []
+    if base_ref == FORK_POINT:
+        base, ref = _fork_point(config, repo)
+    else:
+        base, ref = (resolve_ref(repo, base_ref), base_ref) if base_ref else resolve_base(config, repo)
+        if config.upstream.checkout.exists():
+            _refuse_off_base(config, repo, base, ref)
+        else:
+            notes.append(f"{config.upstream.checkout} does not exist, so the fork was not checked for upstream "
+                         "commits beyond the base")
     # Reading a fork must not even refresh its index: both verbs run without optional locks.
     text = git.worktree_patch_text(repo, base)
-    notes: list[str] = []
     untracked = git.untracked_files(repo, list(config.series.allowed_paths) or ["."])
     if untracked:
         shown = ", ".join(untracked[:5]) + (" ..." if len(untracked) > 5 else "")
         notes.append(f"{len(untracked)} untracked file(s) under allowed_paths are not in the patch "
                      f"(`git add -N` them in the fork to include them): {shown}")
-    return text.encode("utf-8"), base, notes
+    return text.encode("utf-8"), base, ref, notes
+
+
+def _describe(config: Config, fork: Path, point: CommitSha) -> tuple[str, str]:
+    """(how a message shows `point`, the ref to pass as --base for it)."""
+    tag, branch = forkpoint.upstream_names(git.require_repo(config.upstream.checkout), fork, point)
+    name = tag or branch
+    return (f"{point[:12]} ({name})", tag or point[:12]) if name else (point[:12], point[:12])
+
+
+def _refuse_off_base(config: Config, fork: Path, base: CommitSha, ref: str) -> None:
+    checkout = git.require_repo(config.upstream.checkout)
+    points = forkpoint.upstream_points(checkout, fork, base)
+    if not points or points == (base,):
+        return
+    lead = (f"{fork}: the fork's HEAD holds upstream commits the base {base[:12]} ({ref}) lacks, so a patch "
+            f"from `git diff {ref}` would fold those upstream changes in")
+    if len(points) > 1:
+        shown = ", ".join(_describe(config, fork, p)[0] for p in points)
+        raise InputError(f"{lead}; it sits on several upstream lines at once ({shown}): rebase the fork onto "
+                         "one upstream commit, then import it")
+    shown, suggested = _describe(config, fork, points[0])
+    if forkpoint.is_upstream_ancestor(checkout, fork, points[0], base):
+        lead = (f"{fork}: the fork's HEAD is on upstream commits older than the base {base[:12]} ({ref}), so a "
+                f"patch from `git diff {ref}` would revert the upstream changes in between")
+    raise InputError(f"{lead}; its upstream base (merge-base with upstream) is {shown}: import against it with "
+                     f"`--base {suggested}` or `--base {FORK_POINT}`, which also relock the series there")
+
+
+def _fork_point(config: Config, fork: Path) -> tuple[CommitSha, str]:
+    """`--base fork-point`: the fork's merge-base with upstream, and the ref to lock it as (tag, else SHA)."""
+    if not config.upstream.checkout.exists():
+        raise InputError(f"--base {FORK_POINT}: the upstream clone {config.upstream.checkout} does not exist, so "
+                         "the fork's upstream base cannot be found; clone it there or pass --base REF")
+    checkout = git.require_repo(config.upstream.checkout)
+    points = forkpoint.upstream_points(checkout, fork, None)
+    if len(points) != 1:
+        why = ("shares no history with the upstream clone; pass --base REF naming its base" if not points else
+               "sits on several upstream lines at once (" + ", ".join(_describe(config, fork, p)[0] for p in points)
+               + "); rebase it onto one upstream commit, then import it")
+        raise InputError(f"{fork}: --base {FORK_POINT}: the fork {why}")
+    tag, _ = forkpoint.upstream_names(checkout, fork, points[0])
+    return points[0], tag or points[0]
 
 
 def refuse_outside(config: Config, source: str, patch: Patch) -> None:
@@ -191,11 +250,15 @@ def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base
     target = _target(config, to)
     notes: list[str] = []
     fork_base: CommitSha | None = None
+    fork_ref: str | None = None
+    if base_ref == FORK_POINT and (is_url(source) or not Path(source).is_dir()):
+        raise InputError(f"--base {FORK_POINT}: {source} is not a fork checkout; give the fork's folder, or pass "
+                         "--base REF")
     if is_url(source):
         kind, data = "url", download(source)
     elif Path(source).is_dir():
         kind = "fork"
-        data, fork_base, notes = fork_diff(config, Path(source), base_ref)
+        data, fork_base, fork_ref, notes = fork_diff(config, Path(source), base_ref)
         if not data.strip():
             raise InputError(f"{source}: the fork's working tree does not differ from its base {fork_base[:12]}; "
                              "nothing to import")
@@ -213,10 +276,10 @@ def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base
     ref = base_ref or config.upstream.base
     canonical = False
     if config.upstream.checkout.exists():
-        if base_ref:
+        if base_ref and base_ref != FORK_POINT:
             base = ws.resolve(base_ref)
-        elif fork_base is not None and git.has_commit(ws.checkout, fork_base):
-            base = fork_base
+        elif fork_base is not None and fork_ref is not None and git.has_commit(ws.checkout, fork_base):
+            base, ref = fork_base, fork_ref
         else:
             base, ref = ws.base, ws.base_ref
         data = canonical_series(ws, {target: data}, base)[target]
@@ -270,13 +333,12 @@ def regenerate(ws: Workspace, source: Path | None = None, *, check: bool = False
             raise InputError(f"{config.path}: regenerate --from needs a one-patch series (a fork holds the "
                              "cumulative change); split it afterwards with `mpspatch split`")
         target = _target(config, to)
-        data, base, notes = fork_diff(config, source, base_ref)
+        data, base, ref, notes = fork_diff(config, source, base_ref)
         parsed = parse_patch_bytes(target, data) if data.strip() else None
         if parsed is not None:
             refuse_outside(config, str(source), parsed)
         fresh = {target: data}
         label = f"fork {source}"
-        ref = base_ref or config.upstream.base
     else:
         if base_ref:
             base, ref = ws.resolve(base_ref), base_ref

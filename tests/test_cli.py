@@ -67,6 +67,76 @@ def test_stats_of_explicit_patch_without_config(project: Path, tmp_path: Path) -
     assert json.loads(result.stdout)["insertions"] == 16 + 2 + 1
 
 
+# Files whose names exercise the glob matcher: a leading M, a `]`, a literal `*`, and a `b` one folder down.
+GLOB_FILES = ("MPSStream.h", "Other.h", "]x.h", "a*b.mm", "axb.mm", "yb.cpp", "sub/yb.cpp")
+
+
+@pytest.fixture
+def glob_project(tmp_path: Path) -> Path:
+    upstream = Repo.create(tmp_path / "upstream")
+    upstream.write("README.md", "base\n")
+    upstream.commit("base", tag="v1.0")
+    for name in GLOB_FILES:
+        upstream.write(f"aten/src/ATen/mps/{name}", f"// {name}\n")
+    upstream.git("add", "-A")
+    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(patch)
+    write_config(project, patches=["patches/pool.patch"])
+    return project
+
+
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [
+        ("[!M]*.h", ["Other.h", "]x.h"]),  # a negated class: every header not starting with M
+        ("[]]x.h", ["]x.h"]),  # a `]` first in a class is a member, not the end
+        ("a\\*b.mm", ["a*b.mm"]),  # a backslash escapes: a literal star, so axb.mm stays out
+        ("**b.cpp", ["yb.cpp"]),  # `**` that is not a whole segment is a `*`: it never crosses a folder
+        ("**/yb.cpp", ["sub/yb.cpp", "yb.cpp"]),  # a whole-segment `**` matches any number of folders
+    ],
+)
+def test_category_globs_follow_glob_syntax(glob_project: Path, glob: str, expected: list[str]) -> None:
+    config = glob_project / "mpspatch.toml"
+    text = config.read_text().replace('"Core MPS" = ["aten/src/ATen/mps/**"]',
+                                      f'"Core MPS" = [{json.dumps("aten/src/ATen/mps/" + glob)}]')
+    config.write_text(text)
+    result = run_cli("stats", "--json", cwd=glob_project)
+    assert result.returncode == 0, result.stderr
+    files = json.loads(result.stdout)["categories"]["Core MPS"]["files"]
+    assert files == sorted(f"aten/src/ATen/mps/{name}" for name in expected)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('"Core MPS" = ["aten/src/ATen/mps/**"]', '"Core MPS" = ["aten/src/ATen/mps/[abc"]'),
+         """[categories."Core MPS"]: bad glob 'aten/src/ATen/mps/[abc': unclosed '['"""),
+        (('"Tests" = ["test/test_mps.py"]', '"Tests" = ["test/[z-a].py"]'),
+         "[categories.Tests]: bad glob 'test/[z-a].py': the range 'z-a' is empty"),
+        (("", '\n[[split.groups]]\ntitle = "x"\npaths = ["aten/\\\\"]\n'),
+         "[split.groups[0]].paths: bad glob 'aten/\\': it ends in a lone '\\'"),
+        (("", '\n[[stages]]\nname = "fmt"\nkind = "lint"\nrun = [["clang-format", "{patched:**/*.h,a/[b}"]]\n'),
+         "[stages.fmt].run: bad glob 'a/[b' in {patched:**/*.h,a/[b}: unclosed '['"),
+    ],
+)
+def test_a_malformed_glob_is_a_config_error_naming_the_key(glob_project: Path, edit: tuple[str, str],
+                                                            expected: str) -> None:
+    config = glob_project / "mpspatch.toml"
+    old, new = edit
+    text = config.read_text()
+    config.write_text(text.replace(old, new, 1) if old else text + new)
+    result = run_cli("stats", "--json", cwd=glob_project)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert f"mpspatch.toml: {expected}" in message
+    assert message.endswith("; fix the pattern")
+
+
 def test_lock_then_status(project: Path) -> None:
     before = json.loads(run_cli("status", "--json", cwd=project).stdout)
     assert before["ready"] is False

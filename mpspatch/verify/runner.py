@@ -528,6 +528,10 @@ def _run_one(
         if empty is not None:
             _append(log, f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
             continue
+        if stage.kind == "lint" and (why := lint_parser.missing_style(argv, cwd, tree.path)):
+            trouble = why
+            _append(log, f"$ {command_label(argv)}\nmpspatch: not run: {why}\n")
+            break
         program = find_program(argv[0], path_env) if argv else None
         run_argv = (program, *argv[1:]) if program else argv
         progress.command_started(stage, run_argv)

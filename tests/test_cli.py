@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scenarios import build_scenario
 from support import Repo, cpp_source, write_config
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
@@ -245,3 +246,62 @@ def test_a_stale_document_note_is_one_line_however_long(project: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith(f"--- {out} (on disk)")
     assert result.stderr == f"{out} is stale; run `mpspatch render-audit` to rewrite it\n"
+
+
+# ------------------------------------------------------------------- a patch made on another tree (wrong checkout)
+
+
+@pytest.fixture
+def wrong_checkout(tmp_path: Path) -> Path:
+    """The scenario's two-patch series with [upstream] checkout pointing at an unrelated repository that has a
+    v1.0 tag too: every file the series modifies is missing at that base."""
+    scenario = build_scenario(tmp_path)
+    other = Repo.create(tmp_path / "other")
+    other.write("README.md", "another project\n")
+    other.write("src/main.c", "int main(void) { return 0; }\n")
+    other.commit("another project", tag="v1.0")
+    text = scenario.config.read_text().replace('checkout = "../pytorch"', 'checkout = "../other"')
+    scenario.config.write_text(text + '\n[[stages]]\nname = "ok"\nkind = "command"\nrun = [["true"]]\n')
+    return scenario.project
+
+
+def _only_project_paths(text: str, project: Path) -> None:
+    """No temporary folder of ours in a message: every absolute path it holds is under the project."""
+    assert "mpspatch-" not in text
+    for path in re.findall(r"(?<![\w.])/[^\s:;,`']+", text):
+        assert path.startswith(str(project)), path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rebase"],
+        ["rebase", "--json"],
+        ["drift"],
+        ["verify"],
+        ["import", "patches/0001-stream-pool.patch", "--to", "patches/0001-stream-pool.patch"],
+        ["split", "--max-lines", "5"],
+    ],
+)
+def test_a_patch_whose_files_are_missing_at_the_base_says_so(wrong_checkout: Path, args: list[str]) -> None:
+    result = run_cli(*args, cwd=wrong_checkout)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"mpspatch: error: {wrong_checkout / 'patches/0001-stream-pool.patch'}: 4 files the "
+                              "patch changes do not exist at the base ")
+    assert "aten/src/ATen/mps/MPSStream.mm" in message and "and 1 more" in message
+    assert "check that [upstream] checkout is the right clone and that [upstream] base" in message
+    assert "3-way" not in result.stderr and "rebase" not in message
+    _only_project_paths(result.stderr, wrong_checkout)
+
+
+def test_status_says_the_files_are_missing_at_the_base_and_does_not_suggest_rebase(wrong_checkout: Path) -> None:
+    result = run_cli("status", "--json", cwd=wrong_checkout)
+    assert result.returncode == 0, result.stderr
+    (gap,) = [g for g in json.loads(result.stdout)["gaps"] if g["id"] == "check:series-applies"]
+    assert gap["reason"].startswith("`patches/0001-stream-pool.patch`: 4 files the patch changes do not exist at "
+                                    "the base ")
+    assert "aten/src/ATen/mps/MPSStream.mm" in gap["reason"]
+    assert "[upstream] checkout" in gap["fix"] and "rebase" not in gap["fix"]
+    _only_project_paths(f"{gap['reason']} {gap['fix']}", wrong_checkout)

@@ -155,14 +155,19 @@ def canonical_series(config: Config, texts: dict[Path, bytes], base: CommitSha) 
         files: list[Path] = []
         for number, path in enumerate(config.series.patches):
             if path in texts:
-                # Same file name in its own folder, so errors name the patch the user knows.
                 stand_in = Path(tmp) / str(number) / path.name
                 stand_in.parent.mkdir()
                 stand_in.write_bytes(texts[path])
                 files.append(stand_in)
             else:
                 files.append(path)
-        build = git.build_series(shadow, base, files)
+        try:
+            build = git.build_series(shadow, base, files)
+        except git.SeriesInconsistentError as exc:
+            # The message names the stand-in in the temporary folder: name the patch the user knows instead.
+            real = dict(zip(files, config.series.patches, strict=True)).get(exc.patch, exc.patch)
+            message = exc.message.replace(str(exc.patch), str(real))
+            raise type(exc)(message, real, exc.files) from None
     parents = (base, *build.commits[:-1])
     return {
         path: git.patch_text(shadow, parent, commit).encode("utf-8")

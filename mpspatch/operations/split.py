@@ -315,9 +315,12 @@ def _scratch(config: Config, checkout: Path, base: CommitSha, paths: Sequence[st
 
 def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> TreeSha:
     git.read_tree(sc.repo, sc.index, base)
-    for patch in patches:
+    for number, patch in enumerate(patches):
         result = git.apply_cached(sc.repo, sc.index, patch.path)
         if not result.ok:
+            earlier = [p for before in patches[:number] for f in before.files for p in (f.path, f.old_path) if p]
+            if missing := git.missing_at_base(sc.repo, base, result.stderr, earlier):
+                raise InputError(git.missing_at_base_message(patch.path, base, missing))
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
             after = " after the patches before it" if patch is not patches[0] else ""
             # Bad input, as in rebase, drift and verify (exit 2): the series itself is broken at its base.

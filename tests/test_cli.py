@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scenarios import build_scenario
 from support import Repo, cpp_source, write_config
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
@@ -65,6 +66,76 @@ def test_stats_of_explicit_patch_without_config(project: Path, tmp_path: Path) -
     result = run_cli("stats", "--json", str(project / "patches/pool.patch"), cwd=lone)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["insertions"] == 16 + 2 + 1
+
+
+# Files whose names exercise the glob matcher: a leading M, a `]`, a literal `*`, and a `b` one folder down.
+GLOB_FILES = ("MPSStream.h", "Other.h", "]x.h", "a*b.mm", "axb.mm", "yb.cpp", "sub/yb.cpp")
+
+
+@pytest.fixture
+def glob_project(tmp_path: Path) -> Path:
+    upstream = Repo.create(tmp_path / "upstream")
+    upstream.write("README.md", "base\n")
+    upstream.commit("base", tag="v1.0")
+    for name in GLOB_FILES:
+        upstream.write(f"aten/src/ATen/mps/{name}", f"// {name}\n")
+    upstream.git("add", "-A")
+    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(patch)
+    write_config(project, patches=["patches/pool.patch"])
+    return project
+
+
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [
+        ("[!M]*.h", ["Other.h", "]x.h"]),  # a negated class: every header not starting with M
+        ("[]]x.h", ["]x.h"]),  # a `]` first in a class is a member, not the end
+        ("a\\*b.mm", ["a*b.mm"]),  # a backslash escapes: a literal star, so axb.mm stays out
+        ("**b.cpp", ["yb.cpp"]),  # `**` that is not a whole segment is a `*`: it never crosses a folder
+        ("**/yb.cpp", ["sub/yb.cpp", "yb.cpp"]),  # a whole-segment `**` matches any number of folders
+    ],
+)
+def test_category_globs_follow_glob_syntax(glob_project: Path, glob: str, expected: list[str]) -> None:
+    config = glob_project / "mpspatch.toml"
+    text = config.read_text().replace('"Core MPS" = ["aten/src/ATen/mps/**"]',
+                                      f'"Core MPS" = [{json.dumps("aten/src/ATen/mps/" + glob)}]')
+    config.write_text(text)
+    result = run_cli("stats", "--json", cwd=glob_project)
+    assert result.returncode == 0, result.stderr
+    files = json.loads(result.stdout)["categories"]["Core MPS"]["files"]
+    assert files == sorted(f"aten/src/ATen/mps/{name}" for name in expected)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('"Core MPS" = ["aten/src/ATen/mps/**"]', '"Core MPS" = ["aten/src/ATen/mps/[abc"]'),
+         """[categories."Core MPS"]: bad glob 'aten/src/ATen/mps/[abc': unclosed '['"""),
+        (('"Tests" = ["test/test_mps.py"]', '"Tests" = ["test/[z-a].py"]'),
+         "[categories.Tests]: bad glob 'test/[z-a].py': the range 'z-a' is empty"),
+        (("", '\n[[split.groups]]\ntitle = "x"\npaths = ["aten/\\\\"]\n'),
+         "[split.groups[0]].paths: bad glob 'aten/\\': it ends in a lone '\\'"),
+        (("", '\n[[stages]]\nname = "fmt"\nkind = "lint"\nrun = [["clang-format", "{patched:**/*.h,a/[b}"]]\n'),
+         "[stages.fmt].run: bad glob 'a/[b' in {patched:**/*.h,a/[b}: unclosed '['"),
+    ],
+)
+def test_a_malformed_glob_is_a_config_error_naming_the_key(glob_project: Path, edit: tuple[str, str],
+                                                            expected: str) -> None:
+    config = glob_project / "mpspatch.toml"
+    old, new = edit
+    text = config.read_text()
+    config.write_text(text.replace(old, new, 1) if old else text + new)
+    result = run_cli("stats", "--json", cwd=glob_project)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert f"mpspatch.toml: {expected}" in message
+    assert message.endswith("; fix the pattern")
 
 
 def test_lock_then_status(project: Path) -> None:
@@ -212,3 +283,62 @@ def test_a_stale_document_note_is_one_line_however_long(project: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith(f"--- {out} (on disk)")
     assert result.stderr == f"{out} is stale; run `mpspatch render-audit` to rewrite it\n"
+
+
+# ------------------------------------------------------------------- a patch made on another tree (wrong checkout)
+
+
+@pytest.fixture
+def wrong_checkout(tmp_path: Path) -> Path:
+    """The scenario's two-patch series with [upstream] checkout pointing at an unrelated repository that has a
+    v1.0 tag too: every file the series modifies is missing at that base."""
+    scenario = build_scenario(tmp_path)
+    other = Repo.create(tmp_path / "other")
+    other.write("README.md", "another project\n")
+    other.write("src/main.c", "int main(void) { return 0; }\n")
+    other.commit("another project", tag="v1.0")
+    text = scenario.config.read_text().replace('checkout = "../pytorch"', 'checkout = "../other"')
+    scenario.config.write_text(text + '\n[[stages]]\nname = "ok"\nkind = "command"\nrun = [["true"]]\n')
+    return scenario.project
+
+
+def _only_project_paths(text: str, project: Path) -> None:
+    """No temporary folder of ours in a message: every absolute path it holds is under the project."""
+    assert "mpspatch-" not in text
+    for path in re.findall(r"(?<![\w.])/[^\s:;,`']+", text):
+        assert path.startswith(str(project)), path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rebase"],
+        ["rebase", "--json"],
+        ["drift"],
+        ["verify"],
+        ["import", "patches/0001-stream-pool.patch", "--to", "patches/0001-stream-pool.patch"],
+        ["split", "--max-lines", "5"],
+    ],
+)
+def test_a_patch_whose_files_are_missing_at_the_base_says_so(wrong_checkout: Path, args: list[str]) -> None:
+    result = run_cli(*args, cwd=wrong_checkout)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"mpspatch: error: {wrong_checkout / 'patches/0001-stream-pool.patch'}: 4 files the "
+                              "patch changes do not exist at the base ")
+    assert "aten/src/ATen/mps/MPSStream.mm" in message and "and 1 more" in message
+    assert "check that [upstream] checkout is the right clone and that [upstream] base" in message
+    assert "3-way" not in result.stderr and "rebase" not in message
+    _only_project_paths(result.stderr, wrong_checkout)
+
+
+def test_status_says_the_files_are_missing_at_the_base_and_does_not_suggest_rebase(wrong_checkout: Path) -> None:
+    result = run_cli("status", "--json", cwd=wrong_checkout)
+    assert result.returncode == 0, result.stderr
+    (gap,) = [g for g in json.loads(result.stdout)["gaps"] if g["id"] == "check:series-applies"]
+    assert gap["reason"].startswith("`patches/0001-stream-pool.patch`: 4 files the patch changes do not exist at "
+                                    "the base ")
+    assert "aten/src/ATen/mps/MPSStream.mm" in gap["reason"]
+    assert "[upstream] checkout" in gap["fix"] and "rebase" not in gap["fix"]
+    _only_project_paths(f"{gap['reason']} {gap['fix']}", wrong_checkout)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from support import write_config
 
-from mpspatch.foundation.config import find_config, glob_regex, load_config
+from mpspatch.foundation.config import find_config, load_config, matches_any
 from mpspatch.foundation.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,8 @@ def test_found_upward_from_a_subfolder(tmp_path: Path) -> None:
         (('base = "v1.0"\n', ""), "[upstream].base is missing; fix: base = "),
         (('patches = ["a.patch"]', "patches = []"), "[series].patches is empty"),
         (('patches = ["a.patch"]', "patches = [1]"), "[series].patches must be a list of strings"),
-        (('"Tests" = ["test/test_mps.py"]', '"Tests" = ["test/[abc"]'), "bad glob 'test/[abc' (unclosed '[')"),
+        (('"Tests" = ["test/test_mps.py"]', '"Tests" = ["test/[abc"]'),
+         "[categories.Tests]: bad glob 'test/[abc': unclosed '['"),
         (("", '[[stages]]\nname = "t"\nkind = "tsn"\nrun = [["x"]]\n'), "kind 'tsn' is unknown; did you mean 'tsan'?"),
         (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = "make"\n'), "[stages.t].run must be a list, not a string"),
         (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = [["x"]]\ntimeout = true\n'), "timeout must be a number"),
@@ -89,7 +90,29 @@ def test_missing_config_file(tmp_path: Path) -> None:
         ("**/*.h", "a/b/x.h", True),
         ("test/test_?ps.py", "test/test_mps.py", True),
         ("test/test_[mn]ps.py", "test/test_nps.py", True),
+        ("aten/[!M]*.h", "aten/MPSStream.h", False),
+        ("aten/[!M]*.h", "aten/Other.h", True),
+        ("[]]x", "]x", True),
+        ("a\\*b", "a*b", True),
+        ("a\\*b", "axb", False),
+        ("a/**b", "a/c/xb", False),
+        ("a/**b", "a/xb", True),
+        ("a/**/b", "a/b", True),
+        ("*", ".clang-format", True),
+        ("aten/**", "aten", False),
+        ("aten/**", "aten/.hidden/x", True),
+        ("aten/x.h", "aten/x.h", True),
+        ("aten/x.h", "aten/x.hh", False),
     ],
 )
 def test_glob_semantics(pattern: str, path: str, hit: bool) -> None:
-    assert bool(glob_regex(pattern).fullmatch(path)) is hit
+    assert matches_any(path, (pattern,)) is hit
+
+
+@pytest.mark.parametrize("pattern", ["aten/**", "aten/x.h", "a.b/**"])
+@pytest.mark.parametrize("path", ["aten", "aten/", "aten/x.h", "aten/x", "aten/a/b", "a.b/c", "axb/c", "aten/.x"])
+def test_literal_shortcuts_agree_with_wcmatch(pattern: str, path: str) -> None:
+    from wcmatch import glob
+
+    assert matches_any(path, (pattern,)) is glob.globmatch(path, pattern,
+                                                           flags=glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX)

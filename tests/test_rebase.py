@@ -21,8 +21,10 @@ from scenarios import (
     Scenario,
     build_scenario,
 )
-from support import git_env
+from support import Repo, git_env
 
+from mpspatch.foundation.ids import commit_sha
+from mpspatch.git import commits
 from mpspatch.model.history import pull_request_of
 from mpspatch.model.workspace import fetch_hint
 from mpspatch.operations.rebase import INTERRUPT_ENV, first_marker
@@ -414,3 +416,48 @@ def test_crlf_lines_survive_the_rewrite(scenario: Scenario) -> None:
     code, data = rebase_json(scenario, "--onto", "v1.1")
     assert code == 0, data
     assert b"+int crlf_line = 1;\r\n" in scenario.patches[0].read_bytes()
+
+
+def _series_patch(repo: Repo, folder: Path, name: str, parent: str, edits: dict[str, str | None]) -> Path:
+    """A real `git diff --full-index` of `edits` made on `parent` (a scratch commit that is then dropped)."""
+    repo.git("checkout", "-q", "--detach", parent)
+    for path, text in edits.items():
+        if text is None:
+            repo.git("rm", "-q", path)
+        else:
+            repo.write(path, text)
+    repo.git("add", "-A")
+    patch = folder / name
+    patch.write_text(repo.git("diff", "--cached", "--full-index", parent))
+    repo.commit(name)
+    return patch
+
+
+def test_a_later_patch_expecting_files_the_base_lacks_names_them(tmp_path: Path) -> None:
+    """Files missing at the base are reported as such, unless an earlier patch of the series touched them."""
+    made_on = Repo.create(tmp_path / "made-on")  # the tree the patches were written against
+    made_on.write("keep.txt", "kept\n")
+    made_on.write("gone.txt", "deleted by patch 1\n")
+    made_on.write("expected.txt", "only in the right base\n")
+    made_on.commit("the right base", tag="right")
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    first = _series_patch(made_on, folder, "0001.patch", "right", {"new.txt": "added\n", "gone.txt": None})
+    second = _series_patch(made_on, folder, "0002.patch", "HEAD", {"expected.txt": "changed\n"})
+    after_delete = _series_patch(made_on, folder, "0002-gone.patch", "right", {"gone.txt": "edited\n"})
+    made_on.git("checkout", "-q", "--detach", "right")
+    made_on.git("rm", "-q", "expected.txt")
+    wrong = made_on.commit("a base without expected.txt")
+
+    with pytest.raises(commits.MissingAtBaseError) as info:
+        commits.build_series(made_on.path, commit_sha(wrong), [first, second])
+    assert info.value.files == ("expected.txt",) and info.value.patch == second
+    assert info.value.exit_code == 2
+    assert f"{second}: 1 file the patch changes does not exist at the base {wrong[:12]}: expected.txt;" \
+        in info.value.message
+    # gone.txt is missing because patch 1 deletes it: a defect of the series, not of the base.
+    with pytest.raises(commits.SeriesInconsistentError) as inconsistent:
+        commits.build_series(made_on.path, commit_sha(made_on.git("rev-parse", "right").strip()),
+                         [first, after_delete])
+    assert not isinstance(inconsistent.value, commits.MissingAtBaseError)
+    assert "series inconsistent" in inconsistent.value.message

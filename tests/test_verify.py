@@ -399,6 +399,40 @@ def test_lint_stage_with_clang_format_and_lintrunner(project: Project, tmp_path:
     assert lint.log_sha256 == sha256_file(outcome.run_dir / "logs/lint.log")
 
 
+# Clean in the checkout's (Google) style; LLVM's style wants the short `if` split and one space before `//`.
+LLVM_ONLY_VIOLATION_MM = (
+    "namespace at::mps {\nint pool_size(int n) {\n  if (n) return 32;\n  return 0;\n}\n}  // namespace at::mps\n"
+)
+
+
+@pytest.mark.parametrize("style_file", ["missing", "above-the-tree", "present"])
+def test_clang_format_without_the_checkouts_style_file_is_an_error(project: Project, style_file: str) -> None:
+    if not (BIN / "clang-format").exists():
+        pytest.skip("the clang-format wheel is not installed in this venv")
+    if style_file != "present":
+        # The wrong checkout: one without .clang-format. The base commit is remade without it.
+        project.up.git("rm", "-q", ".clang-format")
+        project.up.commit("no style file")
+        project.up.git("tag", "-f", "v1.0")
+    if style_file == "above-the-tree":
+        (project.dir / ".clang-format").write_text(CLANG_FORMAT_STYLE)  # the tree lives under the project
+    project.set_patch({**DEFAULT_PATCH, "aten/src/ATen/mps/MPSStreamPool.mm": LLVM_ONLY_VIOLATION_MM})
+    project.stages(stage_toml("fmt", "lint", [["clang-format", "--dry-run", "--Werror", "{patched:**/*.mm}"]],
+                              full_tree=False))
+    result = run_cli("verify", "--json", cwd=project.dir)
+    (stage,) = json.loads(result.stdout)["stages"]
+    if style_file == "present":
+        assert result.returncode == 0 and stage["status"] == "passed", stage
+        return
+    assert result.returncode == 1, result.stderr
+    assert stage["status"] == "error"
+    assert stage["reason"].startswith("no .clang-format in the patched tree for 1 file (each file's folder and its "
+                                      "parents up to the tree root), first `aten/src/ATen/mps/MPSStreamPool.mm`; "
+                                      "clang-format would use LLVM's default style")
+    log = (project.dir / "audit/runs" / json.loads(result.stdout)["run_id"] / stage["log"]).read_text()
+    assert "clang-format-violations" not in log  # it was never run against a style nobody chose
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 
 

@@ -42,6 +42,14 @@ class SeriesInconsistentError(GitError):
         self.files = files
 
 
+class MissingAtBaseError(SeriesInconsistentError):
+    """Files a patch changes do not exist at the base: the checkout or the base is not the patch's own.
+
+    Neither a rebase nor a 3-way merge can help (there is nothing to merge into), so the message says what git
+    found and points at [upstream] checkout and base instead.
+    """
+
+
 @dataclass(frozen=True)
 class SeriesBuild:
     """The commits made from the patch files, one per patch, each on top of the previous one."""
@@ -60,6 +68,34 @@ def _failed_files(stderr: str) -> tuple[str, ...]:
     for match in _APPLY_FAILED.finditer(stderr):
         found.setdefault(match.group(1) or match.group(2), None)
     return tuple(found)
+
+
+_NOT_IN_INDEX = re.compile(r"^error: (.+?): does not exist in index$", re.M)
+
+MISSING_AT_BASE_FIX = ("check that [upstream] checkout is the right clone and that [upstream] base (or series.lock, "
+                       "which takes precedence) names the commit the patch applies to")
+
+
+def missing_at_base(repo: Path, base: str, apply_stderr: str, touched_before: Sequence[str] = (),
+                    env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The files `git apply` reported missing (`does not exist in index`) that `base` lacks as well and that
+    no earlier patch of the series touched (`touched_before`): files the patch expects at the base itself."""
+    earlier = set(touched_before)
+    named = [p for p in dict.fromkeys(_NOT_IN_INDEX.findall(apply_stderr)) if p not in earlier]
+    if not named:
+        return ()
+    out = git(repo, "cat-file", "--batch-check", env=env, input_text="".join(f"{base}:{p}\n" for p in named)).stdout
+    return tuple(p for p, line in zip(named, out.splitlines(), strict=False) if line.endswith(" missing"))
+
+
+def missing_at_base_detail(base: str, files: Sequence[str]) -> str:
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    many = "file the patch changes does" if len(files) == 1 else "files the patch changes do"
+    return f"{len(files)} {many} not exist at the base {base[:12]}: {shown}"
+
+
+def missing_at_base_message(patch: Path, base: str, files: Sequence[str]) -> str:
+    return f"{patch}: {missing_at_base_detail(base, files)}; the patch was made on another tree: {MISSING_AT_BASE_FIX}"
 
 
 def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
@@ -83,6 +119,13 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
                 merged = apply_cached(shadow, index, patch, three_way=True)
                 where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
                 if not merged.ok:
+                    # What the earlier patches changed is theirs to lack; the rest the patch expects at the base.
+                    earlier: Sequence[str] = ()
+                    if number:
+                        earlier = git(shadow, "diff-tree", "-r", "-z", "--name-only", "--no-renames", base,
+                                      parent).stdout.split("\0")
+                    if missing := missing_at_base(shadow, base, strict.stderr, earlier):
+                        raise MissingAtBaseError(missing_at_base_message(patch, base, missing), patch, missing)
                     conflicted = unmerged_paths(shadow, {"GIT_INDEX_FILE": str(index)}) or _failed_files(merged.stderr)
                     lacks = "lacks the necessary blob" in merged.stderr
                     reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
@@ -135,8 +178,9 @@ def _commit_tree(shadow: Path, tree: TreeSha, parent: str, patch: Path, data: by
     return commit_sha(out.strip())
 
 
-def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str]:
-    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why) or (None, "").
+def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path | None, str, tuple[str, ...]]:
+    """Apply each patch, in order, to a throwaway index at `base`: (first patch that fails, why, the files it
+    changes that do not exist at `base` at all) or (None, "", ()).
 
     The index and any blobs `git apply` creates live in a temporary folder (the clone's object store is only
     borrowed as an alternate), so the user's clone gains nothing and loses nothing. No worktree is needed,
@@ -156,5 +200,8 @@ def apply_in_order(repo: Path, base: str, patches: Sequence[Path]) -> tuple[Path
         for patch in patches:
             result = git(repo, "apply", "--cached", str(patch), env=env, check=False)
             if not result.ok:
-                return patch, proc.tail(result.stderr or result.stdout, 3)
-    return None, ""
+                earlier = git(repo, "diff-index", "--cached", "-z", "--name-only", "--no-renames", base,
+                              env=env).stdout.split("\0")
+                missing = missing_at_base(repo, base, result.stderr, earlier, env=env)
+                return patch, proc.tail(result.stderr or result.stdout, 3), missing
+    return None, "", ()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mpspatch.foundation.config import Category, Config, glob_regex
+from mpspatch.foundation.config import Category, Config, matches_any
 from mpspatch.foundation.errors import InputError, PatchFormatError
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
@@ -314,7 +314,7 @@ def load_series(config: Config) -> tuple[Patch, ...]:
 def categorize(path: str, categories: Sequence[Category]) -> str | None:
     """The first category with a matching glob wins, as in the config's order."""
     for category in categories:
-        if any(glob_regex(g).fullmatch(path) for g in category.globs):
+        if matches_any(path, category.globs):
             return category.name
     return None
 
@@ -370,7 +370,7 @@ def compute_stats(
         for c in categories
     )
     unmatched = tuple(
-        g for c in categories for g in c.globs if not any(glob_regex(g).fullmatch(p) for p in per_file)
+        g for c in categories for g in c.globs if not any(matches_any(p, (g,)) for p in per_file)
     )
     return SeriesStats(
         patches=tuple(p.path for p in patches),

@@ -25,7 +25,7 @@ from mpspatch.foundation.files import atomic_write_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import forkpoint
 from mpspatch.git import verbs as git
-from mpspatch.git.commits import build_series
+from mpspatch.git.commits import SeriesInconsistentError, build_series
 from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
 from mpspatch.model.state import previous_dir
 from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
@@ -212,14 +212,19 @@ def canonical_series(ws: Workspace, texts: dict[Path, bytes], base: CommitSha) -
         files: list[Path] = []
         for number, path in enumerate(config.series.patches):
             if path in texts:
-                # Same file name in its own folder, so errors name the patch the user knows.
                 stand_in = Path(tmp) / str(number) / path.name
                 stand_in.parent.mkdir()
                 stand_in.write_bytes(texts[path])
                 files.append(stand_in)
             else:
                 files.append(path)
-        build = build_series(shadow, base, files)
+        try:
+            build = build_series(shadow, base, files)
+        except SeriesInconsistentError as exc:
+            # The message names the stand-in in the temporary folder: name the patch the user knows instead.
+            real = dict(zip(files, config.series.patches, strict=True)).get(exc.patch, exc.patch)
+            message = exc.message.replace(str(exc.patch), str(real))
+            raise type(exc)(message, real, exc.files) from None
     parents = (base, *build.commits[:-1])
     return {
         path: git.patch_text(shadow, parent, commit).encode("utf-8")

@@ -47,6 +47,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Category, Config, SplitGroup, matches_any
 from mpspatch.foundation.errors import GitError, InputError, MpspatchError
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
+from mpspatch.git import commits
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.model.series import (
@@ -254,9 +255,12 @@ def _scratch(ws: Workspace, base: CommitSha, paths: Sequence[str]) -> Iterator[_
 
 def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> TreeSha:
     git.read_tree(sc.repo, sc.index, base)
-    for patch in patches:
+    for number, patch in enumerate(patches):
         result = git.apply_cached(sc.repo, sc.index, patch.path)
         if not result.ok:
+            earlier = [p for before in patches[:number] for f in before.files for p in (f.path, f.old_path) if p]
+            if missing := commits.missing_at_base(sc.repo, base, result.stderr, earlier):
+                raise InputError(commits.missing_at_base_message(patch.path, base, missing))
             why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git apply failed"
             after = " after the patches before it" if patch is not patches[0] else ""
             # Bad input, as in rebase, drift and verify (exit 2): the series itself is broken at its base.

@@ -382,13 +382,17 @@ def _check_index(ctx: _CheckContext, _: _Checkout) -> _Outcome:
 
 
 def _check_applies(ctx: _CheckContext, checkout: _Checkout) -> _Outcome:
-    from mpspatch.git.commits import apply_in_order
+    from mpspatch.git.commits import MISSING_AT_BASE_FIX, apply_in_order, missing_at_base_detail
 
     if checkout.repo is None or checkout.base is None:
         return NOT_CHECKED, f"not checked: {checkout.why_not}", "clone the upstream to [upstream].checkout"
-    failed, why = apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
+    failed, why, missing = apply_in_order(checkout.repo, checkout.base, [p.path for p in ctx.patches])
     if failed is None:
         return _passed(f"{count(len(ctx.patches), 'patch')} apply in order at {checkout.base[:12]}")
+    if missing:
+        # A rebase cannot help: there is nothing at the base to merge into.
+        return _failed(f"`{relative(failed, ctx.config.root)}`: {missing_at_base_detail(checkout.base, missing)}",
+                       MISSING_AT_BASE_FIX)
     return _failed(f"`{relative(failed, ctx.config.root)}` does not apply after the patches before it: "
                    f"{one_line(why)}",
                    "`mpspatch rebase`, or fix the order in [series].patches")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mpspatch.foundation import proc
-from mpspatch.foundation.config import Config, Requires, Stage, glob_regex
+from mpspatch.foundation.config import Config, Requires, Stage, check_glob, matches_any
 from mpspatch.foundation.errors import CommandFailedError, ConfigError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
 from mpspatch.verify.patched_tree import PatchedTree
@@ -123,10 +123,11 @@ def _patched_unchecked(token: str, paths: Sequence[str]) -> list[str]:
         return list(paths)
     globs = tuple(g.strip() for g in token.split(":", 1)[1].split(",") if g.strip())
     try:
-        patterns = [glob_regex(g) for g in globs]
+        for glob in globs:
+            check_glob(glob)
     except ValueError:
         return list(paths)  # expand_argv reports the bad glob
-    return [p for p in paths if any(rx.fullmatch(p) for rx in patterns)]
+    return [p for p in paths if matches_any(p, globs)]
 
 
 def expand_argv(stage: Stage, argv: Sequence[str], ph: Placeholders) -> tuple[str, ...]:
@@ -179,7 +180,7 @@ def _patched(stage: Stage, token: str, paths: Sequence[str]) -> list[str]:
             raise ConfigError(f"[stages.{stage.name}].run: {{{token}}} names no glob; fix: {{patched:**/*.mm}}")
         for glob in globs:
             try:
-                glob_regex(glob)
+                check_glob(glob)
             except ValueError as exc:
                 raise ConfigError(
                     f"[stages.{stage.name}].run: bad glob {glob!r} in {{{token}}} ({exc}); fix the pattern"
@@ -527,6 +528,10 @@ def _run_one(
         if empty is not None:
             _append(log, f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
             continue
+        if stage.kind == "lint" and (why := lint_parser.missing_style(argv, cwd, tree.path)):
+            trouble = why
+            _append(log, f"$ {command_label(argv)}\nmpspatch: not run: {why}\n")
+            break
         program = find_program(argv[0], path_env) if argv else None
         run_argv = (program, *argv[1:]) if program else argv
         progress.command_started(stage, run_argv)

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from mpspatch.verify.stages import (
     ERROR,
@@ -51,6 +51,49 @@ def keeps_going(exit_code: int, env: Sequence[tuple[str, str]] = ()) -> bool:
     # lintrunner and clang-format exit 1 when they print findings; `lintrunner init` exits 1 offline.
     # The next linter command should still run and report what it can.
     return exit_code in (0, 1)
+
+
+STYLE_FILES = (".clang-format", "_clang-format")  # the names clang-format's `--style=file` looks for
+
+
+def missing_style(argv: Sequence[str], cwd: Path, tree: Path) -> str | None:
+    """Why a clang-format command must not run: a file it would check has no style file in the tree; or None.
+
+    With `--style=file` (its default) clang-format takes the nearest .clang-format from each file's folder
+    upward and, finding none, falls back to LLVM's style (or with `--fallback-style=none` checks nothing). A
+    checkout without the file (the wrong folder, a tree that lost it) would then report thousands of
+    violations nobody caused, or pass having looked at nothing, so the stage is an error instead. The search
+    stops at the tree root: a style file above it belongs to some other project. An explicit `--style=NAME`
+    or `--style=file:PATH` is the stage's own choice and is left to clang-format.
+    """
+    if not argv or not PurePosixPath(argv[0]).name.startswith("clang-format"):
+        return None
+    style, files, args, options = "file", [], iter(argv[1:]), True
+    for arg in args:
+        if options and arg == "--":
+            options = False
+        elif options and arg in ("-style", "--style"):
+            style = next(args, "")
+        elif options and arg.startswith(("-style=", "--style=")):
+            style = arg.split("=", 1)[1]
+        elif not options or not arg.startswith("-"):
+            files.append(arg)
+    if style.lower() != "file":
+        return None
+    root = Path(os.path.abspath(tree))
+    lacking = []
+    for name in files:
+        path = Path(os.path.abspath(cwd / name))  # as clang-format sees it: symbolic links are not followed
+        if not path.is_file() or not path.is_relative_to(root):
+            continue  # clang-format reports a missing file itself; one outside the tree is not ours to judge
+        folders = [f for f in path.parents if f.is_relative_to(root)]
+        if not any((folder / style_file).is_file() for folder in folders for style_file in STYLE_FILES):
+            lacking.append(path.relative_to(root).as_posix())
+    if not lacking:
+        return None
+    return (f"no .clang-format in the patched tree for {plural(len(lacking), 'file')} (each file's folder and its "
+            f"parents up to the tree root), first `{lacking[0]}`; clang-format would use LLVM's default style, not "
+            "the checkout's; check that [upstream] checkout is the project's clone (PyTorch keeps one at its root)")
 
 
 @dataclass(frozen=True)

@@ -22,30 +22,31 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TypeVar
 
 from mpspatch.foundation import proc
-from mpspatch.foundation.config import Config, load_config
+from mpspatch.foundation.config import Config, StageKind, load_config
 from mpspatch.foundation.errors import CommandFailedError, InputError, ToolMissingError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.git import verbs as git
 from mpspatch.model.series import make_lock, parse_series, write_lock
 from mpspatch.operations.drift import DriftReport, compute_drift
-from mpspatch.operations.rebase import RebaseResult, start
+from mpspatch.operations.rebase import RebaseResult, RebaseStatus, start
 from mpspatch.reporting.render import default_out, render_document, status_line
 from mpspatch.reporting.status import Gap, StatusReport, compute_status
 from mpspatch.sample.builder import COMPILER_NAME, Sample, SampleError, write_sample
 from mpspatch.verify.evidence import VerifyOutcome, verify
-from mpspatch.verify.runner import Progress, find_program
-from mpspatch.verify.stages import PASSED
+from mpspatch.verify.machine import find_program
+from mpspatch.verify.runner import Progress
+from mpspatch.verify.stages import StageStatus
 
 MIN_PYTHON = (3, 11)
 MIN_GIT = git.MERGE_TREE_MIN_VERSION
 COMPILERS = ("g++", "clang++")  # tried in this order after $CXX
-OK, STEP_FAILED, SKIPPED = "ok", "failed", "skipped"
 STEPS = ("tools", "sample", "lock", "drift", "rebase", "verify", "status", "render-pr", "render-issue",
          "render-audit")
 DOCUMENT_STEPS = {"render-pr": "pr", "render-issue": "issue", "render-audit": "audit"}
@@ -66,6 +67,12 @@ int main() {
 # ------------------------------------------------------------------------------------------------- results
 
 
+class StepStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str  # what the demo needs it for is in the name: "c++ (ThreadSanitizer)" etc.
@@ -82,7 +89,7 @@ class Toolchain:
 @dataclass(frozen=True)
 class Step:
     name: str  # one of STEPS
-    status: str  # ok | failed | skipped
+    status: StepStatus
     duration_s: float
     detail: str  # one line: what the step found or made
 
@@ -341,7 +348,7 @@ def _pipeline(
     steps: list[Step] = []
     total = len(STEPS)
 
-    def step(name: str, work: Callable[[], T], detail: Callable[[T], tuple[str, str]]) -> T:
+    def step(name: str, work: Callable[[], T], detail: Callable[[T], tuple[StepStatus, str]]) -> T:
         index = STEPS.index(name)
         progress.step_started(name, index, total)
         began = time.monotonic()
@@ -354,7 +361,7 @@ def _pipeline(
 
     def skip(names: Sequence[str], why: str) -> None:
         for name in names:
-            skipped = Step(name=name, status=SKIPPED, duration_s=0.0, detail=why)
+            skipped = Step(name=name, status=StepStatus.SKIPPED, duration_s=0.0, detail=why)
             steps.append(skipped)
             progress.step_finished(skipped, STEPS.index(name), total)
 
@@ -362,14 +369,15 @@ def _pipeline(
     root = prepare_dir(dest)
     sample = step("sample", lambda: _write(root, break_race, toolchain.cxx), _sample_detail)
     config = load_config(sample.config)
-    lock = step("lock", lambda: _lock(config), lambda path: (OK, f"{config.upstream.base} locked in {path.name}"))
+    lock = step("lock", lambda: _lock(config),
+                lambda path: (StepStatus.OK, f"{config.upstream.base} locked in {path.name}"))
     target = config.upstream.target
     drift = step("drift", lambda: compute_drift(config, target), _drift_detail)
     rebased = step("rebase", lambda: start(config, target), _rebase_detail)
     outcome: VerifyOutcome | None = None
     report: StatusReport | None = None
     documents: Documents | None = None
-    if rebased.status != "rebased":
+    if rebased.status != RebaseStatus.REBASED:
         skip(STEPS[STEPS.index("verify"):], "not run: the rebase stopped on conflicts")
     else:
         with progress.verifying() as stage_progress:
@@ -381,7 +389,8 @@ def _pipeline(
             report = step("status", lambda: compute_status(config), _status_detail)
             written: dict[str, Path] = {}
             for name, kind in DOCUMENT_STEPS.items():
-                written[kind] = step(name, partial(_render, config, report, kind), lambda path: (OK, path.name))
+                written[kind] = step(name, partial(_render, config, report, kind),
+                                     lambda path: (StepStatus.OK, path.name))
             documents = Documents(pr=written["pr"], issue=written["issue"], audit=written["audit"])
     return DemoResult(
         sample=sample, toolchain=toolchain, steps=tuple(steps), lock=lock, drift=drift, rebase=rebased,
@@ -414,8 +423,9 @@ def _render(config: Config, report: StatusReport, kind: str) -> Path:
 # ------------------------------------------------------------------------------------------- step details
 
 
-def _tools_detail(toolchain: Toolchain) -> tuple[str, str]:
-    return OK, ", ".join(f"{t.name.split(' ')[0]} {_short_version(t.version)}".strip() for t in toolchain.tools)
+def _tools_detail(toolchain: Toolchain) -> tuple[StepStatus, str]:
+    found = (f"{t.name.split(' ')[0]} {_short_version(t.version)}".strip() for t in toolchain.tools)
+    return StepStatus.OK, ", ".join(found)
 
 
 def _short_version(text: str) -> str:
@@ -423,39 +433,40 @@ def _short_version(text: str) -> str:
     return match.group(0) if match else ""
 
 
-def _sample_detail(sample: Sample) -> tuple[str, str]:
+def _sample_detail(sample: Sample) -> tuple[StepStatus, str]:
     race = " with the injected race" if sample.break_race else ""
-    return OK, f"upstream v1.0, v1.1, v1.2 and the stream-pool patch{race}; tsan stage compiles with {sample.cxx}"
+    return StepStatus.OK, (f"upstream v1.0, v1.1, v1.2 and the stream-pool patch{race}; "
+                           f"tsan stage compiles with {sample.cxx}")
 
 
-def _drift_detail(report: DriftReport) -> tuple[str, str]:
+def _drift_detail(report: DriftReport) -> tuple[StepStatus, str]:
     absorbed = f", {len(report.absorbed)} already upstream" if report.absorbed else ""
     if report.conflicts:
-        return STEP_FAILED, f"{len(report.conflicts)} conflict(s) predicted onto {report.onto_ref}{absorbed}"
-    return OK, f"no conflicts predicted onto {report.onto_ref}{absorbed}"
+        return StepStatus.FAILED, f"{len(report.conflicts)} conflict(s) predicted onto {report.onto_ref}{absorbed}"
+    return StepStatus.OK, f"no conflicts predicted onto {report.onto_ref}{absorbed}"
 
 
-def _rebase_detail(result: RebaseResult) -> tuple[str, str]:
-    if result.status != "rebased":
-        return STEP_FAILED, f"stopped on {len(result.conflicts)} conflict(s) onto {result.onto_ref}"
+def _rebase_detail(result: RebaseResult) -> tuple[StepStatus, str]:
+    if result.status != RebaseStatus.REBASED:
+        return StepStatus.FAILED, f"stopped on {len(result.conflicts)} conflict(s) onto {result.onto_ref}"
     absorbed = "".join(f"; {a.path} already upstream" for a in result.absorbed)
-    return OK, f"rebased onto {result.onto_ref} {result.onto[:12]}{absorbed}"
+    return StepStatus.OK, f"rebased onto {result.onto_ref} {result.onto[:12]}{absorbed}"
 
 
-def _verify_detail(outcome: VerifyOutcome) -> tuple[str, str]:
+def _verify_detail(outcome: VerifyOutcome) -> tuple[StepStatus, str]:
     parts = []
     for s in outcome.run.stages:
         counted = dict(s.counts)
-        extra = f" ({counted['races']} race(s))" if s.kind == "tsan" and counted.get("races") else ""
+        extra = f" ({counted['races']} race(s))" if s.kind == StageKind.TSAN and counted.get("races") else ""
         parts.append(f"{s.name} {s.status}{extra}")
-    failed = any(s.status not in (PASSED,) for s in outcome.run.stages) or outcome.interrupted
-    return (STEP_FAILED if failed else OK), ", ".join(parts)
+    failed = any(s.status != StageStatus.PASSED for s in outcome.run.stages) or outcome.interrupted
+    return (StepStatus.FAILED if failed else StepStatus.OK), ", ".join(parts)
 
 
-def _status_detail(report: StatusReport) -> tuple[str, str]:
+def _status_detail(report: StatusReport) -> tuple[StepStatus, str]:
     blocking = report.blocking_gaps
     if not blocking:
-        return OK, status_line(report)
+        return StepStatus.OK, status_line(report)
     named = ", ".join(g.id for g in blocking)
-    return STEP_FAILED, f"{status_line(report)}: {named}"
+    return StepStatus.FAILED, f"{status_line(report)}: {named}"
 

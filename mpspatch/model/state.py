@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
@@ -15,6 +16,12 @@ STATE_NAME = "rebase.json"
 STATE_VERSION = 1
 
 
+class RebasePhase(StrEnum):
+    PREPARED = "prepared"  # the state is written, the replay has not started
+    REBASING = "rebasing"
+    WRITING = "writing"  # the replay is done; the patch files and the lock are being rewritten
+
+
 @dataclass(frozen=True)
 class SavedFile:
     path: str  # relative to the config folder
@@ -23,7 +30,7 @@ class SavedFile:
 
 @dataclass(frozen=True)
 class RebaseState:
-    phase: str  # prepared | rebasing | writing
+    phase: RebasePhase
     base: CommitSha
     base_ref: str
     onto: CommitSha
@@ -91,7 +98,7 @@ def read_state(config: Config) -> RebaseState | None:
             return SavedFile(path=str(item["path"]), sha256=ContentSha256(str(digest)) if digest else None)
 
         return RebaseState(
-            phase=str(body["phase"]), base=commit_sha(body["base"]), base_ref=str(body["base_ref"]),
+            phase=RebasePhase(body["phase"]), base=commit_sha(body["base"]), base_ref=str(body["base_ref"]),
             onto=commit_sha(body["onto"]), onto_ref=str(body["onto_ref"]),
             series_tip=commit_sha(body["series_tip"]), series=tuple(commit_sha(c) for c in body["series"]),
             patches=tuple(saved(p) for p in body["patches"]),

@@ -19,15 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mpspatch.foundation.config import Config, Stage
+from mpspatch.foundation.config import Config, Stage, StageKind
 from mpspatch.foundation.errors import ConfigError, InputError, StateError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.model.series import load_series, relative_path
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
-from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages, validate
-from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
+from mpspatch.verify.placeholders import validate
+from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
+from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult, StageStatus
 
 EVIDENCE_VERSION = 1
 LATEST = "latest"
@@ -91,7 +92,7 @@ def _stage_json(s: StageResult) -> dict[str, Any]:
 
 def _stage_from(d: dict[str, Any]) -> StageResult:
     return StageResult(
-        name=str(d["name"]), kind=str(d["kind"]), status=str(d["status"]), reason=str(d["reason"]),
+        name=str(d["name"]), kind=StageKind(d["kind"]), status=StageStatus(d["status"]), reason=str(d["reason"]),
         duration_s=float(d["duration_s"]), counts=tuple((str(k), int(v)) for k, v in d["counts"].items()),
         log=d.get("log"), log_sha256=d.get("log_sha256"),
         commands=tuple(tuple(str(a) for a in c) for c in d["commands"]),

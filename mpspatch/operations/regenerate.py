@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
@@ -37,10 +38,16 @@ MAX_DOWNLOAD = 64 * 1024 * 1024  # the real patch is ~300 KB; anything near this
 DIFF_SUMMARY_LINES = 200
 
 
+class ImportKind(StrEnum):
+    FILE = "file"
+    URL = "url"
+    FORK = "fork"  # the diff of a fork's working tree against its base
+
+
 @dataclass(frozen=True)
 class ImportResult:
     source: str
-    kind: str  # file | url | fork
+    kind: ImportKind
     patch: Path  # the series patch that was written
     files: int
     insertions: int
@@ -193,15 +200,15 @@ def import_patch(config: Config, source: str | None, to: Path | None = None, bas
     notes: list[str] = []
     fork_base: CommitSha | None = None
     if is_url(source):
-        kind, data = "url", download(source)
+        kind, data = ImportKind.URL, download(source)
     elif Path(source).is_dir():
-        kind = "fork"
+        kind = ImportKind.FORK
         data, fork_base, notes = fork_diff(config, Path(source), base_ref)
         if not data.strip():
             raise InputError(f"{source}: the fork's working tree does not differ from its base {fork_base[:12]}; "
                              "nothing to import")
     else:
-        kind = "file"
+        kind = ImportKind.FILE
         try:
             data = Path(source).read_bytes()
         except OSError as exc:

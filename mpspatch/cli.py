@@ -1,4 +1,4 @@
-"""The command line: parse options, call core code, hand results to console.py. Nothing else lives here.
+"""The command line: typer declarations that call one use case in commands/ and hand its result to views/.
 
 main() is the single error boundary: MpspatchError -> its exit code and one line; Ctrl-C -> 130;
 anything unexpected -> 3 with a short crash note (the traceback only with --debug).
@@ -71,34 +71,27 @@ def stats(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file.")] = False,
 ) -> None:
     """Files, insertions and deletions of the series, by category."""
-    from mpspatch.foundation.errors import ConfigError
-    from mpspatch.model.series import compute_stats, parse_series
+    from mpspatch.commands.series import stats as series_stats
+    from mpspatch.views.stats import show_stats, stats_json
 
-    try:
-        config = load()
-        categories, allowed = config.categories, config.series.allowed_paths
-        paths = tuple(patches) if patches else config.series.patches
-    except ConfigError:
-        if not patches:
-            raise
-        categories, allowed, paths = (), (), tuple(patches)  # explicit patches need no config
-    result = compute_stats(parse_series(paths), categories, allowed)
+    result = series_stats(tuple(patches or ()), load)
     if as_json:
-        console.emit_json(console.stats_json(result))
+        console.emit_json(stats_json(result))
     else:
-        console.show_stats(result, verbose=verbose)
+        show_stats(result, verbose=verbose)
 
 
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """The series, its base and lock, the last evidence, and what stands between it and submission."""
-    from mpspatch.reporting.status import compute_status
+    from mpspatch.commands.status import status as compute
+    from mpspatch.views.status import show_status, status_json
 
-    report = compute_status(load())
+    report = compute(load())
     if as_json:
-        console.emit_json(console.status_json(report))
+        console.emit_json(status_json(report))
     else:
-        console.show_status(report)
+        show_status(report)
 
 
 @app.command()
@@ -108,23 +101,17 @@ def lock(
     as_json: JsonOpt = False,
 ) -> None:
     """Record the base commit and the sha256 of each patch in series.lock."""
-    from mpspatch.git import verbs as git
-    from mpspatch.model.series import make_lock, parse_series, write_lock
+    from mpspatch.commands.series import lock as write_lock
+    from mpspatch.views.status import lock_json, show_lock
 
-    config = load()
-    ref = base or config.upstream.base
-    sha = git.resolve_commit(git.require_repo(config.upstream.checkout), ref)
-    written = make_lock(config, sha, ref, parse_series(config.series.patches), "mpspatch lock")
-    write_lock(config.series.lock, written)
+    written = write_lock(load(), base)
     if as_json:
-        console.emit_json({"lock": str(config.series.lock), "base": sha, "base_ref": ref,
-                           "patches": [p.path for p in written.patches]})
+        console.emit_json(lock_json(written))
     else:
-        console.note(f"wrote {config.series.lock}: base {ref} = {sha}, {len(written.patches)} patch(es)")
+        show_lock(written)
 
 
 # ------------------------------------------------------------------------- rebase / import / regenerate
-# (issue 3: add the rebase, import and regenerate commands below this line)
 
 
 @app.command()
@@ -138,30 +125,27 @@ def rebase(
     as_json: JsonOpt = False,
 ) -> None:
     """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
-    from mpspatch.foundation.errors import InputError
-    from mpspatch.operations import rebase as core
+    from mpspatch.commands.rebase import RebaseAction, abort_rebase, rebase_action
+    from mpspatch.commands.rebase import rebase as run_rebase
+    from mpspatch.views import rebase as view
 
-    if resume and abort:
-        raise InputError("rebase: --continue and --abort exclude each other; pick one")
-    if (resume or abort) and onto is not None:
-        raise InputError("rebase: --onto only starts a rebase; drop it from --continue/--abort")
+    action = rebase_action(resume=resume, abort=abort, onto=onto)
     config = load()
-    if abort:
-        aborted = core.abort(config)
+    if action == RebaseAction.ABORT:
+        aborted = abort_rebase(config)
         if as_json:
-            console.emit_json(console.rebase_abort_json(aborted))
+            console.emit_json(view.rebase_abort_json(aborted))
         else:
-            console.show_rebase_abort(aborted, config.root)
+            view.show_rebase_abort(aborted, config.root)
         return
     if not as_json:
-        console.note("rebasing in the shadow repository; your clone is only read")
-    result = core.resume(config) if resume else core.start(config, onto)
+        view.show_rebase_started()
+    result = run_rebase(config, onto, resume=action == RebaseAction.CONTINUE)
     if as_json:
-        console.emit_json(console.rebase_json(result))
+        console.emit_json(view.rebase_json(result))
     else:
-        console.show_rebase(result, config.root)
-    finish(0 if result.status == "rebased" else 1)
-
+        view.show_rebase(result, config.root)
+    finish(ExitCode.OK if result.status == "rebased" else ExitCode.PROBLEM)
 
 
 @app.command("import")
@@ -176,14 +160,15 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring a patch into the series, refusing paths outside allowed_paths, and write it in canonical form."""
-    from mpspatch.operations.regenerate import import_patch
+    from mpspatch.commands.rebase import import_ as run_import
+    from mpspatch.views.rebase import import_json, show_import
 
     config = load()
-    result = import_patch(config, source, to, base)
+    result = run_import(config, source, to, base)
     if as_json:
-        console.emit_json(console.import_json(result))
+        console.emit_json(import_json(result))
     else:
-        console.show_import(result, config.root)
+        show_import(result, config.root)
 
 
 @app.command()
@@ -199,18 +184,19 @@ def regenerate(
     as_json: JsonOpt = False,
 ) -> None:
     """Rewrite the patch files from their source in canonical form; --check only compares."""
-    from mpspatch.operations.regenerate import regenerate as run_regenerate
+    from mpspatch.commands.rebase import regenerate as run_regenerate
+    from mpspatch.views.rebase import regenerate_json, show_regenerate
 
     config = load()
-    result = run_regenerate(config, source, check=check, to=to, base_ref=base)
+    result = run_regenerate(config, source, check=check, to=to, base=base)
     if as_json:
-        console.emit_json(console.regenerate_json(result))
+        console.emit_json(regenerate_json(result))
     else:
-        console.show_regenerate(result, config.root)
-    finish(1 if check and not result.in_sync else 0)
+        show_regenerate(result, config.root)
+    finish(ExitCode.PROBLEM if check and not result.in_sync else ExitCode.OK)
+
 
 # ------------------------------------------------------------------------------------------------ drift
-# (issue 4: add the drift command below this line)
 
 
 @app.command()
@@ -222,21 +208,18 @@ def drift(
                                                   "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
 ) -> None:
     """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
-    from mpspatch.foundation.files import atomic_write_text
-    from mpspatch.operations.drift import compute_drift, render_markdown
+    from mpspatch.commands.drift import drift as forecast
+    from mpspatch.views.drift import drift_json, show_drift
 
-    report = compute_drift(load(), onto)
-    if markdown is not None:
-        atomic_write_text(markdown, render_markdown(report))
+    report = forecast(load(), onto, markdown=markdown)
     if as_json:
-        console.emit_json(console.drift_json(report))
+        console.emit_json(drift_json(report))
     else:
-        console.show_drift(report)
-    finish(1 if report.conflicts else 0)
+        show_drift(report)
+    finish(ExitCode.PROBLEM if report.conflicts else ExitCode.OK)
 
 
 # ----------------------------------------------------------------------------------------------- verify
-# (issue 5: add the verify command below this line)
 
 
 @app.command()
@@ -251,23 +234,21 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
-    from mpspatch.verify.evidence import verify as run_verify
+    from mpspatch.commands.verify import exit_code
+    from mpspatch.commands.verify import verify as run_verify
+    from mpspatch.views.verify import show_verify, verify_json, verify_progress
 
     config = load()
-    with console.verify_progress() as progress:
-        outcome = run_verify(config, stage_names=tuple(stage or ()), keep_going=keep_going, force=force,
-                             progress=progress)
+    with verify_progress() as progress:
+        outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress)
     if as_json:
-        console.emit_json(console.verify_json(outcome))
+        console.emit_json(verify_json(outcome))
     else:
-        console.show_verify(outcome)
-    if outcome.interrupted:
-        finish(ExitCode.INTERRUPTED)
-    finish(ExitCode.OK if outcome.ok else ExitCode.PROBLEM)
+        show_verify(outcome)
+    finish(exit_code(outcome))
 
 
 # ----------------------------------------------------------------------------------------------- render
-# (issue 6: add the render-pr, render-issue and render-audit commands below this line)
 
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Where to write the document (default: under [render].out_dir).")
@@ -278,37 +259,13 @@ CheckOpt = Annotated[
 
 
 def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
-    from mpspatch.foundation.files import atomic_write_text
-    from mpspatch.model.series import relative_path
-    from mpspatch.reporting.render import default_out, render_document, status_line, unified_diff
-    from mpspatch.reporting.status import compute_status
+    from mpspatch.commands.render import render
+    from mpspatch.views.render import show_render
 
-    config = load()
-    context = None
-    if part is not None:  # one PR of the split stack (issue 9)
-        from mpspatch.operations.split import load_current_stack, part_context
-
-        context = part_context(load_current_stack(config), part)
-    target = out if out is not None else default_out(config, kind, part=part)
-    label = relative_path(target.absolute(), Path.cwd())
-    report = compute_status(config)
-    fresh = render_document(kind, report, part=context)
-    if check:
-        try:
-            current = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = ""
-        except UnicodeDecodeError:
-            current = target.read_bytes().decode("utf-8", errors="replace")
-        if current == fresh:
-            console.note(f"{label} is up to date")
-            return
-        console.show_diff(unified_diff(current, fresh, label))
-        what = "does not exist" if not target.exists() else "is stale"
-        console.note(f"{label} {what}; run `mpspatch render-{kind}` to rewrite it")
-        finish(1)
-    atomic_write_text(target, fresh)
-    console.note(f"wrote {label} ({status_line(report)})")
+    rendered = render(load(), kind, out=out, check=check, part=part)
+    show_render(rendered)
+    if rendered.problem:
+        finish(ExitCode.PROBLEM)
 
 
 @app.command("render-pr")
@@ -336,9 +293,7 @@ def render_audit(out: OutOpt = None, check: CheckOpt = False) -> None:
     _render("audit", out, check)
 
 
-
 # ------------------------------------------------------------------------------------------------ split
-# (issue 9: add the split command below this line)
 
 
 @app.command()
@@ -359,17 +314,17 @@ def split(
     as_json: JsonOpt = False,
 ) -> None:
     """Cut the series into a proven stack of reviewable parts, one patch per PR."""
-    from mpspatch.operations.split import split_series
+    from mpspatch.commands.split import split as run_split
+    from mpspatch.views.split import show_split, split_json
 
-    result = split_series(load(), max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)
+    result = run_split(load(), max_lines=max_lines, out=out, branches=branches, force=force)
     if as_json:
-        console.emit_json(console.split_json(result))
+        console.emit_json(split_json(result))
     else:
-        console.show_split(result)
+        show_split(result)
 
 
 # ------------------------------------------------------------------------------------------------- demo
-# (issue 7: add the demo command below this line)
 
 
 @app.command()
@@ -392,15 +347,16 @@ def demo(
     """
     from mpspatch.commands.demo import run_demo
     from mpspatch.foundation.errors import InputError
+    from mpspatch.views.demo import demo_json, demo_progress, show_demo
 
     if fault is not None and fault != "race":
         raise InputError(f"demo: --break {fault!r} is not a fault the demo knows; use --break race")
-    with console.demo_progress() as progress:
+    with demo_progress() as progress:
         result = run_demo(directory, break_race=fault == "race", progress=progress)
     if as_json:
-        console.emit_json(console.demo_json(result))
+        console.emit_json(demo_json(result))
     else:
-        console.show_demo(result)
+        show_demo(result)
     if result.interrupted:
         finish(ExitCode.INTERRUPTED)
     finish(ExitCode.OK if result.ready else ExitCode.PROBLEM)

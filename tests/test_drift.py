@@ -261,17 +261,23 @@ def test_series_commits_are_cached_by_content_and_rebuilt_when_gone(tmp_path: Pa
     first = drift.compute_drift(config, "v1.3")
     shadow = git.ensure_shadow(config)
     cache = shadow / drift.SERIES_CACHE
-    key, commits = next(iter(json.loads(cache.read_text()).items()))
+    cached = json.loads(cache.read_text())
+    key, commits = cached["key"], cached["commits"]
+    assert cached == {"version": drift.SERIES_CACHE_VERSION, "key": key, "commits": commits}
     assert drift.compute_drift(config, "v1.3") == first  # from the cache: same commits, same report
     base = git.resolve_commit(scenario.checkout, "v1.0")
     assert tuple(commits) == git.series_commits(shadow, base, config.series.patches)  # deterministic SHAs
     # A cache entry naming a commit the shadow does not have is ignored, not trusted.
-    cache.write_text(json.dumps({key: ["0" * 40]}))
+    cache.write_text(json.dumps({**cached, "commits": ["0" * 40]}))
     assert drift.compute_drift(config, "v1.3") == first
-    assert json.loads(cache.read_text()) == {key: commits}
+    assert json.loads(cache.read_text()) == cached
+    # A cache that is not valid (here: not JSON) is rebuilt, never an error.
+    cache.write_text("{not json")
+    assert drift.compute_drift(config, "v1.3") == first
+    assert json.loads(cache.read_text()) == cached
     # Another patch text is another key: the forecast follows the edit.
     patch = scenario.patches[1]
     patch.write_text(patch.read_text().replace("stream_pool_size() >= 1", "stream_pool_size() >= 2"))
     edited = drift.compute_drift(config, "v1.3")
-    assert next(iter(json.loads(cache.read_text()))) != key
+    assert json.loads(cache.read_text())["key"] != key
     assert [c.path for c in edited.conflicts] == [c.path for c in first.conflicts]

@@ -15,16 +15,9 @@ from support import Repo, git_env, write_config
 from mpspatch.foundation.config import Category, SplitGroup, load_config
 from mpspatch.model.series import parse_patch, parse_patch_bytes
 from mpspatch.model.series import unquote_path as tree_path
+from mpspatch.model.stack import load_current_stack, part_context, read_stack
 from mpspatch.operations import split as split_module
-from mpspatch.operations.split import (
-    PlannedPart,
-    SplitProofError,
-    part_context,
-    plan_parts,
-    read_stack,
-    split_series,
-    subset_patch,
-)
+from mpspatch.operations.split import PlannedPart, SplitProofError, plan_parts, split_series, subset_patch
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 LIMIT = 60
@@ -398,7 +391,7 @@ def test_an_out_folder_with_other_files_is_not_replaced(project: tuple[Path, Rep
 def test_part_context_states_place_dependencies_and_size(project: tuple[Path, Repo]) -> None:
     root, _ = project
     assert run_cli("split", "--max-lines", str(LIMIT), cwd=root).returncode == 0
-    stack = split_module.load_current_stack(load_config(root / "mpspatch.toml"))
+    stack = load_current_stack(load_config(root / "mpspatch.toml"))
     n = len(stack.parts)
     first, second = part_context(stack, 1), part_context(stack, 2)
     assert (first.index, first.total, first.depends_on) == (1, n, ())
@@ -410,7 +403,7 @@ def test_part_context_states_place_dependencies_and_size(project: tuple[Path, Re
         part_context(stack, n + 1)
     (root / "patches/0002-fix.patch").write_text((root / "patches/0002-fix.patch").read_text() + "\n")
     with pytest.raises(Exception, match="changed since"):
-        split_module.load_current_stack(load_config(root / "mpspatch.toml"))
+        load_current_stack(load_config(root / "mpspatch.toml"))
 
 
 # ----------------------------------------------------------------------------------- awkward files

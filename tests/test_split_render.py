@@ -10,7 +10,7 @@ from pathlib import Path
 from render_project import make_project, passing_stages
 from support import git_env
 
-from mpspatch.operations.split import load_current_stack, part_context
+from mpspatch.model.stack import load_current_stack, part_context
 from mpspatch.reporting.render import render_document
 from mpspatch.reporting.status import compute_status
 
@@ -24,7 +24,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_render_pr_part_states_place_dependencies_size_and_files(tmp_path: Path) -> None:
     project = make_project(tmp_path, max_lines=30)
-    project.write_evidence("20251216-120000-aaaaaaaa", passing_stages())
+    project.write_evidence("20251216T120000Z-aaaaaaaa", passing_stages())
     split = run_cli("split", "--json", cwd=project.root)
     assert split.returncode == 0, split.stderr
     parts = json.loads(split.stdout)["parts"]

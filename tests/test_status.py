@@ -12,7 +12,9 @@ from pathlib import Path
 
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
-from mpspatch.reporting.stack import STACK_FILE
+from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha
+from mpspatch.model.stack import STACK, Part, Stack
+from mpspatch.reporting.checks import STACK_FILE
 from mpspatch.reporting.status import Gap, StatusReport, compute_status
 
 RUN_1 = "20251216T120000Z-3f9a1c2e"
@@ -151,26 +153,39 @@ def test_pr_size_over_the_limit_points_at_split_until_a_fitting_stack_exists(tmp
     assert gap.fix == "`mpspatch split --max-lines 40`"
 
     stack = project.root / STACK_FILE
-    stack.parent.mkdir(parents=True)
-    stack.write_text(json.dumps({"parts": [{"lines": 38}, {"lines": 27}]}))
+    series = tuple(p.sha256 for p in report.patches)
+    write_stack(stack, [38, 27], series)
     report = compute_status(project.config())
     assert report.ready, report.gaps
     assert "the stack in patches/stack has 2 parts, each within it (largest 38)" in report.check("pr-size").detail
 
-    stack.write_text(json.dumps({"parts": [{"lines": 20}, {"lines": 45, "oversized_hunk": True}]}))
+    write_stack(stack, [20, 45], series, oversized=2)
     gap = gaps(compute_status(project.config()))["check:pr-size"]
     assert "stack part 2 of 2 has 45 lines (a single hunk larger than the limit)" in gap.reason
     assert gap.fix.endswith("and split the large hunk by hand")
 
-    stack.write_text(json.dumps({"parts": [{"lines": 30}, {"lines": 30}]}))  # left over from an older patch
-    gap = gaps(compute_status(project.config()))["check:pr-size"]
-    assert "parts add up to 60 lines, not 65" in gap.reason
-
-    sha = report.patches[0].sha256
-    stack.write_text(json.dumps({"series": [{"sha256": "0" * 64}], "parts": [{"lines": 40}, {"lines": 25}]}))
+    write_stack(stack, [30, 30], (ContentSha256("0" * 64),))  # left over from an older patch
     assert "made for other series content" in gaps(compute_status(project.config()))["check:pr-size"].reason
-    stack.write_text(json.dumps({"series": [{"sha256": sha}], "parts": [{"lines": 40}, {"lines": 25}]}))
+
+    # A stack file split did not write (no version, no series hashes) is a gap naming the fix, not a crash.
+    stack.write_text(json.dumps({"parts": [{"lines": 40}, {"lines": 25}]}))
+    gap = gaps(compute_status(project.config()))["check:pr-size"]
+    assert f"{STACK_FILE}: the stack has no `version`; run `mpspatch split` again" in gap.reason
+
+    write_stack(stack, [40, 25], series)
     assert compute_status(project.config()).ready
+
+
+def write_stack(path: Path, lines: list[int], series: tuple[ContentSha256, ...], oversized: int = 0) -> None:
+    """A stack.json as `mpspatch split` writes it, with parts of the given sizes."""
+    parts = tuple(
+        Part(index=k, title=f"Part {k}", slug=f"part-{k}", path=f"{k:04d}-part-{k}.patch", lines=n, insertions=n,
+             deletions=0, files=(TreePath("aten/src/ATen/mps/MPSStream.mm"),), oversized_hunk=k == oversized,
+             depends_on=(k - 1,) if k > 1 else (), commit=CommitSha(f"{k:040x}"), tree=TreeSha(f"{k:040x}"))
+        for k, n in enumerate(lines, start=1)
+    )
+    STACK.write(path, Stack(parts=parts, max_lines=40, base=CommitSha("a" * 40), base_ref="v1.0",
+                            series_sha256=series, tree=TreeSha("b" * 40), insertions=sum(lines), deletions=0))
 
 
 def test_messy_patch_checks(tmp_path: Path) -> None:

@@ -29,3 +29,20 @@ def tree_sha(value: str) -> TreeSha:
     if not _HEX40.fullmatch(value):
         raise ValueError(f"not a full tree SHA: {value!r}")
     return TreeSha(value)
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# UTC time to the second, then 8 hex of a hash: 20251216T120000Z-3f9a1c2e
+_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
+
+
+def content_sha256(value: str) -> ContentSha256:
+    if not _HEX64.fullmatch(value):
+        raise ValueError(f"not a sha256 (64 hex): {value!r}")
+    return ContentSha256(value)
+
+
+def run_id(value: str) -> RunId:
+    if not _RUN_ID.fullmatch(value):
+        raise ValueError(f"not a run id (YYYYMMDDTHHMMSSZ-8hex): {value!r}")
+    return RunId(value)

@@ -6,7 +6,6 @@ malformed, categories and allowed paths, and the lock that ties the series to a 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Category, Config, glob_regex
-from mpspatch.foundation.errors import InputError, PatchFormatError, StateError
-from mpspatch.foundation.files import atomic_write_text, sha256_bytes
+from mpspatch.foundation.errors import InputError, PatchFormatError
+from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
+from mpspatch.model.store import StateFile
 
 LOCK_VERSION = 1
 
@@ -411,6 +411,12 @@ class SeriesLock:
     written_by: str  # the command that wrote it
 
 
+SERIES_LOCK = StateFile(
+    what="the series lock", model=SeriesLock, version=LOCK_VERSION,
+    fix="delete it and run `mpspatch lock` to write a fresh one",
+)
+
+
 @dataclass(frozen=True)
 class LockCheck:
     lock: SeriesLock | None
@@ -436,40 +442,12 @@ def make_lock(config: Config, base: CommitSha, base_ref: str, patches: Sequence[
     )
 
 
-def lock_to_json(lock: SeriesLock) -> str:
-    body = {
-        "version": LOCK_VERSION,
-        "base": lock.base,
-        "base_ref": lock.base_ref,
-        "patches": [{"path": p.path, "sha256": p.sha256} for p in lock.patches],
-        "written_at": lock.written_at,
-        "written_by": lock.written_by,
-    }
-    return json.dumps(body, indent=2, sort_keys=True) + "\n"
-
-
 def write_lock(path: Path, lock: SeriesLock) -> None:
-    atomic_write_text(path, lock_to_json(lock))
+    SERIES_LOCK.write(path, lock)
 
 
 def read_lock(path: Path) -> SeriesLock | None:
-    if not path.exists():
-        return None
-    fix = "delete it and run `mpspatch lock` to write a fresh one"
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        if body.get("version") != LOCK_VERSION:
-            raise StateError(f"{path}: lock version {body.get('version')!r} is not {LOCK_VERSION}; {fix}")
-        return SeriesLock(
-            base=CommitSha(str(body["base"])),
-            base_ref=str(body["base_ref"]),
-            patches=tuple(LockedPatch(path=str(p["path"]), sha256=ContentSha256(str(p["sha256"])))
-                          for p in body["patches"]),
-            written_at=str(body["written_at"]),
-            written_by=str(body["written_by"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StateError(f"{path}: the lock is not valid ({exc.__class__.__name__}: {exc}); {fix}") from None
+    return SERIES_LOCK.read(path)
 
 
 def check_lock(config: Config, patches: Sequence[Patch]) -> LockCheck:

@@ -8,7 +8,6 @@ chain of `git merge-tree` merges, and the only writes are objects in the shadow'
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +16,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
-from mpspatch.foundation.files import atomic_write_text, sha256_file
-from mpspatch.foundation.ids import CommitSha, TreePath, commit_sha
+from mpspatch.foundation.files import sha256_file
+from mpspatch.foundation.ids import CommitSha, TreePath
 from mpspatch.git import verbs as git
 from mpspatch.model import history
 from mpspatch.model.history import AlreadyUpstream, MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series
+from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import resolve_base, resolve_ref
 
 
@@ -41,6 +41,19 @@ TEMPLATE = "drift_report.md.j2"
 SERIES_CACHE = "mpspatch-drift-series.json"
 SERIES_CACHE_VERSION = 1
 SERIES_REF = "refs/mpspatch/drift/series"
+
+
+@dataclass(frozen=True)
+class SeriesCache:
+    key: str  # sha256 over the cache version, the base, and each patch's name and bytes
+    commits: tuple[CommitSha, ...]
+
+
+# A cache: one that cannot be read is rebuilt, never an error.
+DRIFT_SERIES = StateFile(
+    what="the drift series cache", model=SeriesCache, version=SERIES_CACHE_VERSION,
+    fix="delete it; the next drift rebuilds it", rebuildable=True,
+)
 
 
 @dataclass(frozen=True)
@@ -162,17 +175,13 @@ def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]
         digest.update(sha256_file(patch).encode())
     key = digest.hexdigest()
     cache = shadow / SERIES_CACHE
-    try:
-        known = json.loads(cache.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        known = {}
-    cached = known.get(key) if isinstance(known, dict) else None
-    if isinstance(cached, list) and cached and git.git(shadow, "cat-file", "-e", f"{cached[-1]}^{{commit}}",
-                                                       check=False).ok:
-        return tuple(commit_sha(str(c)) for c in cached)
+    known = DRIFT_SERIES.read(cache)
+    if known is not None and known.key == key and known.commits and git.git(
+            shadow, "cat-file", "-e", f"{known.commits[-1]}^{{commit}}", check=False).ok:
+        return known.commits
     commits = git.series_commits(shadow, base, patches)
     git.git(shadow, "update-ref", SERIES_REF, commits[-1])
-    atomic_write_text(cache, json.dumps({key: list(commits)}, indent=2) + "\n")
+    DRIFT_SERIES.write(cache, SeriesCache(key=key, commits=commits))
     return commits
 
 

@@ -35,7 +35,6 @@ alternates; indexes are private files in a temporary folder. The user's clone is
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -46,8 +45,8 @@ from pathlib import Path
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.config import Category, Config, SplitGroup, matches_any
-from mpspatch.foundation.errors import GitError, InputError, MpspatchError, StateError
-from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
+from mpspatch.foundation.errors import GitError, InputError, MpspatchError
+from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
 from mpspatch.git import verbs as git
 from mpspatch.model.series import (
     FileChange,
@@ -55,13 +54,11 @@ from mpspatch.model.series import (
     load_series,
     parse_patch,
     parse_patch_bytes,
-    parse_series,
     series_files,
 )
+from mpspatch.model.stack import STACK, STACK_NAME, Part, Stack, default_stack_dir
 from mpspatch.model.workspace import resolve_base
 
-STACK_VERSION = 1
-STACK_FILE = "stack.json"
 OTHER_BUCKET = "Other changes"
 # Patches in the stack are written by this pinned identity so a second split is byte-identical; branches made
 # with --branches use the clone's own identity instead, because the CLA check looks at the commit author.
@@ -98,39 +95,6 @@ class PlannedPart:
 
 
 @dataclass(frozen=True)
-class Part:
-    index: int  # 1-based place in the stack
-    title: str
-    slug: str
-    path: str  # file name inside the stack folder
-    lines: int
-    insertions: int
-    deletions: int
-    files: tuple[TreePath, ...]
-    oversized_hunk: bool
-    depends_on: tuple[int, ...]  # the parts this one applies on (the stack is linear: the previous one)
-    commit: CommitSha  # the commit named on the patch's `From` line
-    tree: TreeSha  # the tree after this part
-
-
-@dataclass(frozen=True)
-class Stack:
-    parts: tuple[Part, ...]
-    max_lines: int
-    base: CommitSha
-    base_ref: str
-    series_sha256: tuple[ContentSha256, ...]
-    tree: TreeSha  # the tree of the whole series at base, which the last part reaches
-    insertions: int
-    deletions: int
-
-    @property
-    def within_limit(self) -> bool:
-        """Every part is within max_lines; an oversized hunk cannot be cut, so it still counts as a gap."""
-        return all(p.lines <= self.max_lines for p in self.parts)
-
-
-@dataclass(frozen=True)
 class Branch:
     name: str  # without refs/heads/
     commit: CommitSha
@@ -142,32 +106,6 @@ class SplitResult:
     stack: Stack
     out_dir: Path
     branches: tuple[Branch, ...]
-
-
-@dataclass(frozen=True)
-class PartRef:
-    index: int
-    title: str
-
-
-@dataclass(frozen=True)
-class PartContext:
-    """What one part's PR description needs: its place in the stack, what it builds on, its size and files."""
-
-    index: int
-    total: int
-    title: str
-    subject: str  # "[MPS] <title> (k/n)"
-    lines: int
-    insertions: int
-    deletions: int
-    files: tuple[TreePath, ...]
-    oversized_hunk: bool
-    max_lines: int
-    depends_on: tuple[PartRef, ...]
-    followed_by: tuple[PartRef, ...]
-    base: CommitSha
-    base_ref: str
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -422,7 +360,7 @@ def _check_sizes(plan: Sequence[PlannedPart], parsed: Sequence[Patch], whole: tu
 
 
 def default_out_dir(config: Config) -> Path:
-    return config.root / "patches" / "stack"
+    return default_stack_dir(config.root)
 
 
 def split_series(
@@ -484,7 +422,7 @@ def split_series(
             stack = Stack(parts=parts, max_lines=limit, base=base, base_ref=base_ref,
                           series_sha256=tuple(p.sha256 for p in patches), tree=series_tree,
                           insertions=whole[0], deletions=whole[1])
-            (staging / STACK_FILE).write_text(stack_to_json(stack), encoding="utf-8")
+            STACK.write(staging / STACK_NAME, stack)
             branch_commits = (
                 _branch_commits(checkout, sc.folder, base, files, trees, messages) if branch_prefix else ()
             )
@@ -503,7 +441,7 @@ def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out names a file, not a folder; pass a folder such as patches/stack")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name != STACK_FILE and not _OUR_FILE.fullmatch(p.name))
+        foreign = sorted(p.name for p in out.iterdir() if p.name != STACK_NAME and not _OUR_FILE.fullmatch(p.name))
         if foreign:
             raise InputError(f"{out}: holds files split did not write ({', '.join(foreign[:3])}); "
                              "pass an empty or new folder with --out")
@@ -570,79 +508,3 @@ def _branch_commits(checkout: Path, folder: Path, base: CommitSha, files: Sequen
         parent = git.commit_tree_as(checkout, tree, parent, message, {"GIT_INDEX_FILE": str(index)})
         commits.append(commit_sha(parent))
     return tuple(commits)
-
-
-# ----------------------------------------------------------------------------------------- stack.json
-
-
-def stack_to_json(stack: Stack) -> str:
-    body = {
-        "version": STACK_VERSION,
-        "base": stack.base,
-        "base_ref": stack.base_ref,
-        "series_sha256": list(stack.series_sha256),
-        "tree": stack.tree,
-        "max_lines": stack.max_lines,
-        "insertions": stack.insertions,
-        "deletions": stack.deletions,
-        "parts": [
-            {"index": p.index, "title": p.title, "slug": p.slug, "path": p.path, "lines": p.lines,
-             "insertions": p.insertions, "deletions": p.deletions, "files": list(p.files),
-             "oversized_hunk": p.oversized_hunk, "depends_on": list(p.depends_on), "commit": p.commit,
-             "tree": p.tree}
-            for p in stack.parts
-        ],
-    }
-    return json.dumps(body, indent=2, sort_keys=True) + "\n"
-
-
-def read_stack(path: Path) -> Stack:
-    fix = "run `mpspatch split` to write it again"
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        if body.get("version") != STACK_VERSION:
-            raise StateError(f"{path}: stack version {body.get('version')!r} is not {STACK_VERSION}; {fix}")
-        parts = tuple(
-            Part(index=int(p["index"]), title=str(p["title"]), slug=str(p["slug"]), path=str(p["path"]),
-                 lines=int(p["lines"]), insertions=int(p["insertions"]), deletions=int(p["deletions"]),
-                 files=tuple(TreePath(str(f)) for f in p["files"]), oversized_hunk=bool(p["oversized_hunk"]),
-                 depends_on=tuple(int(d) for d in p["depends_on"]), commit=commit_sha(str(p["commit"])),
-                 tree=tree_sha(str(p["tree"])))
-            for p in body["parts"]
-        )
-        return Stack(parts=parts, max_lines=int(body["max_lines"]), base=commit_sha(str(body["base"])),
-                     base_ref=str(body["base_ref"]),
-                     series_sha256=tuple(ContentSha256(str(s)) for s in body["series_sha256"]),
-                     tree=tree_sha(str(body["tree"])), insertions=int(body["insertions"]),
-                     deletions=int(body["deletions"]))
-    except FileNotFoundError:
-        raise StateError(f"{path}: no stack here yet; {fix}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StateError(f"{path}: the stack is not valid ({exc.__class__.__name__}: {exc}); {fix}") from None
-
-
-def load_current_stack(config: Config, out_dir: Path | None = None) -> Stack:
-    """The written stack, refused when the series changed since it was split."""
-    path = (out_dir or default_out_dir(config)) / STACK_FILE
-    stack = read_stack(path)
-    current = tuple(p.sha256 for p in parse_series(config.series.patches))
-    if stack.series_sha256 != current:
-        raise StateError(f"{path}: the series changed since this stack was split; run `mpspatch split` again")
-    return stack
-
-
-def part_context(stack: Stack, index: int) -> PartContext:
-    """The data `render-pr --part K` needs for part `index` (1-based)."""
-    total = len(stack.parts)
-    if not 1 <= index <= total:
-        raise InputError(f"--part {index}: the stack has parts 1 to {total}; pick one of those")
-    part = stack.parts[index - 1]
-    refs = {p.index: PartRef(p.index, p.title) for p in stack.parts}
-    return PartContext(
-        index=index, total=total, title=part.title, subject=f"[MPS] {part.title} ({index}/{total})",
-        lines=part.lines, insertions=part.insertions, deletions=part.deletions, files=part.files,
-        oversized_hunk=part.oversized_hunk, max_lines=stack.max_lines,
-        depends_on=tuple(refs[d] for d in part.depends_on),
-        followed_by=tuple(refs[p.index] for p in stack.parts if index in p.depends_on),
-        base=stack.base, base_ref=stack.base_ref,
-    )

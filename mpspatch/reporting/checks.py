@@ -7,7 +7,7 @@ passed, failed or not checked. A check that could not run (no checkout, offline)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -16,9 +16,13 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.model.series import LockCheck, Patch, SeriesStats
+from mpspatch.model.stack import DEFAULT_DIR, STACK, STACK_NAME, Part
+from mpspatch.model.store import StateFileError
 from mpspatch.reporting.prose import ProseFragment
-from mpspatch.reporting.stack import STACK_FILE, read_stack
 from mpspatch.reporting.text import count, one_line, relative
+
+# Where `mpspatch split` leaves its stack, relative to the config folder.
+STACK_FILE = f"{DEFAULT_DIR}/{STACK_NAME}"
 
 
 class CheckState(StrEnum):
@@ -157,8 +161,7 @@ def _check_pr_size(ctx: CheckContext, _: Checkout) -> _Outcome:
         return _passed(f"{changed:,} changed lines, within the {limit:,}-line limit")
     over = f"{changed:,} changed lines (insertions + deletions) exceed the {limit:,}-line limit"
     fix = f"`mpspatch split --max-lines {limit}`"
-    stack_path = ctx.config.root / STACK_FILE
-    parts, problem = read_stack(stack_path, ctx.patches, changed)
+    parts, problem = _stack_parts(ctx.config.root / STACK_FILE, ctx.patches)
     if parts is None:
         return _failed(f"{over}; {problem}" if problem else over, fix)
     too_big = [p for p in parts if p.lines > limit]
@@ -170,6 +173,24 @@ def _check_pr_size(ctx: CheckContext, _: Checkout) -> _Outcome:
     hunk = " (a single hunk larger than the limit)" if worst.oversized_hunk else ""
     return _failed(f"{over}; stack part {worst.index:,} of {len(parts):,} has {worst.lines:,} lines{hunk}",
                    f"{fix}, and split the large hunk by hand" if worst.oversized_hunk else fix)
+
+
+def _stack_parts(path: Path, patches: Sequence[Patch]) -> tuple[tuple[Part, ...] | None, str]:
+    """The parts of the split stack, or (None, why) when it is absent, not valid or made for other content.
+
+    A broken stack is a gap here, not an error: status reports what stands in the way and goes on.
+    """
+    try:
+        stack = STACK.read(path)
+    except StateFileError as exc:
+        return None, f"{STACK_FILE}: {exc.problem}; run `mpspatch split` again"
+    if stack is None:
+        return None, ""
+    if not stack.parts:
+        return None, f"{STACK_FILE} has no parts"
+    if list(stack.series_sha256) != [p.sha256 for p in patches]:
+        return None, f"{STACK_FILE} was made for other series content; run `mpspatch split` again"
+    return stack.parts, ""
 
 
 def _check_issue(ctx: CheckContext, _: Checkout) -> _Outcome:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from mpspatch.foundation.config import StageKind
 from mpspatch.model.series import CategoryStats
-from mpspatch.operations.split import PartContext
+from mpspatch.model.stack import PartContext
 from mpspatch.reporting.requirements import CHECK, STAGE
 from mpspatch.reporting.status import Row, StageState, Standing, StatusReport
 from mpspatch.reporting.text import count, format_counts, relative

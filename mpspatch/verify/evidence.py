@@ -14,21 +14,21 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from mpspatch.foundation.config import Config, Stage, StageKind
+from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import ConfigError, InputError, StateError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.model.series import load_series, relative_path
+from mpspatch.model.store import StateFile
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
-from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult, StageStatus
+from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
 
 EVIDENCE_VERSION = 1
 LATEST = "latest"
@@ -60,46 +60,15 @@ class EvidenceRun:
         return [p.sha256 for p in self.series] == list(series_sha256) and self.base == base
 
 
+# Keys stay in field order (version, run_id, created_at, ...): the file reads top-down like the run it records.
+EVIDENCE = StateFile(
+    what="the evidence", model=EvidenceRun, version=EVIDENCE_VERSION, fix="rerun `mpspatch verify`",
+    sort_keys=False,
+)
+
+
 def run_dir(evidence_dir: Path, run_id: str) -> Path:
     return evidence_dir / run_id
-
-
-def to_json(run: EvidenceRun) -> str:
-    body: dict[str, Any] = {
-        "version": EVIDENCE_VERSION,
-        "run_id": run.run_id,
-        "created_at": run.created_at,
-        "series": [{"path": p.path, "sha256": p.sha256} for p in run.series],
-        "base": run.base,
-        "base_ref": run.base_ref,
-        "onto": run.onto,
-        "tree": run.tree,
-        "tools": dict(run.tools),
-        "stages": [_stage_json(s) for s in run.stages],
-    }
-    return json.dumps(body, indent=2) + "\n"
-
-
-def _stage_json(s: StageResult) -> dict[str, Any]:
-    return {
-        "name": s.name, "kind": s.kind, "status": s.status, "reason": s.reason, "duration_s": round(s.duration_s, 3),
-        "counts": dict(s.counts), "log": s.log, "log_sha256": s.log_sha256,
-        "commands": [list(c) for c in s.commands], "env": dict(s.env), "started_at": s.started_at,
-        "finished_at": s.finished_at, "cache_key": s.cache_key, "cached_from": s.cached_from,
-        "details": list(s.details),
-    }
-
-
-def _stage_from(d: dict[str, Any]) -> StageResult:
-    return StageResult(
-        name=str(d["name"]), kind=StageKind(d["kind"]), status=StageStatus(d["status"]), reason=str(d["reason"]),
-        duration_s=float(d["duration_s"]), counts=tuple((str(k), int(v)) for k, v in d["counts"].items()),
-        log=d.get("log"), log_sha256=d.get("log_sha256"),
-        commands=tuple(tuple(str(a) for a in c) for c in d["commands"]),
-        env=tuple((str(k), str(v)) for k, v in d["env"].items()), started_at=str(d["started_at"]),
-        finished_at=str(d["finished_at"]), cache_key=str(d["cache_key"]), cached_from=d.get("cached_from"),
-        details=tuple(str(x) for x in d.get("details", [])),
-    )
 
 
 def write_run(evidence_dir: Path, run: EvidenceRun) -> Path:
@@ -107,27 +76,18 @@ def write_run(evidence_dir: Path, run: EvidenceRun) -> Path:
     target = run_dir(evidence_dir, run.run_id) / "evidence.json"
     if target.exists():
         raise StateError(f"{target}: evidence for run {run.run_id} exists already; runs are never overwritten")
-    atomic_write_text(target, to_json(run))
+    EVIDENCE.write(target, _rounded(run))
     atomic_write_text(evidence_dir / LATEST, run.run_id + "\n")
     return target
 
 
 def read_run(path: Path) -> EvidenceRun:
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        if d.get("version") != EVIDENCE_VERSION:
-            raise ValueError(f"version {d.get('version')!r}")
-        return EvidenceRun(
-            run_id=RunId(str(d["run_id"])), created_at=str(d["created_at"]),
-            series=tuple(SeriesPatchRef(str(p["path"]), ContentSha256(str(p["sha256"]))) for p in d["series"]),
-            base=d.get("base"), base_ref=str(d["base_ref"]), onto=d.get("onto"), tree=d.get("tree"),
-            tools=tuple((str(k), str(v)) for k, v in d["tools"].items()),
-            stages=tuple(_stage_from(s) for s in d["stages"]),
-        )
-    except FileNotFoundError:
-        raise StateError(f"{path}: evidence file is missing; run `mpspatch verify`") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StateError(f"{path}: evidence is not readable ({exc}); rerun `mpspatch verify`") from None
+    return EVIDENCE.load(path)
+
+
+def _rounded(run: EvidenceRun) -> EvidenceRun:
+    """Durations to the millisecond: finer digits are noise in a file people read and diff."""
+    return replace(run, stages=tuple(replace(s, duration_s=round(s.duration_s, 3)) for s in run.stages))
 
 
 def latest_run(evidence_dir: Path) -> EvidenceRun | None:

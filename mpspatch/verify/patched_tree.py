@@ -17,7 +17,6 @@ series means an incremental (often empty) rebuild.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -27,16 +26,30 @@ from pathlib import Path, PurePosixPath
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import StateError
-from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha, tree_sha
 from mpspatch.git import verbs as git
 from mpspatch.model import state, workspace
 from mpspatch.model.series import Patch, read_lock
+from mpspatch.model.store import StateFile
 
 WORKTREE = "worktrees/verify"
 STATE_FILE = "verify-tree.json"
 REF = "refs/mpspatch/verify"
-STATE_VERSION = 2
+STATE_VERSION = 3
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """What the verify worktree holds, recorded so a re-run can tell an incremental switch from a first one."""
+
+    checked_out: CommitSha | None  # None before the first checkout and while a switch is under way
+
+
+# Only ever a hint: a state that cannot be read means "unknown", and the next checkout rewrites it.
+VERIFY_TREE = StateFile(
+    what="the verify tree state", model=TreeState, version=STATE_VERSION,
+    fix="delete it; the next verify checks the tree out again", rebuildable=True,
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
     where = planned.path
     state = _read_state(config)
     fresh = _ensure_worktree(planned.shadow, where, planned.commit)
-    checked_out = "" if fresh else str(state.get("checked_out", ""))
+    checked_out = None if fresh else state.checked_out
     is_sparse = git.git(where, "config", "--get", "core.sparseCheckout", check=False).stdout.strip() == "true"
     if full and is_sparse:
         git.git(where, "sparse-checkout", "disable", timeout=3600)
@@ -102,13 +115,13 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
         git.git(where, "sparse-checkout", "set", "--cone", *_cone_dirs(planned.touched), timeout=3600)
         is_sparse = True
     # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
-    _write_state(config, {"version": STATE_VERSION, "checked_out": ""})
+    _write_state(config, TreeState(checked_out=None))
     if checked_out:
         # Re-hash files whose stat data changed but whose content did not (a touch, a copy), so the forced
         # checkout below leaves them alone instead of rewriting them and triggering rebuilds.
         git.git(where, "update-index", "-q", "--refresh", check=False, timeout=3600)
     git.git(where, "checkout", "-q", "-f", "--detach", planned.commit, timeout=3600)
-    _write_state(config, {"version": STATE_VERSION, "checked_out": planned.commit})
+    _write_state(config, TreeState(checked_out=planned.commit))
     return replace(planned, checked_out=True, full=not is_sparse, reused=checked_out == planned.commit)
 
 
@@ -125,18 +138,12 @@ def _ensure_worktree(shadow: Path, where: Path, commit: CommitSha) -> bool:
     return True
 
 
-def _read_state(config: Config) -> dict[str, object]:
-    try:
-        recorded = json.loads((config.state_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(recorded, dict) or recorded.get("version") != STATE_VERSION:
-        return {}
-    return recorded
+def _read_state(config: Config) -> TreeState:
+    return VERIFY_TREE.read(config.state_dir / STATE_FILE) or TreeState(checked_out=None)
 
 
-def _write_state(config: Config, state: dict[str, object]) -> None:
-    atomic_write_text(config.state_dir / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+def _write_state(config: Config, state: TreeState) -> None:
+    VERIFY_TREE.write(config.state_dir / STATE_FILE, state)
 
 
 def _diff_paths(shadow: Path, base: str, commit: str, *, deleted: bool) -> list[TreePath]:

@@ -1,0 +1,13 @@
+"""`split`: the series as a proven stack of reviewable parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpspatch.foundation.config import Config
+from mpspatch.operations.split import SplitResult, split_series
+
+
+def split(config: Config, *, max_lines: int | None, out: Path | None, branches: str | None,
+          force: bool) -> SplitResult:
+    return split_series(config, max_lines=max_lines, out_dir=out, branch_prefix=branches, force=force)

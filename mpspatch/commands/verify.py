@@ -1,0 +1,24 @@
+"""`verify`: run the configured stages on the patched tree and write the evidence."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from mpspatch.foundation.config import Config
+from mpspatch.foundation.errors import ExitCode
+from mpspatch.verify.evidence import VerifyOutcome
+from mpspatch.verify.evidence import verify as run_verify
+from mpspatch.verify.runner import Progress
+
+
+def verify(config: Config, stages: Sequence[str] = (), *, keep_going: bool = False, force: bool = False,
+           progress: Progress | None = None, python: str = sys.executable) -> VerifyOutcome:
+    return run_verify(config, stage_names=tuple(stages), keep_going=keep_going, force=force, progress=progress,
+                      python=python)
+
+
+def exit_code(outcome: VerifyOutcome) -> ExitCode:
+    if outcome.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if outcome.ok else ExitCode.PROBLEM

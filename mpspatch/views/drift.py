@@ -1,0 +1,168 @@
+"""`drift`: the forecast tables and the JSON model of the contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mpspatch.views.console import escape, out, pr_label
+
+if TYPE_CHECKING:
+    from mpspatch.model.history import UpstreamCommit
+    from mpspatch.operations.drift import DriftReport
+
+_OUTCOME_STYLE = {"clean": "green", "conflict": "bold red", "absorbed": "cyan", "partly absorbed": "yellow"}
+
+
+@dataclass(frozen=True)
+class UpstreamCommitJson:
+    sha: str
+    subject: str
+    pull_request: int | None
+    paths: tuple[str, ...]
+
+    @classmethod
+    def of(cls, commit: UpstreamCommit) -> UpstreamCommitJson:
+        return cls(sha=commit.sha, subject=commit.subject, pull_request=commit.pull_request, paths=tuple(commit.paths))
+
+
+@dataclass(frozen=True)
+class DriftConflictJson:
+    path: str
+    regions: int
+    patch: str
+    kinds: tuple[str, ...]
+    assumed: bool
+    pull_requests: tuple[int, ...]
+    upstream_commits: tuple[UpstreamCommitJson, ...]
+
+
+@dataclass(frozen=True)
+class DriftAbsorbedJson:
+    path: str
+    pull_requests: tuple[int, ...]
+    whole_file: bool
+    hunks: int
+    of_hunks: int
+    upstream_commits: tuple[str, ...]  # SHAs
+
+
+@dataclass(frozen=True)
+class LandedPatchJson:
+    patch: str
+    sha: str
+    pull_request: int | None
+
+
+@dataclass(frozen=True)
+class FileDriftJson:
+    path: str
+    outcome: str
+    regions: int
+    hunks: int
+    absorbed_hunks: int
+    pull_requests: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DriftCommitJson(UpstreamCommitJson):
+    conflicting: bool
+    absorbed: bool
+
+
+@dataclass(frozen=True)
+class DriftJson:
+    status: str
+    base: str
+    base_ref: str
+    onto: str
+    onto_ref: str
+    patches: tuple[str, ...]
+    stopped_at: str | None
+    stops: tuple[str, ...]
+    conflicts: tuple[DriftConflictJson, ...]
+    absorbed: tuple[DriftAbsorbedJson, ...]
+    landed_patches: tuple[LandedPatchJson, ...]
+    files: tuple[FileDriftJson, ...]
+    upstream_commits: tuple[DriftCommitJson, ...]
+
+
+def _prs(commits: tuple[UpstreamCommit, ...]) -> tuple[int, ...]:
+    return tuple(u.pull_request for u in commits if u.pull_request is not None)
+
+
+def drift_json(report: DriftReport) -> DriftJson:
+    return DriftJson(
+        status=report.status,
+        base=report.base,
+        base_ref=report.base_ref,
+        onto=report.onto,
+        onto_ref=report.onto_ref,
+        patches=tuple(report.patches),
+        stopped_at=report.stopped_at,
+        stops=tuple(report.stops),
+        conflicts=tuple(
+            DriftConflictJson(path=c.path, regions=c.regions, patch=c.patch, kinds=tuple(c.kinds), assumed=c.assumed,
+                              pull_requests=_prs(c.upstream),
+                              upstream_commits=tuple(UpstreamCommitJson.of(u) for u in c.upstream))
+            for c in report.conflicts
+        ),
+        absorbed=tuple(
+            DriftAbsorbedJson(path=a.path, pull_requests=tuple(a.pull_requests), whole_file=a.whole_file,
+                              hunks=a.hunks, of_hunks=a.of_hunks, upstream_commits=tuple(u.sha for u in a.landed_by))
+            for a in report.absorbed
+        ),
+        landed_patches=tuple(LandedPatchJson(patch=m.patch, sha=m.upstream.sha, pull_request=m.upstream.pull_request)
+                             for m in report.landed_patches),
+        files=tuple(FileDriftJson(path=f.path, outcome=f.outcome, regions=f.regions, hunks=f.hunks,
+                                  absorbed_hunks=f.absorbed_hunks, pull_requests=_prs(f.upstream))
+                    for f in report.files),
+        upstream_commits=tuple(
+            DriftCommitJson(sha=d.commit.sha, subject=d.commit.subject, pull_request=d.commit.pull_request,
+                            paths=tuple(d.commit.paths), conflicting=d.conflicting, absorbed=d.absorbed)
+            for d in report.upstream
+        ),
+    )
+
+
+def show_drift(report: DriftReport) -> None:
+    from rich.table import Table
+
+    console = out()
+    console.print(f"[bold]{escape(report.base_ref)}[/] {report.base[:12]} -> [bold]{escape(report.onto_ref)}[/] "
+                  f"{report.onto[:12]}  ({len(report.upstream)} upstream commits touch the patched files)")
+    table = Table(title="Forecast per file")
+    table.add_column("File", overflow="fold")
+    table.add_column("Outcome")
+    table.add_column("Regions", justify="right")
+    table.add_column("Already upstream", justify="right")
+    table.add_column("Upstream PRs since the base")
+    for f in report.files:
+        prs = ", ".join(pr_label(u.pull_request) for u in f.upstream if u.pull_request is not None)
+        bare = sum(1 for u in f.upstream if u.pull_request is None)
+        if bare:
+            prs = f"{prs} +{bare} without PR" if prs else f"{bare} without PR"
+        table.add_row(escape(f.path), f"[{_OUTCOME_STYLE[f.outcome]}]{f.outcome}[/]", str(f.regions or ""),
+                      f"{f.absorbed_hunks}/{f.hunks}" if f.absorbed_hunks else "", escape(prs))
+    console.print(table)
+    if report.upstream:
+        commits = Table(title="Upstream commits touching patched files (newest first)")
+        commits.add_column("Commit")
+        commits.add_column("PR")
+        commits.add_column("Subject", overflow="fold")
+        commits.add_column("Patched files", overflow="fold")
+        commits.add_column("Marks")
+        for d in report.upstream:
+            marks = ", ".join(m for m, on in (("[red]conflicts[/]", d.conflicting), ("[cyan]absorbed[/]", d.absorbed))
+                              if on)
+            commits.add_row(d.commit.sha[:12], pr_label(d.commit.pull_request), escape(d.commit.subject),
+                            escape("\n".join(d.commit.paths)), marks)
+        console.print(commits)
+    for m in report.landed_patches:
+        console.print(f"{m.patch} landed whole upstream as {m.upstream.sha[:12]} {pr_label(m.upstream.pull_request)} "
+                      "(same patch-id)", markup=False)
+    if report.conflicts:
+        console.print(f"[bold red]{len(report.conflicts)} conflict(s) predicted[/]: `mpspatch rebase --onto "
+                      f"{escape(report.onto_ref)}` will stop on {escape(', then '.join(report.stops))}")
+    else:
+        console.print(f"[green]no conflicts predicted[/] onto {escape(report.onto_ref)}")

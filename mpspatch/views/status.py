@@ -1,0 +1,172 @@
+"""`status` and `lock`: the series, its base and lock, the evidence and readiness; the JSON models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mpspatch.model.series import relative_path
+from mpspatch.views.console import note, out
+from mpspatch.views.stats import StatsJson, stats_json
+
+if TYPE_CHECKING:
+    from mpspatch.commands.series import LockWritten
+    from mpspatch.reporting.status import Gap, StatusReport
+
+
+@dataclass(frozen=True)
+class SeriesPatchJson:
+    path: str  # relative to the config folder
+    sha256: str
+    files: int
+    insertions: int
+    deletions: int
+
+
+@dataclass(frozen=True)
+class LockStateJson:
+    path: str
+    matches: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvidenceJson:
+    run_id: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class StageStateJson:
+    name: str
+    state: str
+    why: str
+    run_id: str | None
+    log: str | None
+
+
+@dataclass(frozen=True)
+class CheckJson:
+    name: str
+    title: str
+    state: str
+    detail: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class HumanActionJson:
+    id: str
+    title: str
+    action: str
+    blocking: bool
+
+
+@dataclass(frozen=True)
+class GapJson:
+    id: str
+    title: str
+    reason: str
+    blocking: bool
+    fix: str
+
+    @classmethod
+    def of(cls, gap: Gap) -> GapJson:
+        return cls(id=gap.id, title=gap.title, reason=gap.reason, blocking=gap.blocking, fix=gap.fix)
+
+
+@dataclass(frozen=True)
+class StatusJson:
+    config: str
+    series: tuple[SeriesPatchJson, ...]
+    series_sha256: str
+    base_ref: str
+    base: str  # the locked SHA once there is a lock; before that, the configured ref, so CI can still key caches
+    base_locked: bool
+    target: str
+    lock: LockStateJson
+    stats: StatsJson
+    evidence: EvidenceJson | None
+    stages: tuple[StageStateJson, ...]
+    checks: tuple[CheckJson, ...]
+    human_actions: tuple[HumanActionJson, ...]
+    ready: bool
+    gaps: tuple[GapJson, ...]
+
+
+def status_json(report: StatusReport) -> StatusJson:
+    config = report.config
+    latest = report.latest
+    return StatusJson(
+        config=str(config.path),
+        series=tuple(SeriesPatchJson(path=relative_path(p.path, config.root), sha256=p.sha256, files=len(p.files),
+                                     insertions=p.insertions, deletions=p.deletions) for p in report.patches),
+        series_sha256=report.series_sha256,
+        base_ref=report.base_ref,
+        base=report.base if report.base is not None else config.upstream.base,
+        base_locked=report.lock.lock is not None,
+        target=config.upstream.target,
+        lock=LockStateJson(path=str(config.series.lock), matches=report.lock.matches,
+                           problems=tuple(report.lock.problems)),
+        stats=stats_json(report.stats),
+        evidence=EvidenceJson(run_id=latest.run_id, created_at=latest.created_at) if latest else None,
+        stages=tuple(StageStateJson(name=s.name, state=s.state, why=s.why, run_id=s.run_id, log=s.log)
+                     for s in report.stages),
+        checks=tuple(CheckJson(name=c.name, title=c.title, state=c.state, detail=c.detail, fix=c.fix)
+                     for c in report.checks),
+        human_actions=tuple(HumanActionJson(id=r.requirement.id, title=r.requirement.title,
+                                            action=r.requirement.target, blocking=r.requirement.blocking)
+                            for r in report.human_rows),
+        ready=report.ready,
+        gaps=tuple(GapJson.of(g) for g in report.gaps),
+    )
+
+
+def show_status(report: StatusReport) -> None:
+    console = out()
+    root = report.config.root
+    console.print(f"[bold]Series[/] ({len(report.patches)} patch(es), {report.stats.files} files, "
+                  f"+{report.stats.insertions} -{report.stats.deletions})")
+    for patch in report.patches:
+        console.print(f"  {relative_path(patch.path, root)}  sha256 {patch.sha256[:12]}", markup=False)
+    base = report.base if report.base is not None else "(not locked)"
+    console.print(f"[bold]Base[/] {report.base_ref} {base}   [bold]Target[/] {report.config.upstream.target}",
+                  markup=True)
+    lock_state = "[green]matches[/]" if report.lock.matches else "[red]does not match[/]"
+    console.print(f"[bold]Lock[/] {lock_state}")
+    for problem in report.lock.problems:
+        console.print(f"  - {problem}", markup=False)
+    latest = report.latest
+    evidence = f"run {latest.run_id} ({latest.created_at})" if latest else "none yet (run `mpspatch verify`)"
+    console.print(f"[bold]Evidence[/] {evidence}", highlight=False)
+    for stage in report.stages:
+        console.print(f"  {stage.name}: {stage.why or 'passed'}", markup=False)
+    blocking = len(report.blocking_gaps)
+    verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {blocking} blocking gap(s)"
+    console.print(f"[bold]Readiness[/] {verdict}")
+    for gap in report.gaps:
+        marker = "blocking" if gap.blocking else "advisory"
+        fix = f"; fix: {gap.fix}" if gap.fix else ""
+        console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker}){fix}", markup=False)
+    for row in report.human_rows:
+        console.print(f"  - HUMAN ACTION [{row.requirement.id}] {row.requirement.target}", markup=False)
+
+
+# ------------------------------------------------------------------------------------------------- lock
+
+
+@dataclass(frozen=True)
+class LockJson:
+    lock: str
+    base: str
+    base_ref: str
+    patches: tuple[str, ...]
+
+
+def lock_json(written: LockWritten) -> LockJson:
+    return LockJson(lock=str(written.lock), base=written.base, base_ref=written.base_ref,
+                    patches=tuple(written.patches))
+
+
+def show_lock(written: LockWritten) -> None:
+    note(f"wrote {written.lock}: base {written.base_ref} = {written.base}, {len(written.patches)} patch(es)")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mpspatch.foundation.config import load_config
-from mpspatch.verify.runner import Machine, MpsProbe, Placeholders, expand_argv, expand_env, unmet, validate
+from mpspatch.verify.machine import Machine, MpsProbe, unmet
+from mpspatch.verify.placeholders import Placeholders, expand_argv, expand_env, validate
 from mpspatch.verify.stages import FAILED, CommandOutput, ParseInput
 from mpspatch.verify.stages import build as build_parser
 from mpspatch.verify.stages import tests as tests_parser

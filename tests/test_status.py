@@ -15,7 +15,8 @@ from render_project import Project, edit_patch, failing_stages, make_project, pa
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha
 from mpspatch.model.stack import STACK, Part, Stack
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.status import STACK_FILE, Gap, StatusReport, compute_status
+from mpspatch.reporting.checks import STACK_FILE
+from mpspatch.reporting.status import Gap, StatusReport, compute_status
 
 RUN_1 = "20251216T120000Z-3f9a1c2e"
 RUN_2 = "20251217T090000Z-77b0c1d4"
@@ -274,3 +275,14 @@ def test_status_json_and_the_audit_share_one_gap_list(tmp_path: Path) -> None:
     assert f"**Status**: NOT READY — {len(blocking)} gaps" in audit
     for gap in data["gaps"]:
         assert f"(`{gap['id']}`): {gap['reason']}" in audit
+
+
+def test_one_vocabulary_for_stages_checks_and_rows() -> None:
+    from mpspatch.reporting.checks import CheckState
+    from mpspatch.reporting.status import Standing
+    from mpspatch.verify.stages import StageStatus
+
+    # Every stage status and check state is a standing of the same spelling, so nothing maps between them.
+    assert {s.value for s in StageStatus} | {c.value for c in CheckState} <= {s.value for s in Standing}
+    assert [s.word for s in Standing] == ["PASS", "FAIL", "ERROR", "SKIPPED", "MISSING", "STALE", "NOT CHECKED",
+                                          "HUMAN ACTION"]

@@ -595,8 +595,8 @@ def test_an_unreadable_old_run_does_not_block_verify(project: Project) -> None:
 
 def test_mps_is_probed_after_the_build_that_installs_torch(project: Project, tmp_path: Path) -> None:
     # The build stage is what puts torch in place, so a probe made before it would skip every GPU stage of a
-    # first run. The torch here is test_runner's declared stand-in: Metal cannot exist on Linux.
-    from test_runner import FAKE_TORCH
+    # first run. The torch here is test_machine's declared stand-in: Metal cannot exist on Linux.
+    from test_machine import FAKE_TORCH
 
     site = tmp_path / "site"
     site.mkdir()

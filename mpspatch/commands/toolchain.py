@@ -16,7 +16,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.git.objects import MERGE_TREE_MIN_VERSION
 from mpspatch.sample.builder import COMPILER_NAME
-from mpspatch.verify.runner import find_program
+from mpspatch.verify.machine import find_program
 
 MIN_PYTHON = (3, 11)
 MIN_GIT = MERGE_TREE_MIN_VERSION

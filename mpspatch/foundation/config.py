@@ -11,15 +11,27 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mpspatch.foundation.errors import ConfigError
 
 CONFIG_NAME = "mpspatch.toml"
-STAGE_KINDS = ("build", "lint", "tsan", "tests", "command")
 DEFAULT_LOCK = "patches/series.lock"
 DEFAULT_MAX_LINES = 2000  # PyTorch's PR sanity check limit on added plus deleted lines
+
+
+class StageKind(StrEnum):
+    """The `kind` of a [[stages]] table: it picks the result parser. What each kind does lives in
+    verify/stages/kinds.py; this is only the vocabulary, so the config can be checked without the runner."""
+
+    BUILD = "build"
+    LINT = "lint"
+    TSAN = "tsan"
+    TESTS = "tests"
+    COMMAND = "command"
+
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Requires:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    kind: str
+    kind: StageKind
     run: tuple[tuple[str, ...], ...]
     cwd: str = "."
     env: tuple[tuple[str, str], ...] = ()
@@ -250,9 +262,10 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
         if any(s.name == name for s in stages):
             raise ConfigError(f"{file}: [[stages]] name {name!r} is used twice; fix: give each stage its own name")
         kind = t.get("kind", str, 'kind = "tests"')
-        if kind not in STAGE_KINDS:
-            hint = difflib.get_close_matches(kind, STAGE_KINDS, n=1)
-            fix = f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(STAGE_KINDS)}"
+        kinds = [k.value for k in StageKind]
+        if kind not in kinds:
+            hint = difflib.get_close_matches(kind, kinds, n=1)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(kinds)}"
             raise ConfigError(f"{file}: [stages.{name}].kind {kind!r} is unknown; {fix}")
         run = t.get("run", list, 'run = [["make", "test"]]')
         if not run or not all(isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) for cmd in run):
@@ -271,7 +284,7 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
         stages.append(
             Stage(
                 name=name,
-                kind=kind,
+                kind=StageKind(kind),
                 run=tuple(tuple(cmd) for cmd in run),
                 cwd=t.get("cwd", str, 'cwd = "."', "."),
                 env=tuple(sorted(env.items())),

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Category, Config, matches_any
@@ -32,11 +33,18 @@ class Hunk:
     text: str  # the hunk exactly as in the patch, header line included
 
 
+class ChangeStatus(StrEnum):
+    ADDED = "added"
+    DELETED = "deleted"
+    MODIFIED = "modified"
+    RENAMED = "renamed"
+
+
 @dataclass(frozen=True)
 class FileChange:
     path: TreePath  # the path after the change (the old path for a deletion)
     old_path: TreePath | None  # set for renames and copies
-    status: str  # added | deleted | modified | renamed
+    status: ChangeStatus
     insertions: int
     deletions: int
     binary: bool
@@ -214,13 +222,13 @@ def _file_change(pf: object) -> FileChange:
     old_mode = _header_value(header, ("old mode ", "deleted file mode "))
     new_mode = _header_value(header, ("new mode ", "new file mode "))
     if pf.is_added_file:
-        status = "added"
+        status = ChangeStatus.ADDED
     elif pf.is_removed_file:
-        status = "deleted"
+        status = ChangeStatus.DELETED
     elif pf.is_rename:
-        status = "renamed"
+        status = ChangeStatus.RENAMED
     else:
-        status = "modified"
+        status = ChangeStatus.MODIFIED
     hunks = tuple(
         Hunk(
             source_start=h.source_start,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
@@ -13,6 +14,12 @@ STATE_NAME = "rebase.json"
 STATE_VERSION = 1
 
 
+class RebasePhase(StrEnum):
+    PREPARED = "prepared"  # the state is written, the replay has not started
+    REBASING = "rebasing"
+    WRITING = "writing"  # the replay is done; the patch files and the lock are being rewritten
+
+
 @dataclass(frozen=True)
 class SavedFile:
     path: str  # relative to the config folder
@@ -21,7 +28,7 @@ class SavedFile:
 
 @dataclass(frozen=True)
 class RebaseState:
-    phase: str  # prepared | rebasing | writing
+    phase: RebasePhase
     base: CommitSha
     base_ref: str
     onto: CommitSha

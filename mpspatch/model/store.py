@@ -161,7 +161,7 @@ def _encode(tp: Any, value: Any) -> Any:
     if isinstance(tp, NewType):
         return _encode(tp.__supertype__, value)
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return value.value
+        return tp(value).value  # a plain string of the vocabulary is accepted, anything else refused
     if isinstance(tp, type) and issubclass(tp, PurePath):
         return value.as_posix()
     if tp in (str, int, float, bool):

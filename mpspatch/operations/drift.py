@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.files import sha256_file
@@ -26,9 +27,17 @@ from mpspatch.model.series import Patch, load_series
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 
-# rebase-helper's per-file vocabulary.
-CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED = "clean", "conflict", "absorbed", "partly absorbed"
-OUTCOMES = (CLEAN, CONFLICT, ABSORBED, PARTLY_ABSORBED)
+
+class FileOutcome(StrEnum):
+    """rebase-helper's per-file vocabulary, in the order the report lists them."""
+
+    CLEAN = "clean"
+    CONFLICT = "conflict"
+    ABSORBED = "absorbed"
+    PARTLY_ABSORBED = "partly absorbed"
+
+
+OUTCOMES = tuple(FileOutcome)
 TEMPLATE = "drift_report.md.j2"
 # The series commits of the last forecast, by a hash of their inputs (see series_commits_cached).
 SERIES_CACHE = "mpspatch-drift-series.json"
@@ -75,7 +84,7 @@ class DriftAbsorbed:
 @dataclass(frozen=True)
 class FileDrift:
     path: TreePath
-    outcome: str  # one of OUTCOMES
+    outcome: FileOutcome
     regions: int  # conflict regions over every stop in this file
     hunks: int  # hunks of the series' change to this file
     absorbed_hunks: int
@@ -111,14 +120,15 @@ class DriftReport:
     pr_url: str | None  # prefix a PR number completes to a link, when the upstream is on GitHub
 
     @property
-    def status(self) -> str:
-        return CONFLICT if self.conflicts else CLEAN
+    def status(self) -> FileOutcome:
+        """The whole forecast in the per-file words: `conflict` when any file stops the rebase, else `clean`."""
+        return FileOutcome.CONFLICT if self.conflicts else FileOutcome.CLEAN
 
     @property
     def stopped_at(self) -> str | None:
         return self.stops[0] if self.stops else None
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: FileOutcome) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)
 
 
@@ -220,13 +230,13 @@ def build_report(
     for path in sorted({c.path for p in patches for c in p.files}):
         found = already.get(path)
         if path in conflicted:
-            outcome = CONFLICT
+            outcome = FileOutcome.CONFLICT
         elif found is not None and found.whole:
-            outcome = ABSORBED
+            outcome = FileOutcome.ABSORBED
         elif found is not None and found.partly:
-            outcome = PARTLY_ABSORBED
+            outcome = FileOutcome.PARTLY_ABSORBED
         else:
-            outcome = CLEAN
+            outcome = FileOutcome.CLEAN
         files.append(FileDrift(
             path=TreePath(path), outcome=outcome,
             regions=sum(c.regions for c in conflicts if c.path == path),

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, write_lock
 from mpspatch.model.state import (
+    RebasePhase,
     RebaseState,
     SavedFile,
     backup_dir,
@@ -86,9 +88,14 @@ class PatchChange:
         return self.new_files == 0
 
 
+class RebaseStatus(StrEnum):
+    REBASED = "rebased"
+    CONFLICT = "conflict"
+
+
 @dataclass(frozen=True)
 class RebaseResult:
-    status: str  # "rebased" | "conflict"
+    status: RebaseStatus
     base: CommitSha
     base_ref: str
     onto: CommitSha
@@ -172,7 +179,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
     shadow_repo.update_refs(shadow, pin={SERIES_REF: tip})
     worktree = worktree_path(config)
     state = RebaseState(
-        phase="prepared", base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
+        phase=RebasePhase.PREPARED, base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
         series=build.commits,
         patches=tuple(_saved(config, p.path) for p in patches), lock=_saved(config, config.series.lock),
         worktree=_rel(config, worktree), paths=sparse_paths(patches), conflicted=(), notes=tuple(notes),
@@ -213,7 +220,7 @@ def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
         shadow_repo.remove_worktree(shadow, worktree)
     shadow_repo.add_sparse_worktree(shadow, worktree, BRANCH, state.series_tip, state.paths)
     _interrupt_point("before-rebase")
-    state = replace(state, phase="rebasing")
+    state = replace(state, phase=RebasePhase.REBASING)
     write_state(config, state)
     step = rebasing.run_rebase(worktree, state.base, state.onto, BRANCH)
     return _after_step(config, shadow, state, step, pending)
@@ -229,7 +236,7 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
         step = rebasing.continue_rebase(worktree)
     reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
     if step.done:
-        return _finish(config, shadow, replace(state, phase="writing"), tuple(reused), pending)
+        return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), tuple(reused), pending)
     state = replace(state, conflicted=step.unmerged)
     write_state(config, state)
     view = pending.result() if pending is not None else upstream_check(shadow, state)
@@ -237,8 +244,9 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
     names = [Path(p.path).name for p in state.patches]
     stopped = names[state.series.index(step.stopped_at)] if step.stopped_at in state.series else None
     return RebaseResult(
-        status="conflict", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
-        conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(), stopped_at=stopped,
+        status=RebaseStatus.CONFLICT, base=state.base, base_ref=state.base_ref, onto=state.onto,
+        onto_ref=state.onto_ref, conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(),
+        stopped_at=stopped,
         reused_resolutions=tuple(reused), changes=(), range_diff="", previous_dir=None,
         notes=(*state.notes, *view.notes),
     )
@@ -321,9 +329,9 @@ def resume(ws: Workspace) -> RebaseResult:
     state = _require_state(ws, "continue")
     shadow = ws.shadow
     worktree = config.root / state.worktree
-    if state.phase == "writing":
+    if state.phase == RebasePhase.WRITING:
         return _finish(config, shadow, state, ())
-    if state.phase == "prepared" or not (worktree / ".git").exists():
+    if state.phase == RebasePhase.PREPARED or not (worktree / ".git").exists():
         return _run_from_scratch(config, shadow, state)
     if rebasing.clear_stale_index_lock(worktree):
         state = replace(state, notes=(*state.notes, "removed an index.lock left by an interrupted git"))
@@ -338,7 +346,7 @@ def resume(ws: Workspace) -> RebaseResult:
     if head == state.series_tip:  # interrupted before git rebase moved anything
         return _after_step(config, shadow, state, rebasing.run_rebase(worktree, state.base, state.onto, BRANCH))
     if git.is_ancestor(shadow, state.onto, head):
-        return _finish(config, shadow, replace(state, phase="writing"), ())
+        return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), ())
     raise StateError(f"{worktree}: HEAD {head[:12]} is neither the series nor on top of {state.onto_ref}; "
                      "run `mpspatch rebase --abort` and start again")
 
@@ -438,8 +446,8 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
                  "[series].patches" for r in new_records if not r.files)
     result = RebaseResult(
-        status="rebased", base=state.base, base_ref=state.base_ref, onto=state.onto, onto_ref=state.onto_ref,
-        conflicts=(), absorbed=absorbed,
+        status=RebaseStatus.REBASED, base=state.base, base_ref=state.base_ref, onto=state.onto,
+        onto_ref=state.onto_ref, conflicts=(), absorbed=absorbed,
         worktree=None, patches=tuple(paths), stopped_at=None, reused_resolutions=reused,
         changes=tuple(
             PatchChange(path=o.path, old_sha256=o.sha256, new_sha256=n.sha256, old_files=len(o.files),

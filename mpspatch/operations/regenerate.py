@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
@@ -39,10 +40,16 @@ MAX_DOWNLOAD = 64 * 1024 * 1024  # the real patch is ~300 KB; anything near this
 DIFF_SUMMARY_LINES = 200
 
 
+class ImportKind(StrEnum):
+    FILE = "file"
+    URL = "url"
+    FORK = "fork"  # the diff of a fork's working tree against its base
+
+
 @dataclass(frozen=True)
 class ImportResult:
     source: str
-    kind: str  # file | url | fork
+    kind: ImportKind
     patch: Path  # the series patch that was written
     files: int
     insertions: int
@@ -260,15 +267,15 @@ def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base
         raise InputError(f"--base {FORK_POINT}: {source} is not a fork checkout; give the fork's folder, or pass "
                          "--base REF")
     if is_url(source):
-        kind, data = "url", download(source)
+        kind, data = ImportKind.URL, download(source)
     elif Path(source).is_dir():
-        kind = "fork"
+        kind = ImportKind.FORK
         data, fork_base, fork_ref, notes = fork_diff(config, Path(source), base_ref)
         if not data.strip():
             raise InputError(f"{source}: the fork's working tree does not differ from its base {fork_base[:12]}; "
                              "nothing to import")
     else:
-        kind = "file"
+        kind = ImportKind.FILE
         try:
             data = Path(source).read_bytes()
         except OSError as exc:

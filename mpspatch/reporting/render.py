@@ -17,10 +17,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mpspatch.foundation.config import StageKind
 from mpspatch.model.series import CategoryStats
 from mpspatch.model.stack import PartContext
 from mpspatch.reporting.requirements import CHECK, STAGE
-from mpspatch.reporting.status import Row, StageState, StatusReport, count, format_counts, relative
+from mpspatch.reporting.status import Row, StageState, Standing, StatusReport
+from mpspatch.reporting.text import count, format_counts, relative
 
 if TYPE_CHECKING:
     import jinja2
@@ -113,8 +115,8 @@ class TestFigures:
 @dataclass(frozen=True)
 class StageView:
     name: str
-    kind: str
-    state: str
+    kind: str  # the stage kind, or "unknown"
+    state: Standing
     why: str
     counts: str  # "races 0, warnings 0", or "" when nothing was counted
     run_id: str | None
@@ -233,8 +235,9 @@ def _stage_view(stage: StageState, report: StatusReport) -> StageView:
     # Figures only where the evidence counted something: a skipped run has no counts, and "0 of 0 passed"
     # would read like a result.
     counted = dict(result.counts) if result else {}
-    tests = TestFigures(*(counted.get(k, 0) for k in TEST_COUNT_KEYS)) if counted and stage.kind == "tests" else None
-    races = counted.get("races", 0) if counted and stage.kind == "tsan" else None
+    tests = (TestFigures(*(counted.get(k, 0) for k in TEST_COUNT_KEYS))
+             if counted and stage.kind == StageKind.TESTS else None)
+    races = counted.get("races", 0) if counted and stage.kind == StageKind.TSAN else None
     definition = stage.definition
     return StageView(
         name=stage.name,

@@ -1,8 +1,9 @@
 """The contribution checklist (`audit/requirements.toml`) as frozen data.
 
 Each row says what satisfies it: a verify stage passing on current evidence, a check computed from the
-patch and the series, or an action only a person can take. The vocabulary of computed checks lives here so
-a typo in the TOML is an exit-2 error with a suggestion instead of a requirement that silently never passes.
+patch and the series, or an action only a person can take. Check names are validated against the check
+registry (checks.py), so a typo in the TOML is an exit-2 error with a suggestion instead of a requirement
+that silently never passes.
 """
 
 from __future__ import annotations
@@ -12,31 +13,28 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mpspatch.foundation.config import _Table
 from mpspatch.foundation.errors import ConfigError
+from mpspatch.reporting.checks import CHECKS
 
 REQUIREMENTS_VERSION = 1
 
-# Computed checks, each implemented in status.py (a test keeps the two lists equal).
-CHECKS: dict[str, str] = {
-    "lock": "The series lock matches the patch files",
-    "allowed-paths": "Every patched file is under [series].allowed_paths",
-    "index-lines": "Every patched file keeps its `index` line, so 3-way merges work",
-    "series-applies": "The patches apply in order at the base",
-    "base-current": "The base contains the configured target",
-    "pr-size": "Each pull request stays within the line limit",
-    "issue-linked": "The PR names the issue it fixes",
-    "prose": "The hand-written parts of the documents exist",
-    "tests-included": "The series changes PyTorch's own tests",
-    "whitespace": "Added lines have no tabs and no trailing whitespace",
-    "release-notes-label": "A `release notes:` label is set",
-    "categories": "Every patched file belongs to a category",
-}
 
-STAGE, CHECK, HUMAN = "stage", "check", "human"
+class SatisfiedBy(StrEnum):
+    """What satisfies a requirement: the key of its `satisfied_by` table."""
+
+    STAGE = "stage"  # a verify stage passing on current evidence
+    CHECK = "check"  # a computed check passing
+    HUMAN = "human"  # an action only a person can take; never counted as done
+
+
+# Short names, as the checklist's readers use them.
+STAGE, CHECK, HUMAN = SatisfiedBy.STAGE, SatisfiedBy.CHECK, SatisfiedBy.HUMAN
+
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ROW_KEYS = ("id", "area", "title", "satisfied_by", "blocking", "note")
 
@@ -46,7 +44,7 @@ class Requirement:
     id: str
     area: str
     title: str
-    kind: str  # stage | check | human
+    kind: SatisfiedBy
     target: str  # the stage name, the check name, or what the person must do
     blocking: bool
     note: str = ""  # context for the reader of the audit, shown beside the evidence
@@ -118,8 +116,9 @@ def _read_row(path: Path, index: int, row: Mapping[str, Any], areas: tuple[str, 
         hint = difflib.get_close_matches(area, areas, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else "add it to the top-level `areas` list"
         raise ConfigError(f"{path}: [requirement.{rid}].area {area!r} is not in `areas`; {fix}")
-    by = _Table(path, f"requirement.{rid}.satisfied_by", t.table("satisfied_by"), (STAGE, CHECK, HUMAN))
-    given = [key for key in (STAGE, CHECK, HUMAN) if key in by.data]
+    keys = tuple(k.value for k in SatisfiedBy)  # plain strings, so a typo's suggestion prints as text
+    by = _Table(path, f"requirement.{rid}.satisfied_by", t.table("satisfied_by"), keys)
+    given = [kind for kind in SatisfiedBy if kind.value in by.data]
     if len(given) != 1:
         raise t.fail("satisfied_by", "must name exactly one of stage, check or human",
                      'satisfied_by = { stage = "tsan" }')

@@ -27,7 +27,8 @@ from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
-from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages, validate
+from mpspatch.verify.placeholders import validate
+from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
 from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
 
 EVIDENCE_VERSION = 1

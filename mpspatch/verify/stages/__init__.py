@@ -1,7 +1,7 @@
-"""Stage kinds and the result every stage produces.
+"""The result every stage produces, and what a parser reads and returns.
 
 A stage's parser reads what the tools wrote (JUnit XML, TSan reports, lint JSON, build logs) and turns it
-into `counts`; the exit code alone never decides a pass.
+into `counts`; the exit code alone never decides a pass. What each kind does lives in `kinds.py`.
 """
 
 from __future__ import annotations
@@ -9,19 +9,27 @@ from __future__ import annotations
 import shlex
 import signal
 from dataclasses import dataclass
+from enum import StrEnum
 
-PASSED = "passed"
-FAILED = "failed"
-SKIPPED = "skipped"
-ERROR = "error"
-STATUSES = (PASSED, FAILED, SKIPPED, ERROR)
+from mpspatch.foundation.config import StageKind
+
+
+class StageStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+# Short names, used by every parser.
+PASSED, FAILED, SKIPPED, ERROR = StageStatus.PASSED, StageStatus.FAILED, StageStatus.SKIPPED, StageStatus.ERROR
 
 
 @dataclass(frozen=True)
 class StageResult:
     name: str
-    kind: str  # build | lint | tsan | tests | command
-    status: str  # one of STATUSES
+    kind: StageKind
+    status: StageStatus
     reason: str  # why: the failing counts, what is missing for a skip, the error; "" for a plain pass
     duration_s: float
     counts: tuple[tuple[str, int], ...]  # e.g. (("passed", 24), ("failed", 0)); ordered for stable output
@@ -61,7 +69,7 @@ class ParseInput:
 
 @dataclass(frozen=True)
 class Parsed:
-    status: str
+    status: StageStatus
     reason: str
     counts: tuple[tuple[str, int], ...] = ()
     details: tuple[str, ...] = ()

@@ -13,8 +13,8 @@ import pytest
 from support import Repo, git_env, write_config
 
 from mpspatch.foundation.config import Category, SplitGroup, load_config
+from mpspatch.model.diff import unquote_path as tree_path
 from mpspatch.model.series import parse_patch, parse_patch_bytes
-from mpspatch.model.series import unquote_path as tree_path
 from mpspatch.operations import split as split_module
 from mpspatch.operations.split import (
     PlannedPart,

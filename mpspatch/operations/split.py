@@ -49,14 +49,14 @@ from mpspatch.foundation.config import Category, Config, SplitGroup, matches_any
 from mpspatch.foundation.errors import GitError, InputError, MpspatchError, StateError
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha, commit_sha, tree_sha
 from mpspatch.git import verbs as git
+from mpspatch.model.diff import FileChange
 from mpspatch.model.series import (
-    FileChange,
     Patch,
     load_series,
     parse_patch,
     parse_patch_bytes,
     parse_series,
-    series_files,
+    series_paths,
 )
 from mpspatch.model.workspace import resolve_base
 
@@ -439,7 +439,7 @@ def split_series(
     patches = load_series(config)
     checkout = git.require_repo(config.upstream.checkout)
     base, base_ref = resolve_base(config, checkout)
-    with _scratch(config, checkout, base, series_files(patches)) as sc:
+    with _scratch(config, checkout, base, series_paths(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
         base_tree = git.tree_sha_of(sc.repo, base)
         if series_tree == base_tree:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_drift import interleaved
-from benchmarks.bench_git import Timing, ratio
+from benchmarks.bench_git import ratio
 from benchmarks.fixtures import build_cumulative_patch
 
 CONFIG = """

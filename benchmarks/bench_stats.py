@@ -1,7 +1,8 @@
 """`mpspatch stats --json` on a cumulative-sized patch against a bare import of the CLI's own stack.
 
-The target (issue 2): stats costs at most 1.5x `python -c "import typer, rich, git, jinja2"`, i.e. parsing
-a 7,608-line, 50-file patch and categorising it must be cheap next to interpreter start-up.
+The target: stats costs at most 1.5x `python -c "import typer, rich, jinja2"` (the third-party imports the CLI
+really makes), i.e. parsing a 7,608-line, 50-file patch and categorising it must be cheap next to interpreter
+start-up. The two commands run in turn, one of each per round, so a drift in the machine's load hits both.
 
     python benchmarks/bench_stats.py [--runs N]
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_git import Timing, ratio, time_median
+from benchmarks.bench_drift import interleaved
+from benchmarks.bench_git import ratio
 from benchmarks.fixtures import build_cumulative_patch
 
 CONFIG = """
@@ -36,6 +38,7 @@ allowed_paths = ["aten/src/ATen/", "torch/", "test/test_mps.py"]
 "Python bindings" = ["torch/csrc/mps/**", "torch/mps/**", "aten/src/ATen/native/native_functions.yaml"]
 "Tests" = ["test/test_mps.py"]
 """
+BASELINE = "import typer, rich, jinja2"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         git_ins = sum(int(line.split("\t")[0]) for line in numstat)
         git_del = sum(int(line.split("\t")[1]) for line in numstat)
         assert (check["files"], check["insertions"], check["deletions"]) == (len(numstat), git_ins, git_del), check
-        bare: Timing = time_median(
-            lambda: subprocess.run([sys.executable, "-c", "import typer, rich, git, jinja2"], check=True),
-            args.runs, name="import typer, rich, git, jinja2", settle=None,
-        )
-        stats: Timing = time_median(
-            lambda: subprocess.run(stats_argv, cwd=work, check=True, stdout=subprocess.DEVNULL),
-            args.runs, name="mpspatch stats --json", settle=None,
-        )
+        bare, stats = interleaved({
+            BASELINE: lambda: subprocess.run([sys.executable, "-c", BASELINE], check=True),
+            "mpspatch stats --json": lambda: subprocess.run(stats_argv, cwd=work, check=True,
+                                                            stdout=subprocess.DEVNULL),
+        }, args.runs)
     print(f"patch: {fixture.lines} lines, {check['files']} files, +{check['insertions']} -{check['deletions']} "
           f"(equal to git apply --numstat)")
     for timing in (bare, stats):

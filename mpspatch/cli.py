@@ -381,6 +381,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except MpspatchError as exc:
         console.error_line(exc.message)
         code = int(exc.exit_code)
+        if code == ExitCode.INTERNAL:  # a proof or a subprocess failed where it never should: our bug
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            else:
+                sys.stderr.write("This is a bug in mpspatch. Rerun with --debug for the traceback and report it.\n")
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

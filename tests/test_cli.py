@@ -233,6 +233,27 @@ def test_internal_error_exits_3_without_traceback(project: Path) -> None:
     assert "Traceback" in debug.stderr
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_mpspatch_error_exits_3_with_its_traceback_under_debug(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debug: bool
+) -> None:
+    from mpspatch import cli
+    from mpspatch.operations import split
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise split.SplitProofError("refusing to write the stack: part 2 gives tree 0123, planned 4567")
+
+    monkeypatch.setattr(split, "split_series", broken)
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as caught:
+        cli.main([*(["--debug"] if debug else []), "split", "--max-lines", "50"])
+    assert caught.value.code == 3
+    err = capsys.readouterr().err
+    assert "refusing to write the stack" in err
+    assert ("Traceback" in err) is debug and ("in broken" in err) is debug
+    assert ("Rerun with --debug" in err) is not debug
+
+
 def test_ctrl_c_exits_130(project: Path) -> None:
     # A real SIGINT into a real process: git is replaced by a script that sleeps, so the signal lands mid-run.
     fake_bin = project / "slowbin"

@@ -18,6 +18,7 @@ from mpspatch.foundation.ids import CommitSha, commit_sha
 from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model import history
+from mpspatch.model.diff import Hunk
 from mpspatch.model.workspace import resolve_ref
 
 STREAM = "aten/src/ATen/mps/MPSStream.mm"
@@ -281,25 +282,21 @@ def test_patch_landed_verbatim_is_found_by_patch_id(up: Repo) -> None:
     assert [f.path for f in found.files] == [BINDINGS]
 
 
+def body(*lines: str) -> Hunk:
+    """A hunk made of these body lines (the header's numbers do not matter to what is tested here)."""
+    return Hunk(source_start=1, source_length=0, target_start=1, target_length=0,
+                insertions=sum(line.startswith("+") for line in lines),
+                deletions=sum(line.startswith("-") for line in lines),
+                text="@@ -1 +1 @@\n" + "".join(f"{line}\n" for line in lines))
+
+
 def test_hunk_in_needs_the_post_image_and_not_the_pre_image() -> None:
-    hunk = history.DiffHunk((" a", " b", "+X", " c"))
+    hunk = body(" a", " b", "+X", " c")
     assert history.hunk_in(["a", "b", "X", "c"], hunk)
     assert not history.hunk_in(["a", "b", "c"], hunk)
     assert not history.hunk_in(["a", "b", "X", "c", "a", "b", "c"], hunk)  # old text still there too
-    deletion = history.DiffHunk((" a", "-gone", " b"))
+    deletion = body(" a", "-gone", " b")
     assert history.hunk_in(["a", "b"], deletion) and not history.hunk_in(["a", "gone", "b"], deletion)
-
-
-def test_parse_diff_handles_added_deleted_and_no_newline_files() -> None:
-    text = (
-        "diff --git a/new.h b/new.h\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n+++ b/new.h\n"
-        "@@ -0,0 +1,2 @@\n+one\n+--- not a header\n"
-        "diff --git a/old.h b/old.h\ndeleted file mode 100644\n--- a/old.h\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
-        "\\ No newline at end of file\n"
-    )
-    parsed = history.parse_diff(text)
-    assert parsed["new.h"][0].added == ["one", "--- not a header"]
-    assert parsed["old.h"][0].removed == ["bye"] and parsed["old.h"][0].after == []
 
 
 def test_take_patch_side_keeps_the_text_around_each_region() -> None:
@@ -311,11 +308,11 @@ def test_take_patch_side_keeps_the_text_around_each_region() -> None:
 
 def test_the_commit_that_adds_every_line_is_credited_over_a_lookalike() -> None:
     from mpspatch.foundation.ids import CommitSha
-    from mpspatch.model.history import DiffHunk, _CommitLines, _landed_by
+    from mpspatch.model.history import _CommitLines, _landed_by
 
     path = "aten/src/ATen/native/mps/Ops.cpp"
     guard, throw = "if (a.size() != b.size()) {", 'throw std::invalid_argument("vector_add: sizes differ");'
-    ours = [DiffHunk(lines=(" std::vector<float> out;", f"+{guard}", f"+{throw}", "+}"))]
+    ours = [body(" std::vector<float> out;", f"+{guard}", f"+{throw}", "+}")]
     sibling = _CommitLines(CommitSha("1" * 40), {path: frozenset({guard, "vector_mul(a, b)"})}, {path: frozenset()})
     landed = _CommitLines(CommitSha("2" * 40), {path: frozenset({guard, throw})}, {path: frozenset()})
     assert _landed_by(path, ours, [sibling, landed], []) == (CommitSha("2" * 40),)

@@ -4,6 +4,7 @@ the limit, honours pinned groups, is byte-identical when made twice, and is refu
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -13,12 +14,13 @@ import pytest
 from support import Repo, git_env, write_config
 
 from mpspatch.foundation.config import Category, SplitGroup, load_config
+from mpspatch.model.diff import unquote_path as tree_path
 from mpspatch.model.series import parse_patch, parse_patch_bytes
-from mpspatch.model.series import unquote_path as tree_path
 from mpspatch.model.stack import load_current_stack, part_context, read_stack
+from mpspatch.model.stack_plan import PlannedPart, plan_parts, subset_patch
 from mpspatch.model.workspace import Workspace
 from mpspatch.operations import split as split_module
-from mpspatch.operations.split import PlannedPart, SplitProofError, plan_parts, split_series, subset_patch
+from mpspatch.operations.split import SplitProofError, split_series
 
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 LIMIT = 60
@@ -348,7 +350,7 @@ def test_a_split_that_loses_a_hunk_is_refused(project: tuple[Path, Repo], monkey
 def test_a_split_that_adds_and_removes_junk_is_refused(project: tuple[Path, Repo],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Intermediate states carrying lines the series never had still reach the right final tree; the
-    line count check is what catches that."""
+    net line count check (each part grows the files by exactly its hunks' net) is what catches that."""
     root, _ = project
     real = split_module.subset_patch
 
@@ -361,7 +363,7 @@ def test_a_split_that_adds_and_removes_junk_is_refused(project: tuple[Path, Repo
         return before + f"@@ -{a},{b} +{c},{d + 1} @@" + after.replace("\n+", "\n+junk\n+", 1)
 
     monkeypatch.setattr(split_module, "subset_patch", with_junk)
-    with pytest.raises(SplitProofError, match=r"the parts change \+\d+ -\d+ lines, the series"):
+    with pytest.raises(SplitProofError, match=r"part \d+ changes the line count by \+\d+, its hunks by [-+]\d+"):
         split_series(Workspace(load_config(root / "mpspatch.toml")), max_lines=LIMIT)
     assert not (root / "patches/stack").exists()
 
@@ -468,6 +470,73 @@ def test_awkward_files_split_and_prove(tmp_path: Path) -> None:
     series = apply_in_clone(up, tmp_path / "whole", [root / "patches/awkward.patch"])
     assert trees[-1] == series[-1]
     assert Repo(tmp_path / "check").git("ls-files", "-s", "aten/src/ATen/mps/with space.h").startswith("100755")
+
+
+def realistic_sources(seed: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Base and series text of C++-like files: many close hunks, blocks rewritten around a lone `}` or blank
+    line (lines so frequent that git's diff sets them aside or not depending on the rest of the file),
+    hunks fewer than 6 lines apart, and a file without a final newline on either side."""
+    rnd = random.Random(seed)
+    base: dict[str, str] = {}
+    series: dict[str, str] = {}
+    for k in range(4):
+        old: list[str] = []
+        new: list[str] = []
+        for i in range(70):
+            function = [f"void op{k}_{i}(Tensor& t) {{", "  auto& s = stream();", "  if (!s) {", "    return;",
+                        "  }", "}", ""]
+            old += function
+            new += function
+            roll = rnd.random()
+            if roll < 0.25:  # a rewritten block with a frequent line in the middle
+                size = rnd.randrange(2, 7)
+                old += [f"  legacy_{k}_{i}_{j}(t);" for j in range(size)] + [rnd.choice(["}", ""])]
+                old += [f"  legacy_tail_{k}_{i}_{j}(t);" for j in range(size)]
+                new += [f"  pooled_{k}_{i}_{j}(t);" for j in range(size + rnd.randrange(-1, 2))] + ["}"]
+                new += [f"  pooled_tail_{k}_{i}_{j}(t);" for j in range(size)]
+            elif roll < 0.45:  # two small edits 2 to 5 lines apart: one hunk in git's eyes, or two close ones
+                gap = [f"  keep_{k}_{i}_{j}();" for j in range(rnd.randrange(2, 6))]
+                old += [f"  a_{k}_{i}();", *gap, f"  b_{k}_{i}();"]
+                new += [f"  a_{k}_{i}(s);", *gap, f"  b_{k}_{i}(s);", "  sync();"]
+        path = f"aten/src/ATen/mps/Pool{k}.mm"
+        last = "" if k == 3 else "\n"  # the last file ends without a newline, before and after
+        base[path] = "\n".join(old) + last
+        series[path] = "\n".join([*new, "// stream pool"]) + last
+    return base, series
+
+
+@pytest.mark.parametrize("seed", [11])
+def test_every_limit_splits_a_realistic_patch_without_a_proof_failure(tmp_path: Path, seed: int) -> None:
+    """git's diff of a part is not always the part's hunks: the split must measure it, keep parts under the
+    limit, and never stop with exit 3."""
+    up = Repo.create(tmp_path / "upstream")
+    base, series = realistic_sources(seed)
+    for path, text in base.items():
+        up.write(path, text)
+    up.commit("base", tag="v1.0")
+    for path, text in series.items():
+        up.write(path, text)
+    up.git("add", "-A")
+    patch = up.git("diff", "--cached", "--full-index", "v1.0")
+    up.git("reset", "-q", "--hard")
+    assert patch.count("\n@@ ") > 60 and "\\ No newline at end of file" in patch
+    root = tmp_path / "project"
+    (root / "patches").mkdir(parents=True)
+    (root / "patches/pool.patch").write_text(patch)
+    write_config(root, patches=["patches/pool.patch"])
+    whole = parse_patch(root / "patches/pool.patch")
+    for limit in (2000, 1500, 1000, 700, 500, 300, 200, 150, 100, 80, 60, 40, 30, 20):
+        result = run_cli("split", "--max-lines", str(limit), "--json", cwd=root)
+        assert result.returncode == 0, f"--max-lines {limit}: {result.stderr}"
+        data = json.loads(result.stdout)
+        for p in data["parts"]:
+            assert p["lines"] <= limit or p["oversized_hunk"], (limit, p)
+            written = parse_patch(Path(p["path"]))
+            assert written.insertions + written.deletions == p["lines"]
+        net = sum(p["insertions"] - p["deletions"] for p in data["parts"])
+        assert net == whole.insertions - whole.deletions
+        if limit >= whole.insertions + whole.deletions:
+            assert len(data["parts"]) == 1
 
 
 def test_a_blobless_clone_is_enough_and_gains_nothing(project: tuple[Path, Repo], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
 from mpspatch.git import objects
 from mpspatch.git import verbs as git
+from mpspatch.model.diff import Hunk, hunks_by_path
 
 # PyTorch's merge bot ends every landed commit with this line. The repository part is left open so forks
 # and mirrors that keep the trailer are read the same way.
@@ -309,7 +310,7 @@ def already_upstream(
     if not series:
         return AlreadyUpstream(files=(), patch_ids=())
     tip = series[-1]
-    series_hunks = parse_diff(series_diff if series_diff is not None else git.diff_trees(repo, base, tip))
+    series_hunks = hunks_by_path(series_diff if series_diff is not None else git.diff_trees(repo, base, tip))
     paths = sorted(series_hunks)
     if not paths:
         return AlreadyUpstream(files=(), patch_ids=())
@@ -320,7 +321,7 @@ def already_upstream(
         changed_job = pool.submit(git.diff_tree_paths, repo, onto, result_tree, paths)
         onto_blobs = dict(zip(with_hunks, objects.read_blobs(repo, [f"{onto}:{p}" for p in with_hunks]), strict=True))
         still_changed = set(changed_job.result())
-    found: list[tuple[str, bool, int, tuple[DiffHunk, ...]]] = []
+    found: list[tuple[str, bool, int, tuple[Hunk, ...]]] = []
     for path in paths:
         hunks = series_hunks[path]
         whole = path not in still_changed
@@ -374,89 +375,7 @@ def _patch_id_matches(
     )
 
 
-# ------------------------------------------------------------------------------------------ diff parsing
-
-
-@dataclass(frozen=True)
-class DiffHunk:
-    lines: tuple[str, ...]  # hunk body lines with their ' ', '+', '-' prefix; "\\ No newline" lines dropped
-
-    @property
-    def before(self) -> list[str]:
-        return [line[1:] for line in self.lines if line[:1] in (" ", "-")]
-
-    @property
-    def after(self) -> list[str]:
-        return [line[1:] for line in self.lines if line[:1] in (" ", "+")]
-
-    @property
-    def added(self) -> list[str]:
-        return [line[1:] for line in self.lines if line.startswith("+")]
-
-    @property
-    def removed(self) -> list[str]:
-        return [line[1:] for line in self.lines if line.startswith("-")]
-
-
-def parse_diff(text: str) -> dict[str, tuple[DiffHunk, ...]]:
-    """Hunks per path of a `git diff` (the path after the change; the old one for deletions)."""
-    files: dict[str, list[DiffHunk]] = {}
-    path: str | None = None
-    current: list[str] | None = None
-    old_path: str | None = None
-
-    def close() -> None:
-        nonlocal current
-        if current is not None and path is not None:
-            files.setdefault(path, []).append(DiffHunk(tuple(current)))
-        current = None
-
-    for line in text.split("\n"):
-        if line.startswith("diff --git "):
-            close()
-            path, old_path = _header_name(line[len("diff --git "):]), None
-            if path is not None:
-                files.setdefault(path, [])  # binary and mode-only changes have no hunks but count
-            continue
-        if current is not None and line[:1] in (" ", "+", "-", "\\") and not (
-            line.startswith(("--- ", "+++ ")) and path is None
-        ):
-            if not line.startswith("\\"):
-                current.append(line)
-            continue
-        close()
-        if line.startswith("--- "):
-            old_path = _diff_name(line[4:])
-        elif line.startswith("+++ "):
-            new = _diff_name(line[4:])
-            path = new if new is not None else old_path
-            if path is not None:
-                files.setdefault(path, [])
-        elif line.startswith("@@") and path is not None:
-            current = []
-    close()
-    return {p: tuple(h) for p, h in files.items()}
-
-
-def _header_name(names: str) -> str | None:
-    """The path of `a/P b/P` (diffs are made without renames, so both halves name the same path)."""
-    if names.startswith('"'):
-        quoted = names.split('" "', 1)[0] + '"'
-        return _diff_name(quoted)
-    half = (len(names) - 1) // 2
-    first, second = names[:half], names[half + 1 :]
-    if first.startswith("a/") and second.startswith("b/") and first[2:] == second[2:]:
-        return first[2:]
-    return None
-
-
-def _diff_name(raw: str) -> str | None:
-    raw = raw.rstrip("\t")
-    if raw == "/dev/null":
-        return None
-    if raw.startswith('"') and raw.endswith('"'):
-        raw = raw[1:-1].encode("latin-1", errors="replace").decode("unicode_escape", errors="replace")
-    return raw[2:] if raw.startswith(("a/", "b/")) else raw
+# ----------------------------------------------------------------------------------------- hunk matching
 
 
 def _split_lines(text: str) -> list[str]:
@@ -474,7 +393,7 @@ def _find(haystack: Sequence[str], needle: Sequence[str]) -> bool:
     )
 
 
-def hunk_in(onto_lines: Sequence[str], hunk: DiffHunk) -> bool:
+def hunk_in(onto_lines: Sequence[str], hunk: Hunk) -> bool:
     """True when onto already holds this hunk: `git apply -R` would find its post-image and not its pre-image.
 
     The second condition keeps a hunk that only adds lines from counting as upstream when onto merely
@@ -510,15 +429,15 @@ def _lines_by_commit(log_text: str) -> tuple[_CommitLines, ...]:
     for sha, body in zip(chunks[1::2], chunks[2::2], strict=True):
         added: dict[str, frozenset[str]] = {}
         removed: dict[str, frozenset[str]] = {}
-        for path, hunks in parse_diff(body).items():
-            added[path] = frozenset(s for h in hunks for s in map(_significant, h.added) if s)
-            removed[path] = frozenset(s for h in hunks for s in map(_significant, h.removed) if s)
+        for path, hunks in hunks_by_path(body).items():
+            added[path] = frozenset(s for h in hunks for s in map(_significant, h.added_lines) if s)
+            removed[path] = frozenset(s for h in hunks for s in map(_significant, h.removed_lines) if s)
         found.append(_CommitLines(sha=CommitSha(sha), added=added, removed=removed))
     return tuple(found)
 
 
 def _landed_by(
-    path: str, absorbed: Sequence[DiffHunk], upstream: Sequence[_CommitLines], commits: Sequence[UpstreamCommit]
+    path: str, absorbed: Sequence[Hunk], upstream: Sequence[_CommitLines], commits: Sequence[UpstreamCommit]
 ) -> tuple[CommitSha, ...]:
     """Upstream commits that added the lines the absorbed hunks add in `path`, newest first.
 
@@ -526,8 +445,8 @@ def _landed_by(
     it, so removed lines only count for hunks that add nothing (pure deletions). When no line matches
     (a change made only of short lines), every upstream commit touching the file is named.
     """
-    ours_added = {s for h in absorbed for s in map(_significant, h.added) if s}
-    ours_removed = {s for h in absorbed if not h.added for s in map(_significant, h.removed) if s}
+    ours_added = {s for h in absorbed for s in map(_significant, h.added_lines) if s}
+    ours_removed = {s for h in absorbed if not h.added_lines for s in map(_significant, h.removed_lines) if s}
     # A commit that adds every one of our lines landed the change; one that shares a line or two (a sibling
     # function with the same guard) only looks alike, so partial matches count only when no commit has all.
     complete = tuple(

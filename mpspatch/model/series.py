@@ -1,7 +1,7 @@
 """The patch series: parsed patches, their statistics by category, and the series lock.
 
-unidiff does the parsing. This module adds what unidiff leaves out: a line number when a patch is
-malformed, categories and allowed paths, and the lock that ties the series to a base commit.
+model/diff.py does the parsing (unidiff underneath). This module adds what unidiff leaves out: a line number
+when a patch is malformed, categories and allowed paths, and the lock that ties the series to a base commit.
 """
 
 from __future__ import annotations
@@ -10,53 +10,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Category, Config, matches_any
 from mpspatch.foundation.errors import InputError, PatchFormatError
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
+from mpspatch.model.diff import DiffParseError, FileChange, parse_diff
 from mpspatch.model.store import StateFile
 
 LOCK_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Hunk:
-    source_start: int
-    source_length: int
-    target_start: int
-    target_length: int
-    insertions: int
-    deletions: int
-    text: str  # the hunk exactly as in the patch, header line included
-
-
-class ChangeStatus(StrEnum):
-    ADDED = "added"
-    DELETED = "deleted"
-    MODIFIED = "modified"
-    RENAMED = "renamed"
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: TreePath  # the path after the change (the old path for a deletion)
-    old_path: TreePath | None  # set for renames and copies
-    status: ChangeStatus
-    insertions: int
-    deletions: int
-    binary: bool
-    old_mode: str | None
-    new_mode: str | None
-    has_index_line: bool
-    header: str  # the `diff --git` header lines, before the first hunk
-    hunks: tuple[Hunk, ...]
-
-    @property
-    def changed_lines(self) -> int:
-        return self.insertions + self.deletions
 
 
 @dataclass(frozen=True)
@@ -123,25 +86,21 @@ def parse_patch(path: Path) -> Patch:
 
 
 def parse_patch_bytes(path: Path, data: bytes) -> Patch:
-    from unidiff.errors import UnidiffParseError
-    from unidiff.patch import PatchSet
-
     text = data.decode("utf-8", errors="replace")
     if not text.strip():
         raise PatchFormatError(f"{path}: the patch is empty; regenerate it with `git diff --full-index BASE`")
     text = _undo_whole_file_crlf(text)
     try:
-        patch_set = PatchSet(text)
-    except UnidiffParseError as exc:
+        files = parse_diff(text)
+    except DiffParseError as exc:
         where = _locate_error(text) or f" {exc}; the patch is malformed, regenerate it"
         raise PatchFormatError(f"{path}:{where}") from None
-    if not patch_set:
+    if not files:
         line = _first_content_line(text)
         raise PatchFormatError(f"{path}:{line}: no diff found, this is not a patch; expected `diff --git` output")
     problem = _locate_error(text)
     if problem:
         raise PatchFormatError(f"{path}:{problem}")
-    files = tuple(_file_change(pf) for pf in patch_set)
     return Patch(
         path=path,
         sha256=sha256_bytes(data),
@@ -214,87 +173,6 @@ def _locate_error(text: str) -> str:
     return ""
 
 
-def _file_change(pf: object) -> FileChange:
-    from unidiff.patch import PatchedFile
-
-    assert isinstance(pf, PatchedFile)
-    header = str(pf.patch_info or "")
-    old_mode = _header_value(header, ("old mode ", "deleted file mode "))
-    new_mode = _header_value(header, ("new mode ", "new file mode "))
-    if pf.is_added_file:
-        status = ChangeStatus.ADDED
-    elif pf.is_removed_file:
-        status = ChangeStatus.DELETED
-    elif pf.is_rename:
-        status = ChangeStatus.RENAMED
-    else:
-        status = ChangeStatus.MODIFIED
-    hunks = tuple(
-        Hunk(
-            source_start=h.source_start,
-            source_length=h.source_length,
-            target_start=h.target_start,
-            target_length=h.target_length,
-            insertions=h.added,
-            deletions=h.removed,
-            text=str(h),
-        )
-        for h in pf
-    )
-    # git C-quotes names with tabs, quotes or non-ASCII bytes; the model holds the real path.
-    old_path = _strip_prefix(unquote_path(pf.source_file)) if pf.is_rename else None
-    return FileChange(
-        path=unquote_path(pf.path),
-        old_path=TreePath(old_path) if old_path else None,
-        status=status,
-        insertions=pf.added,
-        deletions=pf.removed,
-        binary=bool(pf.is_binary_file),
-        old_mode=old_mode,
-        new_mode=new_mode,
-        # A pure rename or mode change has no content to merge, so it needs no index line.
-        has_index_line="\nindex " in "\n" + header or (not hunks and not pf.is_binary_file),
-        header=header,
-        hunks=hunks,
-    )
-
-
-def _strip_prefix(name: str) -> str:
-    return name[2:] if name.startswith(("a/", "b/")) else name
-
-
-def _header_value(header: str, prefixes: tuple[str, ...]) -> str | None:
-    for line in header.splitlines():
-        for prefix in prefixes:
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
-    return None
-
-
-_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-
-
-def unquote_path(name: str) -> TreePath:
-    """The real path behind a name git C-quoted in a diff header (`"a\\tb.h"` is a name with a tab)."""
-    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
-        return TreePath(name)
-    body, raw, i = name[1:-1], bytearray(), 0
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body):
-            if body[i + 1] in "0123" and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
-                raw.append(int(body[i + 1 : i + 4], 8))
-                i += 4
-                continue
-            if body[i + 1] in _C_ESCAPES:
-                raw.append(_C_ESCAPES[body[i + 1]])
-                i += 2
-                continue
-        raw += body[i].encode("utf-8")
-        i += 1
-    return TreePath(raw.decode("utf-8", errors="replace"))
-
-
-
 def parse_series(paths: Sequence[Path]) -> tuple[Patch, ...]:
     return tuple(parse_patch(p) for p in paths)
 
@@ -333,36 +211,33 @@ def is_allowed(path: str, allowed_paths: Sequence[str]) -> bool:
 
 def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
     """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted."""
-    found: dict[str, None] = {}
-    for change in patch.files:
-        for path in (change.path, change.old_path):
-            if path and not is_allowed(path, allowed):
-                found.setdefault(path, None)
-    return sorted(found)
+    return [path for path in series_paths((patch,)) if not is_allowed(path, allowed)]
 
 
-def series_files(patches: Iterable[Patch]) -> tuple[TreePath, ...]:
-    """Every path the series touches, in first-touched order, without repeats."""
-    seen: dict[TreePath, None] = {}
+def series_paths(patches: Iterable[Patch], *, renamed_from: bool = True) -> tuple[TreePath, ...]:
+    """Every path the series touches, sorted, without repeats.
+
+    With `renamed_from`, the paths renamed files had before are included too: upstream may have touched
+    them, and a rebase or a split needs their base blobs.
+    """
+    found: set[TreePath] = set()
     for patch in patches:
         for change in patch.files:
-            seen.setdefault(change.path, None)
-    return tuple(seen)
+            found.add(change.path)
+            if renamed_from and change.old_path:
+                found.add(change.old_path)
+    return tuple(sorted(found))
 
 
 def compute_stats(
     patches: Sequence[Patch], categories: Sequence[Category], allowed_paths: Sequence[str]
 ) -> SeriesStats:
     per_file: dict[TreePath, list[int]] = {}
-    touched: list[str] = []
     for patch in patches:
         for change in patch.files:
             counts = per_file.setdefault(change.path, [0, 0])
             counts[0] += change.insertions
             counts[1] += change.deletions
-            touched.append(change.path)
-            if change.old_path:
-                touched.append(change.old_path)
     by_category: dict[str, list[TreePath]] = {c.name: [] for c in categories}
     uncategorized: list[TreePath] = []
     for path in per_file:
@@ -388,7 +263,7 @@ def compute_stats(
         lines=sum(p.line_count for p in patches),
         categories=category_stats,
         uncategorized=tuple(sorted(uncategorized)),
-        outside_allowed=tuple(sorted({TreePath(p) for p in touched if not is_allowed(p, allowed_paths)})),
+        outside_allowed=tuple(p for p in series_paths(patches) if not is_allowed(p, allowed_paths)),
         unmatched_globs=unmatched,
     )
 

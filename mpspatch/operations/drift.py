@@ -23,7 +23,7 @@ from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
 from mpspatch.model import history
 from mpspatch.model.history import AlreadyUpstream, MergeForecast, UpstreamCommit
-from mpspatch.model.series import Patch, load_series
+from mpspatch.model.series import Patch, load_series, series_paths
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 
@@ -149,7 +149,7 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None) -> DriftReport:
         base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
         start_job = pool.submit(history.forecast_start, shadow, base, onto)
         commits = series_commits_cached(shadow, base, config.series.patches)
-        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, _series_paths(patches))
+        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, series_paths(patches))
         diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
         checked.result()
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
@@ -184,17 +184,6 @@ def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]
     return commits
 
 
-def _series_paths(patches: tuple[Patch, ...]) -> tuple[str, ...]:
-    """Every path the series names, renamed-from paths included (upstream may have touched those)."""
-    found: dict[str, None] = {}
-    for patch in patches:
-        for change in patch.files:
-            found.setdefault(change.path, None)
-            if change.old_path:
-                found.setdefault(change.old_path, None)
-    return tuple(found)
-
-
 def build_report(
     *,
     base: CommitSha,
@@ -227,7 +216,7 @@ def build_report(
     )
     conflicted = {c.path for c in conflicts}
     files = []
-    for path in sorted({c.path for p in patches for c in p.files}):
+    for path in series_paths(patches, renamed_from=False):
         found = already.get(path)
         if path in conflicted:
             outcome = FileOutcome.CONFLICT

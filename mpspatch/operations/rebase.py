@@ -25,7 +25,7 @@ from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
-from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, write_lock
+from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, series_paths, write_lock
 from mpspatch.model.state import (
     RebasePhase,
     RebaseState,
@@ -137,19 +137,6 @@ def _saved(config: Config, path: Path) -> SavedFile:
     return SavedFile(path=_rel(config, path), sha256=sha256_file(path) if path.exists() else None)
 
 
-# ------------------------------------------------------------------------------------------ resolution
-
-
-def sparse_paths(patches: Sequence[Patch]) -> tuple[str, ...]:
-    paths: set[str] = set()
-    for patch in patches:
-        for change in patch.files:
-            paths.add(change.path)
-            if change.old_path:
-                paths.add(change.old_path)
-    return tuple(sorted(paths))
-
-
 # ------------------------------------------------------------------------------------------------- start
 
 
@@ -169,7 +156,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")
-    fetched = shadow_repo.prefetch_blobs(shadow, base, onto, sparse_paths(patches))
+    fetched = shadow_repo.prefetch_blobs(shadow, base, onto, series_paths(patches))
     if fetched:
         notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
     build = commits.build_series(shadow, base, [p.path for p in patches])
@@ -182,7 +169,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
         phase=RebasePhase.PREPARED, base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
         series=build.commits,
         patches=tuple(_saved(config, p.path) for p in patches), lock=_saved(config, config.series.lock),
-        worktree=_rel(config, worktree), paths=sparse_paths(patches), conflicted=(), notes=tuple(notes),
+        worktree=_rel(config, worktree), paths=series_paths(patches), conflicted=(), notes=tuple(notes),
         started_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     _backup(config, [p.path for p in patches])

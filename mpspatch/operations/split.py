@@ -8,24 +8,22 @@ The algorithm
 1. Apply the whole series at its base in a private index and write the tree (the *series tree*). Diff base
    against it once (`--full-index --minimal -M`) and parse that cumulative diff into FileChange/Hunk objects.
    Working from one cumulative diff makes a series of several patches that touch one file split like one patch.
-2. Cut each file into *units*, the pieces that are never divided: one unit per hunk, or one unit for a change
-   without hunks (binary, pure rename, mode change). A file whose hunks cannot be re-applied one by one
-   (a C-quoted path, or bytes that are not UTF-8) becomes a single unit.
-3. Put every file in one *bucket*: the first pinned `[[split.groups]]` whose globs match, in config order;
-   otherwise the first matching `[categories]` entry, in config order; otherwise "Other changes". Buckets
-   keep that order (pinned groups, then the categories as configured: core, operations, bindings, tests).
-4. Pack each bucket greedily, files in path order (next fit): a file whose units total at most N lines joins
-   the current part if it fits, else it starts a new part, so its hunks stay together. A file over N is laid
-   out hunk by hunk in file order with the same rule; a single unit over N closes the current part and
-   becomes a part of its own, flagged `oversized_hunk`. Parts never mix buckets.
-5. Build the tree after each part: part k's tree is the base plus every unit of parts 1..k. Files whose units
+2. Plan the parts (model/stack_plan.py): units (hunks, or whole changes), buckets (pinned groups, categories,
+   the rest), and greedy packing under the line limit.
+3. Build the tree after each part: part k's tree is the base plus every unit of parts 1..k. Files whose units
    are all in get their final blob from the series tree; files split across parts get the base file plus the
    hunks so far (the hunk headers' target starts recomputed for that intermediate state), applied by git.
    Each part is committed on the previous one with a pinned identity and date, and `git format-patch`
    writes the parts, so every `index` line names the real intermediate blobs (3-way application works).
-6. Prove it: in a fresh private index at base, `git apply --cached` each written part file on its
-   predecessor, compare every tree with the planned one and the last with the series tree, and check that
-   the parts' insertions and deletions add up to the whole. Anything else is refused and nothing is written.
+4. Measure what was written. A part's size is git's diff of its two trees, which is also what GitHub counts,
+   and that diff need not be the planned hunks: git's diff of a whole file sets aside lines that occur very
+   often (`}`, blank lines) when they sit among changed lines, and whether it does depends on the rest of the
+   file, so re-diffing an intermediate state can take or give back such a line on each side. When a part of
+   several units comes out over the limit, the stack is planned again with a smaller packing budget.
+5. Prove it: in a fresh private index at base, `git apply --cached` each written part file on its
+   predecessor, compare every tree with the planned one and the last with the series tree, and check that each
+   part changes the file line counts by exactly its hunks' net (the one figure no diff alignment can move).
+   Anything else is refused and nothing is written.
 
 Objects go to the shadow repository (git/shadow.py), which borrows the upstream clone's objects through
 alternates; indexes are private files in a temporary folder. The user's clone is written only for
@@ -44,30 +42,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation import proc
-from mpspatch.foundation.config import Category, Config, SplitGroup, matches_any
+from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import GitError, InputError, MpspatchError
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
 from mpspatch.git import commits
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
+from mpspatch.model.diff import FileChange
 from mpspatch.model.series import (
-    FileChange,
     Patch,
     load_series,
     parse_patch,
     parse_patch_bytes,
-    series_files,
+    series_paths,
 )
 from mpspatch.model.stack import STACK, STACK_NAME, Part, Stack, default_stack_dir
+from mpspatch.model.stack_plan import PlannedPart, part_message, plan_parts, planned_net, subset_patch
 from mpspatch.model.workspace import Workspace
 
-OTHER_BUCKET = "Other changes"
 # Patches in the stack are written by this pinned identity so a second split is byte-identical; branches made
 # with --branches use the clone's own identity instead, because the CLA check looks at the commit author.
 SPLIT_NAME = "mpspatch"
 SPLIT_EMAIL = "mpspatch@localhost"
 _OUR_FILE = re.compile(r"\d{4}-[a-z0-9-]+\.patch")
-_HUNK_HEAD = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@(.*)$", re.DOTALL)
+# Re-plans allowed when git's diff of a part comes out longer than its hunks (see step 4 above).
+_MAX_PLANS = 8
 
 
 class SplitProofError(MpspatchError):
@@ -75,25 +74,6 @@ class SplitProofError(MpspatchError):
 
 
 # ------------------------------------------------------------------------------------------------ results
-
-
-@dataclass(frozen=True)
-class Unit:
-    """An indivisible piece of the cumulative diff: one hunk, or a whole file change."""
-
-    file: int  # index into the cumulative diff's files
-    hunks: tuple[int, ...]  # the hunk indices it carries; empty for a change without hunks
-    lines: int  # insertions plus deletions
-
-
-@dataclass(frozen=True)
-class PlannedPart:
-    title: str
-    slug: str
-    bucket: str
-    units: tuple[Unit, ...]
-    lines: int
-    oversized_hunk: bool
 
 
 @dataclass(frozen=True)
@@ -110,123 +90,6 @@ class SplitResult:
     branches: tuple[Branch, ...]
 
 
-# ------------------------------------------------------------------------------------------------ planning
-
-
-def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:48].rstrip("-") or "part"
-
-
-def _splittable(change: FileChange) -> bool:
-    # The hunks are re-applied from the parsed text: a C-quoted path would need git's quoting rules and
-    # U+FFFD means the parser replaced bytes that were not UTF-8, so such a file moves as one piece.
-    first = change.header.split("\n", 1)[0]
-    return '"' not in first and not any("\ufffd" in h.text for h in change.hunks)
-
-
-def units_of(index: int, change: FileChange) -> tuple[Unit, ...]:
-    if not change.hunks or not _splittable(change):
-        return (Unit(index, tuple(range(len(change.hunks))), change.changed_lines),)
-    return tuple(Unit(index, (i,), h.insertions + h.deletions) for i, h in enumerate(change.hunks))
-
-
-def bucket_of(path: str, groups: Sequence[SplitGroup], categories: Sequence[Category]) -> tuple[int, str]:
-    """(order, title): pinned groups first, then categories, both in config order, then the rest."""
-    for order, group in enumerate(groups):
-        if matches_any(path, group.globs):
-            return order, group.title
-    for order, category in enumerate(categories):
-        if matches_any(path, category.globs):
-            return len(groups) + order, category.name
-    return len(groups) + len(categories), OTHER_BUCKET
-
-
-def _pack(units_by_file: Sequence[tuple[Unit, ...]], max_lines: int) -> list[tuple[tuple[Unit, ...], bool]]:
-    parts: list[tuple[tuple[Unit, ...], bool]] = []
-    current: list[Unit] = []
-    size = 0
-
-    def close() -> None:
-        nonlocal current, size
-        if current:
-            parts.append((tuple(current), False))
-        current, size = [], 0
-
-    for units in units_by_file:
-        total = sum(u.lines for u in units)
-        if total <= max_lines:  # the whole file fits in a part: keep its hunks together
-            if size + total > max_lines:
-                close()
-            current.extend(units)
-            size += total
-            continue
-        for unit in units:  # too big for one part: hunks in file order, never inside a hunk
-            if unit.lines > max_lines:
-                close()
-                parts.append(((unit,), True))
-                continue
-            if size + unit.lines > max_lines:
-                close()
-            current.append(unit)
-            size += unit.lines
-    close()
-    return parts
-
-
-def plan_parts(
-    changes: Sequence[FileChange],
-    groups: Sequence[SplitGroup],
-    categories: Sequence[Category],
-    max_lines: int,
-) -> tuple[PlannedPart, ...]:
-    """The ordered parts for the cumulative diff `changes`. Pure: no git, no files."""
-    if max_lines <= 0:
-        raise InputError(f"--max-lines {max_lines}: must be a positive number of lines; e.g. --max-lines 2000")
-    buckets: dict[tuple[int, str], list[int]] = {}
-    for index, change in enumerate(changes):
-        buckets.setdefault(bucket_of(change.path, groups, categories), []).append(index)
-    planned: list[PlannedPart] = []
-    for order, title in sorted(buckets):
-        files = sorted(buckets[(order, title)], key=lambda i: changes[i].path)
-        packed = _pack([units_of(i, changes[i]) for i in files], max_lines)
-        for number, (units, oversized) in enumerate(packed, start=1):
-            part_title = title if len(packed) == 1 else f"{title}, part {number} of {len(packed)}"
-            slug = slugify(title) if len(packed) == 1 else f"{slugify(title)}-{number}"
-            planned.append(PlannedPart(title=part_title, slug=slug, bucket=title, units=units,
-                                       lines=sum(u.lines for u in units), oversized_hunk=oversized))
-    return tuple(planned)
-
-
-# --------------------------------------------------------------------------------- intermediate states
-
-
-def subset_patch(change: FileChange, hunks: Sequence[int]) -> str:
-    """A patch that applies only `hunks` of `change` to the base file.
-
-    The kept hunks still find their place by their source lines (all relative to the base); their target
-    starts are recomputed as if the left-out hunks did not exist. The index line is dropped because the
-    result is an intermediate blob, not the one it names.
-    """
-    header = [line for line in change.header.splitlines() if not line.startswith("index ")]
-    old = change.old_path or change.path
-    text = "\n".join(header) + f"\n--- a/{old}\n+++ b/{change.path}\n"
-    offset = 0
-    for i in sorted(hunks):
-        hunk = change.hunks[i]
-        start = hunk.source_start - (1 if hunk.source_length else 0) + offset + (1 if hunk.target_length else 0)
-        first, _, body = hunk.text.partition("\n")
-        match = _HUNK_HEAD.match(first)
-        if not match:
-            raise SplitProofError(f"{change.path}: hunk {i + 1} has no @@ header; cannot re-apply it")
-        text += (f"@@ -{_span(hunk.source_start, hunk.source_length)} +{_span(start, hunk.target_length)} @@"
-                 f"{match.group(1)}\n{body}")
-        offset += hunk.target_length - hunk.source_length
-    return text
-
-
-def _span(start: int, length: int) -> str:
-    return str(start) if length == 1 else f"{start},{length}"
 
 
 @dataclass(frozen=True)
@@ -303,30 +166,6 @@ def _part_trees(
     return tuple(trees)
 
 
-def _message(plan: Sequence[PlannedPart], k: int, changes: Sequence[FileChange], config: Config,
-             base_ref: str) -> str:
-    part, total = plan[k - 1], len(plan)
-    lines = [f"[MPS] {part.title} ({k}/{total})", ""]
-    lines.append(f"Part {k} of {total} of: {config.render.title}.")
-    if k == 1:
-        lines.append(f"It applies on {base_ref}.")
-    else:
-        lines.append(f"It applies on part {k - 1} ({plan[k - 2].title}).")
-    lines += ["", "Files:"]
-    hunks: dict[int, list[int]] = {}
-    for unit in part.units:
-        hunks.setdefault(unit.file, []).extend(unit.hunks)
-    for index in sorted(hunks, key=lambda i: changes[i].path):
-        change = changes[index]
-        own = sorted(hunks[index])
-        note = ""
-        if change.hunks and len(own) < len(change.hunks):
-            span = f"{own[0] + 1}" if len(own) == 1 else f"{own[0] + 1}-{own[-1] + 1}"
-            note = f" (hunks {span} of {len(change.hunks)})"
-        lines.append(f"  {change.path}{note}")
-    return "\n".join(lines) + "\n"
-
-
 # -------------------------------------------------------------------------------------------- the proof
 
 
@@ -348,17 +187,28 @@ def _prove(sc: _Scratch, base: CommitSha, files: Sequence[Path], trees: Sequence
                               f"gives {series_tree[:12]}; nothing was written")
 
 
-def _check_sizes(plan: Sequence[PlannedPart], parsed: Sequence[Patch], whole: tuple[int, int]) -> None:
-    insertions = sum(p.insertions for p in parsed)
-    deletions = sum(p.deletions for p in parsed)
-    if (insertions, deletions) != whole:
-        raise SplitProofError(f"refusing to write the stack: the parts change +{insertions} -{deletions} lines, "
-                              f"the series +{whole[0]} -{whole[1]}; nothing was written")
+def _check_nets(plan: Sequence[PlannedPart], parsed: Sequence[Patch], changes: Sequence[FileChange]) -> None:
+    """Each part grows or shrinks the files by exactly its hunks' net line count.
+
+    A part's +/- counts depend on how git aligns its diff; the difference between them does not, so this
+    catches an intermediate state that holds lines the plan does not (or lacks some it does).
+    """
     for k, (part, patch) in enumerate(zip(plan, parsed, strict=True), start=1):
-        if patch.insertions + patch.deletions != part.lines:
-            raise SplitProofError(f"refusing to write the stack: part {k} has "
-                                  f"{patch.insertions + patch.deletions} changed lines, planned {part.lines}; "
-                                  "nothing was written")
+        net, planned = patch.insertions - patch.deletions, planned_net(part, changes)
+        if net != planned:
+            raise SplitProofError(f"refusing to write the stack: part {k} changes the line count by {net:+d}, "
+                                  f"its hunks by {planned:+d}; nothing was written")
+
+
+def _oversized(part: PlannedPart, patch: Patch, limit: int) -> bool:
+    """A unit is never cut, so one that git's diff puts over the limit is an oversized hunk as well."""
+    return part.oversized_hunk or (len(part.units) == 1 and patch.insertions + patch.deletions > limit)
+
+
+def _overflow(plan: Sequence[PlannedPart], parsed: Sequence[Patch], limit: int) -> int:
+    """How far the longest part of several units went over the limit once git diffed it (0: none did)."""
+    return max((p.insertions + p.deletions - limit for part, p in zip(plan, parsed, strict=True)
+                if len(part.units) > 1), default=0)
 
 
 # ------------------------------------------------------------------------------------------- the command
@@ -382,7 +232,7 @@ def split_series(
     _check_out_dir(out)
     patches = load_series(config)
     checkout, base, base_ref = ws.checkout, ws.base, ws.base_ref
-    with _scratch(ws, base, series_files(patches)) as sc:
+    with _scratch(ws, base, series_paths(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
         base_tree = git.tree_sha_of(sc.repo, base)
         if series_tree == base_tree:
@@ -391,19 +241,26 @@ def split_series(
         diff = git.diff_trees_to_file(sc.repo, base_tree, series_tree, sc.folder / "cumulative.diff")
         changes = parse_patch_bytes(Path("cumulative diff"), diff).files
         whole = (sum(c.insertions for c in changes), sum(c.deletions for c in changes))
-        plan = plan_parts(changes, config.split.groups, config.categories, limit)
+        budget = limit
+        for attempt in range(1, _MAX_PLANS + 1):
+            plan = plan_parts(changes, config.split.groups, config.categories, limit, budget=budget)
+            trees = _part_trees(sc, base, series_tree, changes, plan)
+            messages = [part_message(plan, k, changes, config.render.title, base_ref)
+                        for k in range(1, len(plan) + 1)]
+            commits: list[CommitSha] = []
+            parent: str = base
+            for tree, message in zip(trees, messages, strict=True):
+                parent = git.commit_tree_as(sc.repo, tree, parent, message, sc.env)
+                commits.append(commit_sha(parent))
+            written = git.format_patches(sc.repo, base, commits[-1], sc.folder / f"format-patch-{attempt}", sc.env)
+            if len(written) != len(plan):
+                raise SplitProofError(f"git format-patch wrote {len(written)} files for {len(plan)} parts")
+            parsed = [parse_patch(f) for f in written]
+            over = _overflow(plan, parsed, limit)
+            if over <= 0 or budget <= 1:
+                break
+            budget = max(1, budget - over)
         names = _branch_names(checkout, branch_prefix, plan, force) if branch_prefix else ()
-
-        trees = _part_trees(sc, base, series_tree, changes, plan)
-        commits: list[CommitSha] = []
-        parent: str = base
-        messages = [_message(plan, k, changes, config, base_ref) for k in range(1, len(plan) + 1)]
-        for tree, message in zip(trees, messages, strict=True):
-            parent = git.commit_tree_as(sc.repo, tree, parent, message, sc.env)
-            commits.append(commit_sha(parent))
-        written = git.format_patches(sc.repo, base, commits[-1], sc.folder / "format-patch", sc.env)
-        if len(written) != len(plan):
-            raise SplitProofError(f"git format-patch wrote {len(written)} files for {len(plan)} parts")
 
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -414,12 +271,11 @@ def split_series(
                 target.write_bytes(source.read_bytes())
                 files.append(target)
             _prove(sc, base, files, trees, series_tree)
-            parsed = [parse_patch(f) for f in files]
-            _check_sizes(plan, parsed, whole)
+            _check_nets(plan, parsed, changes)
             parts = tuple(
                 Part(index=k, title=part.title, slug=part.slug, path=f.name,
                      lines=p.insertions + p.deletions, insertions=p.insertions, deletions=p.deletions,
-                     files=tuple(c.path for c in p.files), oversized_hunk=part.oversized_hunk,
+                     files=tuple(c.path for c in p.files), oversized_hunk=_oversized(part, p, limit),
                      depends_on=(k - 1,) if k > 1 else (), commit=c, tree=t)
                 for k, (part, f, p, c, t) in enumerate(zip(plan, files, parsed, commits, trees, strict=True),
                                                        start=1)

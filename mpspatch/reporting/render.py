@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.foundation.config import StageKind
-from mpspatch.model.series import CategoryStats
+from mpspatch.model.series import CategoryStats, series_paths
 from mpspatch.model.stack import PartContext
 from mpspatch.reporting.requirements import CHECK, STAGE
 from mpspatch.reporting.status import Row, StageState, Standing, StatusReport
@@ -231,7 +231,7 @@ def _sum(categories: Sequence[CategoryStats], field: str) -> int:
 
 def _stage_view(stage: StageState, report: StatusReport) -> StageView:
     result = stage.result
-    known = [f.path for p in report.patches for f in p.files]
+    known = series_paths(report.patches, renamed_from=False)
     # Figures only where the evidence counted something: a skipped run has no counts, and "0 of 0 passed"
     # would read like a result.
     counted = dict(result.counts) if result else {}

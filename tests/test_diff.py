@@ -7,10 +7,10 @@ from pathlib import Path
 from support import Repo
 
 from mpspatch.foundation.ids import commit_sha
-from mpspatch.git import verbs as git
 from mpspatch.model import history
 from mpspatch.model.diff import hunks_by_path, unquote_path
 from mpspatch.model.series import parse_patch
+from mpspatch.model.workspace import resolve_ref
 
 CAFE = "docs/caf\u00e9.md"
 
@@ -50,7 +50,7 @@ def test_a_non_ascii_path_is_the_same_path_for_the_series_and_for_history(tmp_pa
     patch.write_text(quoted, encoding="utf-8")
     assert [f.path for f in parse_patch(patch).files] == [CAFE]
 
-    base, onto = git.resolve_commit(up.path, "v1.0"), git.resolve_commit(up.path, "main")
+    base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, [series], onto)
     commits = history.upstream_commits(up.path, base, onto, [CAFE])
     found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits,

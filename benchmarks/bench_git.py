@@ -47,7 +47,7 @@ from benchmarks.fixtures import (
 
 DEFAULT_RUNS = 5
 DEFAULT_OUT = Path(__file__).resolve().parent / "_work" / "baseline.json"
-# Medians measured on a 12.8k-file tree of real PyTorch sources (facts.md), for comparison only.
+# Medians measured on a 12.8k-file tree of real PyTorch sources, for comparison only.
 REFERENCE_S = {
     "full_worktree_rebase": 10.4,
     "sparse_worktree_rebase": 0.29,
@@ -370,7 +370,7 @@ def run(
 
 
 def format_table(report: Report) -> str:
-    head = f"{'scenario':<26} {'median':>9} {'min':>9} {'facts.md':>9}"
+    head = f"{'scenario':<26} {'median':>9} {'min':>9} {'real':>9}"
     rows = [
         f"{t.name:<26} {t.median_s:>8.3f}s {t.min_s:>8.3f}s "
         + (f"{REFERENCE_S[t.name]:>8.2f}s" if t.name in REFERENCE_S else f"{'-':>9}")
@@ -382,7 +382,7 @@ def format_table(report: Report) -> str:
         full, sparse = by_name.get("full_worktree_rebase" + suffix), by_name.get("sparse_worktree_rebase" + suffix)
         if full is not None and sparse is not None:
             label = "with the flush" if suffix else "page cache only"
-            notes.append(f"sparse is {ratio(full, sparse):.1f}x cheaper than full, {label} (facts.md: 36x)")
+            notes.append(f"sparse is {ratio(full, sparse):.1f}x cheaper than full, {label} (real PyTorch tree: 36x)")
     title = (
         f"bare git on {report.fixture_files} files ({report.fixture_bytes / 1e6:.0f} MB), "
         f"{report.slice_files}-file {report.slice_lines}-line slice, {report.base} -> {report.onto}, "

@@ -8,7 +8,7 @@ each one and is timed on its own; the ratio with it added is printed too. The ba
 rebase with nothing around it: worktree add, apply --3way, commit, rebase, abort, worktree remove. Each
 mpspatch run is checked against the fixture's designed conflicts and regions.
 
-Targets (issue 3): at most 2x the sparse-worktree bare-git rebase, at most 0.1x the full-checkout one.
+Targets: at most 2x the sparse-worktree bare-git rebase, at most 0.1x the full-checkout one.
 """
 
 from __future__ import annotations

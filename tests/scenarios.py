@@ -20,7 +20,7 @@ Series layouts (files under project/patches/):
   (Python), the second made on top of the first. Onto v1.3 the rebase stops on 0001, then on 0002.
 - "single": one cumulative patch with everything, like the real dropbox/dML file.
 - "inconsistent": 0002 was made against v1.0 instead of on top of 0001 and edits the same lines, so the
-  series cannot apply in order (the test-class clash facts.md describes).
+  series cannot apply in order (the test-class clash the real series had).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ TEST_MPS = "test/test_mps.py"
 UNRELATED = ("c10/core/Allocator.h", "torch/__init__.py", "README.md")
 
 PR_URL = "https://github.com/pytorch/pytorch/pull/"
-ABSORBING_PR = 190375  # facts.md: upstream's own 32-stream pool with Python bindings
+ABSORBING_PR = 190375  # upstream's own 32-stream pool with Python bindings
 
 
 # ------------------------------------------------------------------------------------------- file bodies

@@ -31,7 +31,7 @@ from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch
 from mpspatch.model.state import previous_dir
 from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
 
-# facts.md: the public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
+# The public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
 # patches/cumulative-v2.9.1-to-mps-stream-pool.patch. The branch name is GitHub's default; pass a URL to
 # import another revision.
 CANONICAL_URL = ("https://raw.githubusercontent.com/dropbox/dML/main/metal_mps_parallel/patches/"

@@ -107,7 +107,7 @@ def all_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
 
 
 # ------------------------------------------------------------------------------------------ verify runs
-# (issue 5: the verify orchestration: claim a run folder, run the stages, write the evidence once)
+# The verify orchestration: claim a run folder, run the stages, write the evidence once.
 
 
 @dataclass(frozen=True)

@@ -227,10 +227,15 @@ def format_table(report: Report) -> str:
     return "\n".join([
         title, *rows,
         f"target (2 x merge_tree + startup)        {report.target_s * 1000:8.1f} ms; drift_warm / target = "
-        f"{report.warm_ratio_to_target:.2f} (on minima {report.warm_ratio_to_target_min:.2f})",
+        f"{report.warm_ratio_to_target:.2f} (on minima {report.warm_ratio_to_target_min:.2f}): "
+        f"{_verdict(report.warm_ratio_to_target)}",
         f"cold target (2 x odb_forecast + startup) {report.cold_target_s * 1000:8.1f} ms; drift_cold / target = "
-        f"{report.cold_ratio_to_target:.2f}",
+        f"{report.cold_ratio_to_target:.2f}: {_verdict(report.cold_ratio_to_target)}",
     ])
+
+
+def _verdict(ratio_to_target: float) -> str:
+    return "PASS" if ratio_to_target <= 1.0 else "MISS"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

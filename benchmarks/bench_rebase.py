@@ -148,12 +148,12 @@ def format_report(report: RebaseReport) -> str:
     ]
     if report.full:
         lines.append(row(report.full))
-    verdict = "ok" if report.sparse_ratio <= SPARSE_TARGET else "MISSED"
+    verdict = "PASS" if report.sparse_ratio <= SPARSE_TARGET else "MISS"
     lines.append(f"mpspatch / sparse bare-git rebase = {report.sparse_ratio:.2f}x (target <= {SPARSE_TARGET}x: "
                  f"{verdict})")
     lines.append(f"(mpspatch rebase + --abort) / sparse bare-git rebase = {report.sparse_ratio_with_abort:.2f}x")
     if report.full_ratio is not None:
-        verdict = "ok" if report.full_ratio <= FULL_TARGET else "MISSED"
+        verdict = "PASS" if report.full_ratio <= FULL_TARGET else "MISS"
         lines.append(f"mpspatch / full-checkout bare-git rebase = {report.full_ratio:.3f}x (target <= "
                      f"{FULL_TARGET}x: {verdict})")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from benchmarks.bench_drift import interleaved
 from benchmarks.bench_git import ratio
 from benchmarks.fixtures import build_cumulative_patch
 
+TARGET = 1.5
 CONFIG = """
 [upstream]
 checkout = "."
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(equal to git apply --numstat)")
     for timing in (bare, stats):
         print(f"{timing.name:<36} median {timing.median_s * 1000:7.1f} ms   min {timing.min_s * 1000:7.1f} ms")
-    print(f"ratio stats / bare import: {ratio(stats, bare):.2f} (target <= 1.5)")
+    measured = ratio(stats, bare)
+    print(f"ratio stats / bare import: {measured:.2f} (target <= {TARGET}): {'PASS' if measured <= TARGET else 'MISS'}")
     return 0
 
 

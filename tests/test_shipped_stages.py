@@ -1,4 +1,4 @@
-"""The stages shipped in mpspatch.toml for the real PyTorch job, checked against the facts of the real job, and the harness.
+"""The stages shipped in mpspatch.toml for the real PyTorch job, checked against the real job, and the harness.
 
 The build, TSan, MPS tests and stress stages need macOS on Apple Silicon with a working GPU, so on Linux
 they are checked as configuration, and the harness scripts are run where they can run without MPS.

@@ -81,16 +81,53 @@ def test_a_stage_the_checklist_names_but_the_config_lacks_is_missing_with_a_hint
     assert "stage:stress" not in found  # the configured stage itself passed
 
 
-def test_a_failing_stage_no_requirement_names_is_advisory(tmp_path: Path) -> None:
+def add_unnamed_stage(project: Project) -> None:
+    """A [[stages]] entry the checklist does not name, like the shipped config's `lint-clang-format`."""
+    with project.config_path.open("a") as out:
+        out.write('\n[[stages]]\nname = "lint-clang-format"\nkind = "lint"\n'
+                  'run = [["clang-format", "--dry-run", "--Werror", "{patched}"]]\n')
+
+
+def run_cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mpspatch.cli", *args], cwd=project.root,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_failing_stage_no_requirement_names_blocks(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    path = project.root / "audit/requirements.toml"
-    path.write_text(path.read_text().replace('stage = "stress"', 'human = "run the stress script by hand"'))
-    stages = [s for s in passing_stages() if s.name != "stress"]
-    project.write_evidence(RUN_1, [*stages, stage("stress", "command", "failed", reason="1 crash")])
+    add_unnamed_stage(project)
+    reason = "2 files need formatting"
+    project.write_evidence(RUN_1, [*passing_stages(),
+                                   stage("lint-clang-format", "lint", "failed", reason=reason, counts={"messages": 2})])
     report = compute_status(Workspace(project.config()))
-    assert gaps(report)["stage:stress"] == Gap("stage:stress", "Stage `stress` passes (not named by the checklist)",
-                                               "failed: 1 crash", False, "`mpspatch verify --stage stress`")
-    assert report.ready
+    assert gaps(report)["stage:lint-clang-format"] == Gap(
+        "stage:lint-clang-format", "Stage `lint-clang-format` passes (not named by the checklist)",
+        f"failed: {reason} (messages 2)", True, "`mpspatch verify --stage lint-clang-format`")
+    assert not report.ready
+
+    data = json.loads(run_cli(project, "status", "--json").stdout)
+    assert data["ready"] is False
+    assert [g["id"] for g in data["gaps"] if g["blocking"]] == ["stage:lint-clang-format"]
+    rendered = run_cli(project, "render-audit", "--out", "audit.md")
+    assert rendered.returncode == 0, rendered.stderr
+    audit = (project.root / "audit.md").read_text()
+    assert "**Status**: NOT READY — 1 gap" in audit
+    assert "**Status**: READY FOR SUBMISSION" not in audit
+
+
+def test_an_unnamed_stage_that_errored_blocks_but_a_skipped_one_stays_advisory(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    add_unnamed_stage(project)
+    project.write_evidence(RUN_1, [*passing_stages(), stage("lint-clang-format", "lint", "error",
+                                                            reason="the tree has no .clang-format")])
+    errored = compute_status(Workspace(project.config()))
+    assert gaps(errored)["stage:lint-clang-format"].blocking and not errored.ready
+
+    project.write_evidence(RUN_2, [stage("lint-clang-format", "lint", "skipped", reason="requires os darwin")])
+    skipped = compute_status(Workspace(project.config()))
+    gap = gaps(skipped)["stage:lint-clang-format"]
+    assert (gap.reason, gap.blocking) == ("skipped: requires os darwin", False)
+    assert skipped.ready
 
 
 def test_evidence_goes_stale_when_the_patch_changes(tmp_path: Path) -> None:

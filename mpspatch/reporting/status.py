@@ -6,7 +6,8 @@ and every rendered document take their readiness and gaps from it, so they canno
 
 A stage counts only when the newest evidence holding it says `passed` and was made for exactly the
 current series hashes and the locked base. Anything else is a gap that says why: failed, error,
-skipped (with the reason), missing, or stale. Human actions are listed, never counted as done.
+skipped (with the reason), missing, or stale. A stage that failed or errored blocks readiness even when no
+blocking checklist row names it. Human actions are listed, never counted as done.
 """
 
 from __future__ import annotations
@@ -282,7 +283,11 @@ def _gaps(
         if stage.passed:
             continue
         titles = [r.requirement.title for r in rows if r.stage is stage]
-        blocking = any(r.requirement.blocking for r in rows if r.stage is stage)
+        # A stage that ran for the current series and failed or errored blocks, whatever the checklist says
+        # about it: a known failure is never "ready". Missing, skipped (with its reason) and stale stages block
+        # only when a blocking row asks for them.
+        ran_and_broke = stage.state in (Standing.FAILED, Standing.ERROR)
+        blocking = ran_and_broke or any(r.requirement.blocking for r in rows if r.stage is stage)
         title = titles[0] if titles else f"Stage `{stage.name}` passes (not named by the checklist)"
         fix = f"`mpspatch verify --stage {stage.name}`" if stage.definition else f"add a [[stages]] named {stage.name}"
         gaps.append(Gap(f"stage:{stage.name}", title, stage.why, blocking, fix))

@@ -323,3 +323,20 @@ def test_one_vocabulary_for_stages_checks_and_rows() -> None:
     assert {s.value for s in StageStatus} | {c.value for c in CheckState} <= {s.value for s in Standing}
     assert [s.word for s in Standing] == ["PASS", "FAIL", "ERROR", "SKIPPED", "MISSING", "STALE", "NOT CHECKED",
                                           "HUMAN ACTION"]
+
+
+def test_status_check_exits_1_only_when_not_ready(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ready")
+    project.write_evidence(RUN_1, passing_stages())
+    plain, checked = run_cli(project, "status"), run_cli(project, "status", "--check", "--json")
+    assert (plain.returncode, checked.returncode) == (0, 0), checked.stderr
+    assert json.loads(checked.stdout)["ready"] is True
+
+    project = make_project(tmp_path / "not-ready")
+    project.write_evidence(RUN_1, failing_stages())
+    plain, checked = run_cli(project, "status", "--json"), run_cli(project, "status", "--check", "--json")
+    assert plain.returncode == 0, plain.stderr  # without --check, NOT READY is a report, not a failure
+    assert checked.returncode == 1, checked.stderr
+    assert json.loads(checked.stdout)["ready"] is False
+    assert json.loads(checked.stdout) == json.loads(plain.stdout)
+    assert run_cli(project, "status", "--check").returncode == 1

@@ -82,7 +82,12 @@ def stats(
 
 
 @app.command()
-def status(as_json: JsonOpt = False) -> None:
+def status(
+    as_json: JsonOpt = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when the series is NOT READY (0 when ready); prints the same.")
+    ] = False,
+) -> None:
     """The series, its base and lock, the last evidence, and what stands between it and submission."""
     from mpspatch.commands.status import status as compute
     from mpspatch.views.status import show_status, status_json
@@ -92,6 +97,8 @@ def status(as_json: JsonOpt = False) -> None:
         console.emit_json(status_json(report))
     else:
         show_status(report)
+    if check and not report.ready:
+        finish(ExitCode.PROBLEM)
 
 
 @app.command()

@@ -6,10 +6,12 @@ Every test builds a real project (real upstream repo, real patch, real lock) and
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath, TreeSha
@@ -81,16 +83,53 @@ def test_a_stage_the_checklist_names_but_the_config_lacks_is_missing_with_a_hint
     assert "stage:stress" not in found  # the configured stage itself passed
 
 
-def test_a_failing_stage_no_requirement_names_is_advisory(tmp_path: Path) -> None:
+def add_unnamed_stage(project: Project) -> None:
+    """A [[stages]] entry the checklist does not name, like the shipped config's `lint-clang-format`."""
+    with project.config_path.open("a") as out:
+        out.write('\n[[stages]]\nname = "lint-clang-format"\nkind = "lint"\n'
+                  'run = [["clang-format", "--dry-run", "--Werror", "{patched}"]]\n')
+
+
+def run_cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mpspatch.cli", *args], cwd=project.root,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_failing_stage_no_requirement_names_blocks(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    path = project.root / "audit/requirements.toml"
-    path.write_text(path.read_text().replace('stage = "stress"', 'human = "run the stress script by hand"'))
-    stages = [s for s in passing_stages() if s.name != "stress"]
-    project.write_evidence(RUN_1, [*stages, stage("stress", "command", "failed", reason="1 crash")])
+    add_unnamed_stage(project)
+    reason = "2 files need formatting"
+    project.write_evidence(RUN_1, [*passing_stages(),
+                                   stage("lint-clang-format", "lint", "failed", reason=reason, counts={"messages": 2})])
     report = compute_status(Workspace(project.config()))
-    assert gaps(report)["stage:stress"] == Gap("stage:stress", "Stage `stress` passes (not named by the checklist)",
-                                               "failed: 1 crash", False, "`mpspatch verify --stage stress`")
-    assert report.ready
+    assert gaps(report)["stage:lint-clang-format"] == Gap(
+        "stage:lint-clang-format", "Stage `lint-clang-format` passes (not named by the checklist)",
+        f"failed: {reason} (messages 2)", True, "`mpspatch verify --stage lint-clang-format`")
+    assert not report.ready
+
+    data = json.loads(run_cli(project, "status", "--json").stdout)
+    assert data["ready"] is False
+    assert [g["id"] for g in data["gaps"] if g["blocking"]] == ["stage:lint-clang-format"]
+    rendered = run_cli(project, "render-audit", "--out", "audit.md")
+    assert rendered.returncode == 0, rendered.stderr
+    audit = (project.root / "audit.md").read_text()
+    assert "**Status**: NOT READY — 1 gap" in audit
+    assert "**Status**: READY FOR SUBMISSION" not in audit
+
+
+def test_an_unnamed_stage_that_errored_blocks_but_a_skipped_one_stays_advisory(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    add_unnamed_stage(project)
+    project.write_evidence(RUN_1, [*passing_stages(), stage("lint-clang-format", "lint", "error",
+                                                            reason="the tree has no .clang-format")])
+    errored = compute_status(Workspace(project.config()))
+    assert gaps(errored)["stage:lint-clang-format"].blocking and not errored.ready
+
+    project.write_evidence(RUN_2, [stage("lint-clang-format", "lint", "skipped", reason="requires os darwin")])
+    skipped = compute_status(Workspace(project.config()))
+    gap = gaps(skipped)["stage:lint-clang-format"]
+    assert (gap.reason, gap.blocking) == ("skipped: requires os darwin", False)
+    assert skipped.ready
 
 
 def test_evidence_goes_stale_when_the_patch_changes(tmp_path: Path) -> None:
@@ -286,3 +325,93 @@ def test_one_vocabulary_for_stages_checks_and_rows() -> None:
     assert {s.value for s in StageStatus} | {c.value for c in CheckState} <= {s.value for s in Standing}
     assert [s.word for s in Standing] == ["PASS", "FAIL", "ERROR", "SKIPPED", "MISSING", "STALE", "NOT CHECKED",
                                           "HUMAN ACTION"]
+
+
+def test_status_check_exits_1_only_when_not_ready(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ready")
+    project.write_evidence(RUN_1, passing_stages())
+    plain, checked = run_cli(project, "status"), run_cli(project, "status", "--check", "--json")
+    assert (plain.returncode, checked.returncode) == (0, 0), checked.stderr
+    assert json.loads(checked.stdout)["ready"] is True
+
+    project = make_project(tmp_path / "not-ready")
+    project.write_evidence(RUN_1, failing_stages())
+    plain, checked = run_cli(project, "status", "--json"), run_cli(project, "status", "--check", "--json")
+    assert plain.returncode == 0, plain.stderr  # without --check, NOT READY is a report, not a failure
+    assert checked.returncode == 1, checked.stderr
+    assert json.loads(checked.stdout)["ready"] is False
+    assert json.loads(checked.stdout) == json.loads(plain.stdout)
+    assert run_cli(project, "status", "--check").returncode == 1
+
+
+def write_prose(project: Project, name: str, text: str) -> None:
+    (project.root / "docs/prose" / f"{name}.md").write_text(text)
+
+
+def test_prose_naming_files_the_series_does_not_touch_fails(tmp_path: Path) -> None:
+    project = ready_project(tmp_path)
+    write_prose(project, "summary", (
+        "It touches `aten/src/ATen/mps/MPSStream.mm`, the operations under `aten/src/ATen/native/mps/` and\n"
+        "the bindings in `torch/csrc/mps/Module.cpp` and torch/mps/__init__.py. It also rewrites\n"
+        "aten/src/ATen/mps/MPSAllocator.mm. See https://github.com/pytorch/pytorch/blob/main/aten/src/x.cpp.\n\n"
+        "- `aten/src/ATen/mps/MPSEvent.mm`: absorbed by the rebase, upstream has it now.\n"
+        "- The profiler change in aten/src/ATen/mps/MPSProfiler.mm is already upstream.\n"))
+    report = compute_status(Workspace(project.config()))
+    gap = gaps(report)["check:prose"]
+    assert gap.blocking and not report.ready
+    assert gap.reason == ("2 paths the prose names are not in the series: `torch/csrc/mps/Module.cpp` "
+                          "(docs/prose/summary.md), `aten/src/ATen/mps/MPSAllocator.mm` (docs/prose/summary.md)")
+    assert "already upstream" in gap.fix
+
+    write_prose(project, "summary", "It touches `aten/src/ATen/mps/MPSStream.mm` and `torch/mps/`.\n")
+    fixed = compute_status(Workspace(project.config()))
+    assert fixed.ready, fixed.gaps
+    assert fixed.check("prose").detail == (
+        "all 4 prose fragments are written; every repository path they name (2) is in the series")
+
+
+def test_prose_naming_a_file_a_rebase_dropped_fails_until_it_says_so(tmp_path: Path) -> None:
+    # The series stops touching the Python bindings (say a rebase found them upstream); the prose still
+    # describes the change as part of the series.
+    project = make_project(tmp_path)
+    text = project.patch().read_text()
+    start = text.index("diff --git a/torch/mps/__init__.py")
+    end = text.find("diff --git", start + 1)
+    project.patch().write_text(text[:start] + (text[end:] if end != -1 else ""))
+    project.relock()
+    project.write_evidence(RUN_1, passing_stages())
+    write_prose(project, "summary", "Adds `stream_pool_size()` to torch/mps/__init__.py.\n")
+    assert gaps(compute_status(Workspace(project.config())))["check:prose"].reason == (
+        "1 path the prose names is not in the series: `torch/mps/__init__.py` (docs/prose/summary.md)")
+    write_prose(project, "summary", "The `stream_pool_size()` change to torch/mps/__init__.py is already upstream.\n")
+    report = compute_status(Workspace(project.config()))
+    assert report.check("prose").state == "passed" and report.ready, report.gaps
+
+
+def test_prose_check_fails_when_the_pr_description_lacks_a_section_the_checklist_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpspatch.reporting import render
+
+    project = ready_project(tmp_path)
+    report = compute_status(Workspace(project.config()))
+    assert report.ready, report.gaps
+    pr = render.render_document("pr", report)
+    assert "## Alternatives\n\n" + (project.root / "docs/prose/alternatives.md").read_text() in pr
+
+    # A template without the Alternatives heading (as the shipped one was) fails the row that asks for it.
+    old = tmp_path / "templates"
+    shutil.copytree(render.templates_dir(), old)
+    template = old / "pr_description.md.j2"
+    template.write_text(template.read_text().replace('## Alternatives\n\n{{ m.prose(doc, "alternatives") }}\n\n', ""))
+    monkeypatch.setattr(render, "templates_dir", lambda: old)
+    broken = compute_status(Workspace(project.config()))
+    gap = gaps(broken)["check:prose"]
+    assert gap.blocking and not broken.ready
+    assert gap.reason == ("the rendered PR description has no `## Alternatives` section, which the checklist asks for")
+    assert gap.fix == "add `## Alternatives` with the fragment's prose to templates/pr_description.md.j2"
+
+    # A row that asks only for the summary and motivation is satisfied by that template.
+    checklist = project.root / "audit/requirements.toml"
+    checklist.write_text(checklist.read_text().replace(
+        "states the summary, motivation, alternatives and known limitations", "states the summary and motivation"))
+    assert compute_status(Workspace(project.config())).ready

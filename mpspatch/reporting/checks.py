@@ -19,7 +19,7 @@ from mpspatch.model.series import LockCheck, Patch, SeriesStats
 from mpspatch.model.stack import DEFAULT_DIR, STACK, STACK_NAME, Part
 from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace, try_resolve_ref
-from mpspatch.reporting.prose import ProseFragment
+from mpspatch.reporting.prose import ProseFragment, named_paths, paths_not_in_series
 from mpspatch.reporting.text import count, one_line, relative
 
 # Where `mpspatch split` leaves its stack, relative to the config folder.
@@ -207,12 +207,31 @@ def _check_issue(ctx: CheckContext, _: Checkout) -> _Outcome:
                    "then set [render].issue")
 
 
+PROSE_CHECK = "prose"
+PROSE_PATHS_FIX = ("name only files the series changes, or say in the same sentence that the change was removed, "
+                   "absorbed or is already upstream")
+
+
 def _check_prose(ctx: CheckContext, _: Checkout) -> _Outcome:
+    """The fragments exist, and every repository path they name is one the series touches.
+
+    Whether the rendered PR description has the sections the checklist row asks for is added by the status
+    report (status.py), which knows the row and can render the document.
+    """
+    from mpspatch.model.series import series_paths
+
     missing = [p.path for p in ctx.prose if not p.present]
-    if not missing:
-        return _passed(f"all {len(ctx.prose):,} prose fragments are written")
-    return _failed(f"missing: {', '.join(f'`{m}`' for m in missing)}",
-                   "write those Markdown files; mpspatch never invents this text")
+    if missing:
+        return _failed(f"missing: {', '.join(f'`{m}`' for m in missing)}",
+                       "write those Markdown files; mpspatch never invents this text")
+    wrong = paths_not_in_series(ctx.prose, series_paths(ctx.patches))
+    if wrong:
+        shown = ", ".join(f"`{w.path}` ({w.fragment})" for w in wrong[:3]) + (" …" if len(wrong) > 3 else "")
+        return _failed(f"{count(len(wrong), 'path')} the prose names {'is' if len(wrong) == 1 else 'are'} not in "
+                       f"the series: {shown}", PROSE_PATHS_FIX)
+    named = {path for p in ctx.prose for path, _ in named_paths(p.text or "")}
+    return _passed(f"all {len(ctx.prose):,} prose fragments are written"
+                   + (f"; every repository path they name ({len(named):,}) is in the series" if named else ""))
 
 
 def _check_tests_included(ctx: CheckContext, _: Checkout) -> _Outcome:
@@ -290,7 +309,7 @@ CHECKS: Mapping[str, Check] = {
         Check("base-current", "The base contains the configured target", _check_base_current),
         Check("pr-size", "Each pull request stays within the line limit", _check_pr_size),
         Check("issue-linked", "The PR names the issue it fixes", _check_issue),
-        Check("prose", "The hand-written parts of the documents exist", _check_prose),
+        Check(PROSE_CHECK, "The hand-written parts of the documents exist", _check_prose),
         Check("tests-included", "The series changes PyTorch's own tests", _check_tests_included),
         Check("whitespace", "Added lines have no tabs and no trailing whitespace", _check_whitespace),
         Check("release-notes-label", "A `release notes:` label is set", _check_labels),

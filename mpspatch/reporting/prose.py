@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mpspatch.foundation.config import Config
@@ -36,3 +38,93 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
         fragments.append(ProseFragment(name, relative(path, config.root), text or None))
     return tuple(fragments)
 
+
+# ------------------------------------------------------------------------------ what the prose claims
+
+# The heading each fragment renders under in the PR description (templates/pr_description.md.j2).
+SECTION_HEADINGS = {
+    "summary": "Summary",
+    "motivation": "Motivation",
+    "alternatives": "Alternatives",
+    "limitations": "Known limitations",
+}
+
+_BACKTICKED = re.compile(r"`([^`\n]+)`")
+# A bare token with at least one folder and a file extension: `aten/src/ATen/mps/MPSStream.mm`. Not preceded by
+# a word character, a slash or a dot, so the middle of a URL or of a longer token never matches.
+_BARE_PATH = re.compile(r"(?<![\w/.:~-])((?:[\w.-]+/)+[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]*)(?![\w/])")
+_FILE_LIKE = re.compile(r"(?:[\w.-]+/)+[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]*")
+_DIR_LIKE = re.compile(r"(?:[\w.-]+/)+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+] |\d+[.)] |\|))")
+# Words that say the named change is no longer the series': it was dropped, or upstream has it now.
+_NOT_OURS = re.compile(r"\b(?:remov\w*|delet\w*|absorb\w*|dropped|drops|landed|already upstream|upstream already)\b",
+                       re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NamedPath:
+    path: str  # as written, a folder keeps its trailing slash
+    fragment: str  # the fragment's path, relative to the config folder
+
+
+def named_paths(text: str) -> tuple[tuple[str, str], ...]:
+    """Repository paths the text names, each with the sentence it stands in, in order, without repeats.
+
+    A path is a backticked token that looks like a file (`a/b.ext`) or a folder (`a/b/`), or a bare token with
+    a folder and a file extension. URLs and absolute paths are not repository paths.
+    """
+    found: dict[str, tuple[int, str]] = {}
+
+    def context(at: int) -> str:
+        """The sentence around offset `at`; a list item or a table row ends one too."""
+        begin = max((m.end() for m in _SENTENCE_END.finditer(text, 0, at)), default=0)
+        end_match = _SENTENCE_END.search(text, at)
+        return text[begin:end_match.start() if end_match else len(text)]
+
+    blanked = list(text)
+    for match in _BACKTICKED.finditer(text):
+        token = match.group(1).strip()
+        blanked[match.start():match.end()] = " " * (match.end() - match.start())
+        if "://" in token or token.startswith(("/", "~")) or " " in token:
+            continue
+        token = token.removeprefix("./")
+        if _FILE_LIKE.fullmatch(token) or _DIR_LIKE.fullmatch(token):
+            found.setdefault(token, (match.start(), context(match.start())))
+    for match in _BARE_PATH.finditer("".join(blanked)):
+        found.setdefault(match.group(1), (match.start(), context(match.start())))
+    return tuple((path, around) for path, (_, around) in sorted(found.items(), key=lambda item: item[1][0]))
+
+
+def paths_not_in_series(fragments: Sequence[ProseFragment], touched: Iterable[str]) -> tuple[NamedPath, ...]:
+    """Paths the prose names that the series does not touch, unless the same sentence (list item, table row)
+    says the change was removed, absorbed or is already upstream. A folder counts when the series touches a file
+    under it."""
+    files = set(touched)
+    wrong: list[NamedPath] = []
+    for fragment in fragments:
+        for path, around in named_paths(fragment.text or ""):
+            ours = any(f.startswith(path) for f in files) if path.endswith("/") else path in files
+            if not ours and not _NOT_OURS.search(around):
+                wrong.append(NamedPath(path, fragment.path))
+    return tuple(wrong)
+
+
+def sections_asked(title: str) -> tuple[str, ...]:
+    """The fragments a checklist title names ("summary, motivation, alternatives and known limitations")."""
+    lowered = title.lower()
+    return tuple(name for name in SECTION_HEADINGS if re.search(rf"\b{name}\b", lowered))
+
+
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def missing_sections(markdown: str, names: Sequence[str]) -> tuple[str, ...]:
+    """The headings (SECTION_HEADINGS) of `names` that `markdown` lacks; a heading counts when its text is the
+    section's heading or contains the fragment's name as a word."""
+    headings = [h.strip().lower() for h in _HEADING.findall(markdown)]
+    missing = []
+    for name in names:
+        wanted = SECTION_HEADINGS[name].lower()
+        if not any(h == wanted or re.search(rf"\b{name}\b", h) for h in headings):
+            missing.append(SECTION_HEADINGS[name])
+    return tuple(missing)

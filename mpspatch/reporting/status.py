@@ -6,13 +6,14 @@ and every rendered document take their readiness and gaps from it, so they canno
 
 A stage counts only when the newest evidence holding it says `passed` and was made for exactly the
 current series hashes and the locked base. Anything else is a gap that says why: failed, error,
-skipped (with the reason), missing, or stale. Human actions are listed, never counted as done.
+skipped (with the reason), missing, or stale. A stage that failed or errored blocks readiness even when no
+blocking checklist row names it. Human actions are listed, never counted as done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.model.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.checks import CheckContext, CheckResult, CheckState, run_checks
-from mpspatch.reporting.prose import ProseFragment, read_prose
+from mpspatch.reporting.checks import PROSE_CHECK, CheckContext, CheckResult, CheckState, run_checks
+from mpspatch.reporting.prose import ProseFragment, missing_sections, read_prose, sections_asked
 from mpspatch.reporting.requirements import CHECK, HUMAN, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.reporting.text import format_counts, one_line, relative
 from mpspatch.verify.evidence import LATEST, EvidenceRun, all_runs, run_dir
@@ -170,8 +171,37 @@ def compute_status(ws: Workspace) -> StatusReport:
     checks = run_checks(CheckContext(config, patches, stats, lock, prose, ws))
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
     gaps = _gaps(config, requirements, rows, stages, checks)
-    return StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
-                        rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps)
+    report = StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
+                          rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps)
+    sections = _prose_sections(report)
+    if sections is None:
+        return report
+    checks = tuple(sections if c.name == sections.name else c for c in checks)
+    rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
+    return replace(report, checks=checks, rows=rows, gaps=_gaps(config, requirements, rows, stages, checks))
+
+
+def _prose_sections(report: StatusReport) -> CheckResult | None:
+    """The prose check again, failed when the rendered PR description lacks a section the checklist rows that
+    name the check ask for ("summary, motivation, alternatives and known limitations"); None when nothing
+    changes. The check itself cannot do this: it knows neither the rows nor the rendered document."""
+    from mpspatch.reporting.render import DOCUMENTS, render_document
+
+    prose = next((c for c in report.checks if c.name == PROSE_CHECK), None)
+    titles = " ".join(r.requirement.title for r in report.rows if r.check is prose)
+    asked = sections_asked(titles)
+    if prose is None or not asked:
+        return None
+    missing = missing_sections(render_document("pr", report), asked)
+    if not missing:
+        return None
+    template = f"templates/{DOCUMENTS['pr'][0]}"
+    found = (f"the rendered PR description has no {', '.join(f'`## {h}`' for h in missing)} "
+             f"{'section' if len(missing) == 1 else 'sections'}, which the checklist asks for")
+    fix = f"add {' and '.join(f'`## {h}`' for h in missing)} with the fragment's prose to {template}"
+    if prose.state == CheckState.FAILED:
+        found, fix = f"{prose.detail}; {found}", f"{prose.fix}; {fix}"
+    return CheckResult(prose.name, prose.title, CheckState.FAILED, found, fix)
 
 
 def _latest(evidence_dir: Path, runs: Sequence[EvidenceRun]) -> EvidenceRun | None:
@@ -282,7 +312,11 @@ def _gaps(
         if stage.passed:
             continue
         titles = [r.requirement.title for r in rows if r.stage is stage]
-        blocking = any(r.requirement.blocking for r in rows if r.stage is stage)
+        # A stage that ran for the current series and failed or errored blocks, whatever the checklist says
+        # about it: a known failure is never "ready". Missing, skipped (with its reason) and stale stages block
+        # only when a blocking row asks for them.
+        ran_and_broke = stage.state in (Standing.FAILED, Standing.ERROR)
+        blocking = ran_and_broke or any(r.requirement.blocking for r in rows if r.stage is stage)
         title = titles[0] if titles else f"Stage `{stage.name}` passes (not named by the checklist)"
         fix = f"`mpspatch verify --stage {stage.name}`" if stage.definition else f"add a [[stages]] named {stage.name}"
         gaps.append(Gap(f"stage:{stage.name}", title, stage.why, blocking, fix))

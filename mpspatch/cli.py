@@ -122,6 +122,9 @@ def rebase(
     = False,
     abort: Annotated[bool, typer.Option("--abort", help="Drop the rebase in progress and every trace of it.")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="With --abort: abort even though a patch file was edited "
+                                        "while stopped (the edit is kept in .mpspatch/previous/), or the "
+                                        "state file is unreadable.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
@@ -129,10 +132,10 @@ def rebase(
     from mpspatch.commands.rebase import rebase as run_rebase
     from mpspatch.views import rebase as view
 
-    action = rebase_action(resume=resume, abort=abort, onto=onto)
+    action = rebase_action(resume=resume, abort=abort, onto=onto, force=force)
     config = load()
     if action == RebaseAction.ABORT:
-        aborted = abort_rebase(config)
+        aborted = abort_rebase(config, force=force)
         if as_json:
             console.emit_json(view.rebase_abort_json(aborted))
         else:

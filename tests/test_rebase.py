@@ -223,6 +223,74 @@ def test_abort_leaves_patches_and_lock_byte_identical(scenario: Scenario) -> Non
     assert again.returncode == 2 and "no rebase in progress" in again.stderr
 
 
+def test_abort_refuses_to_drop_a_patch_edited_while_stopped_and_force_keeps_the_edit(scenario: Scenario) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    state = scenario.project / ".mpspatch/rebase.json"
+    previous = scenario.project / ".mpspatch/previous"
+    patch = scenario.patches[0]
+    kept_texts: list[bytes] = []
+    for attempt in (1, 2):  # twice: the second kept edit must not overwrite the first
+        code, _ = rebase_json(scenario, "--onto", "v1.3")
+        assert code == 1
+        edited = patch.read_bytes() + f"a note written while stopped, take {attempt}\n".encode()
+        patch.write_bytes(edited)
+        refused = run_cli(scenario, "rebase", "--abort")
+        assert refused.returncode == 2, refused.stderr
+        assert patch.name in refused.stderr and "--abort --force" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert patch.read_bytes() == edited and state.exists()  # nothing was thrown away
+        code, aborted = rebase_json(scenario, "--abort", "--force")
+        assert code == 0 and aborted["status"] == "aborted"
+        [item] = aborted["kept"]
+        kept = Path(item["kept"])
+        assert item["path"] == str(patch) and kept.parent == previous and kept.read_bytes() == edited
+        kept_texts.append(edited)
+        assert digests(scenario) == before and not state.exists()
+        assert not (scenario.project / ".mpspatch/worktrees").exists()
+    assert sorted(p.read_bytes() for p in previous.iterdir()) == sorted(kept_texts)
+    text = run_cli(scenario, "rebase", "--onto", "v1.3")
+    assert text.returncode == 1
+    patch.write_bytes(patch.read_bytes() + b"third\n")
+    shown = run_cli(scenario, "rebase", "--abort", "--force")
+    assert shown.returncode == 0 and f"your edit of patches/{patch.name} is kept in .mpspatch/previous/" in shown.stderr
+    assert run_cli(scenario, "rebase", "--force").returncode == 2  # --force belongs to --abort only
+
+
+@pytest.mark.parametrize("damage", ["garbage", "folder"])
+def test_abort_gets_out_of_an_unreadable_rebase_state(scenario: Scenario, damage: str) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    worktree = Path(data["worktree"])
+    patch = scenario.patches[1]
+    edited = patch.read_bytes() + b"edited while stopped\n"
+    patch.write_bytes(edited)
+    state = scenario.project / ".mpspatch/rebase.json"
+    state.unlink()
+    if damage == "garbage":
+        state.write_text("{ this is not json")
+    else:
+        state.mkdir()
+    for args in (("rebase", "--abort"), ("rebase", "--continue"), ("rebase", "--onto", "v1.3")):
+        refused = run_cli(scenario, *args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert "rebase.json" in refused.stderr and "`mpspatch rebase --abort --force`" in refused.stderr
+        assert "Traceback" not in refused.stderr and "internal error" not in refused.stderr
+    code, aborted = rebase_json(scenario, "--abort", "--force")
+    assert code == 0 and aborted["state_discarded"] is True
+    assert digests(scenario) == before  # the backup put the patch back...
+    [item] = aborted["kept"]
+    assert Path(item["kept"]).read_bytes() == edited  # ...and the edit was kept, not lost
+    assert not state.exists() and not worktree.exists()
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
+    assert len(git(shadow, "worktree", "list", "--porcelain").strip().split("\n\n")) == 1
+    code, data = rebase_json(scenario, "--onto", "v1.3")  # and a new rebase starts
+    assert code == 1, data
+
+
 def test_rerere_reuses_a_resolution_on_the_next_rebase(scenario: Scenario) -> None:
     originals = {p: p.read_bytes() for p in scenario.patches}
     code, data = rebase_json(scenario, "--onto", "v1.3")

@@ -19,8 +19,10 @@ class RebaseAction(StrEnum):
     ABORT = "abort"
 
 
-def rebase_action(*, resume: bool, abort: bool, onto: str | None) -> RebaseAction:
+def rebase_action(*, resume: bool, abort: bool, onto: str | None, force: bool = False) -> RebaseAction:
     """Which of the three the flags ask for; contradictory flags are bad input."""
+    if force and not abort:
+        raise InputError("rebase: --force only goes with --abort (`mpspatch rebase --abort --force`)")
     if resume and abort:
         raise InputError("rebase: --continue and --abort exclude each other; pick one")
     if (resume or abort) and onto is not None:
@@ -34,8 +36,8 @@ def rebase(config: Config, onto: str | None = None, *, resume: bool = False) -> 
     return core.resume(ws) if resume else core.start(ws, onto)
 
 
-def abort_rebase(config: Config) -> core.AbortResult:
-    return core.abort(Workspace(config))
+def abort_rebase(config: Config, *, force: bool = False) -> core.AbortResult:
+    return core.abort(Workspace(config), force=force)
 
 
 def import_(config: Config, source: str | None, to: Path | None, base: str | None) -> ImportResult:

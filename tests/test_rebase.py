@@ -171,8 +171,17 @@ def test_conflicts_report_regions_and_upstream_prs_then_continue(scenario: Scena
 
     refused = run_cli(scenario, "rebase", "--continue")
     assert refused.returncode == 2
-    # The first conflicted file in path order, and the line of its first marker.
-    assert f"{worktree / STREAM_MM}:{first_marker(worktree / STREAM_MM)}: conflict markers remain" in refused.stderr
+    # Every conflicted file, in path order, with the line of its first marker, and the count.
+    marked = sorted(c["path"] for c in data["conflicts"])
+    assert len(marked) == 2
+    listed = ", ".join(f"{p} (line {first_marker(worktree / p)})" for p in marked)
+    assert f"2 files still have conflict markers: {listed}; resolve them in {worktree}, then run " \
+           "`mpspatch rebase --continue`" in refused.stderr
+    resolve_keeping_both(worktree / marked[0])
+    one_left = run_cli(scenario, "rebase", "--continue")
+    assert one_left.returncode == 2
+    assert f"1 file still has conflict markers: {marked[1]} (line {first_marker(worktree / marked[1])}); " \
+           "resolve it in" in one_left.stderr
 
     for item in data["conflicts"]:
         resolve_keeping_both(worktree / item["path"])

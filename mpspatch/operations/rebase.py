@@ -314,6 +314,15 @@ def first_marker(path: Path) -> int | None:
     return None
 
 
+def markers_remain(worktree: Path, marked: Sequence[tuple[str, int]]) -> str:
+    """The refusal of --continue: every file that still has conflict markers, with the line of its first."""
+    files = "1 file still has" if len(marked) == 1 else f"{len(marked)} files still have"
+    listed = ", ".join(f"{rel} (line {line})" for rel, line in marked)
+    them = "it" if len(marked) == 1 else "them"
+    return (f"{files} conflict markers: {listed}; resolve {them} in {worktree}, then run "
+            "`mpspatch rebase --continue` (or drop the rebase with `mpspatch rebase --abort`)")
+
+
 def resume(ws: Workspace) -> RebaseResult:
     config = ws.config
     state = _require_state(ws, "continue")
@@ -326,11 +335,10 @@ def resume(ws: Workspace) -> RebaseResult:
     if rebasing.clear_stale_index_lock(worktree):
         state = replace(state, notes=(*state.notes, "removed an index.lock left by an interrupted git"))
     if rebasing.rebase_in_progress(worktree):
-        for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)}):
-            line = first_marker(worktree / rel)
-            if line is not None:
-                raise StateError(f"{worktree / rel}:{line}: conflict markers remain; resolve them, then run "
-                                 "`mpspatch rebase --continue` again (or `--abort`)")
+        marked = [(rel, line) for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)})
+                  if (line := first_marker(worktree / rel)) is not None]
+        if marked:
+            raise StateError(markers_remain(worktree, marked))
         return _after_step(config, shadow, state, rebasing.continue_rebase(worktree))
     head = git.head_of(worktree)
     if head == state.series_tip:  # interrupted before git rebase moved anything

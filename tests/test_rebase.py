@@ -300,6 +300,50 @@ def test_abort_gets_out_of_an_unreadable_rebase_state(scenario: Scenario, damage
     assert code == 1, data
 
 
+def test_commands_wait_for_a_stopped_rebase_or_say_it_is_stopped(scenario: Scenario) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    conflicted = sorted(c["path"] for c in data["conflicts"])
+    stack = scenario.project / "patches/stack"
+    # Commands that read the series to write something from it, or write it, wait (exit 2) and say how.
+    for args in (("split", "--max-lines", "40"), ("lock",), ("import", str(scenario.patches[0]), "--to",
+                 str(scenario.patches[0])), ("regenerate",), ("verify",)):
+        refused = run_cli(scenario, *args)
+        assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+        assert "rebase --continue" in refused.stderr and "--abort" in refused.stderr, (args, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert not stack.exists() and digests(scenario) == before
+    # Read-only commands go on, and say on stderr that a rebase is stopped.
+    for args in (("stats",), ("drift", "--onto", "v1.3"), ("render-audit",), ("regenerate", "--check"),
+                 ("status", "--json")):
+        shown = run_cli(scenario, *args)
+        assert shown.returncode in (0, 1), (args, shown.stderr)
+        assert "a rebase of the series onto v1.3" in shown.stderr and "is stopped" in shown.stderr, (args, shown.stderr)
+        assert "`mpspatch rebase --continue`" in shown.stderr
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    assert status["rebase"] == {
+        "onto_ref": "v1.3", "onto": scenario.tags["v1.3"], "base": scenario.tags["v1.0"], "phase": "rebasing",
+        "worktree": data["worktree"], "conflicted": conflicted,
+    }
+    assert status["ready"] is False
+    gap = status["gaps"][0]
+    assert gap["id"] == "rebase" and gap["blocking"] is True and "rebase --continue" in gap["fix"]
+    text = run_cli(scenario, "status")
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("REBASE STOPPED onto v1.3"), text.stdout
+    assert all(p in text.stdout for p in conflicted) and "[rebase]" in text.stdout
+    audit = run_cli(scenario, "render-audit", "--out", "audit.md")
+    assert audit.returncode == 0 and "No rebase is stopped half-way" in (scenario.project / "audit.md").read_text()
+
+    assert rebase_json(scenario, "--abort")[0] == 0
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    assert status["rebase"] is None and all(g["id"] != "rebase" for g in status["gaps"])
+    assert "is stopped" not in run_cli(scenario, "stats").stderr
+    assert run_cli(scenario, "split", "--max-lines", "40").returncode == 0 and stack.is_dir()
+
+
 def test_rerere_reuses_a_resolution_on_the_next_rebase(scenario: Scenario) -> None:
     originals = {p: p.read_bytes() for p in scenario.patches}
     code, data = rebase_json(scenario, "--onto", "v1.3")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
+from mpspatch.model.state import state_path, stopped_summary
+from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
 from mpspatch.operations import rebase as core
 from mpspatch.operations.regenerate import ImportResult, RegenerateResult, import_patch
@@ -38,6 +40,19 @@ def rebase(config: Config, onto: str | None = None, *, resume: bool = False) -> 
 
 def abort_rebase(config: Config, *, force: bool = False) -> core.AbortResult:
     return core.abort(Workspace(config), force=force)
+
+
+def stopped_rebase_note(config: Config) -> str | None:
+    """What a read-only command (status, stats, drift, render-*, regenerate --check) says on stderr while a
+    rebase is stopped, or when its state file cannot be read; None when there is no rebase."""
+    try:
+        stopped = Workspace(config).rebase
+    except StateFileError as exc:
+        return exc.message
+    if stopped is None:
+        return None
+    return (f"{stopped_summary(stopped)} ({state_path(config)}); this reads the series as it was before the "
+            "rebase. Finish it with `mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`")
 
 
 def import_(config: Config, source: str | None, to: Path | None, base: str | None) -> ImportResult:

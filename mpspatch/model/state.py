@@ -53,6 +53,12 @@ REBASE_STATE = StateFile(
 )
 
 
+def stopped_summary(state: RebaseState) -> str:
+    """One phrase for the commands that wait for, or only read around, a stopped rebase."""
+    conflicted = f", {len(state.conflicted)} file(s) conflicted" if state.conflicted else ""
+    return f"a rebase of the series onto {state.onto_ref} ({state.onto[:12]}) is stopped{conflicted}"
+
+
 def state_path(config: Config) -> Path:
     return config.state_dir / STATE_NAME
 

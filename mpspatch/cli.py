@@ -61,6 +61,15 @@ def finish(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def note_stopped_rebase(config: Config) -> None:
+    """For a read-only command: say on stderr that a rebase is stopped, so its figures are the old series'."""
+    from mpspatch.commands.rebase import stopped_rebase_note
+
+    text = stopped_rebase_note(config)
+    if text is not None:
+        console.note(text)
+
+
 # ------------------------------------------------------------------------------------- stats / status
 
 
@@ -71,10 +80,15 @@ def stats(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file.")] = False,
 ) -> None:
     """Files, insertions and deletions of the series, by category."""
+    from contextlib import suppress
+
     from mpspatch.commands.series import stats as series_stats
+    from mpspatch.foundation.errors import ConfigError
     from mpspatch.views.stats import show_stats, stats_json
 
     result = series_stats(tuple(patches or ()), load)
+    with suppress(ConfigError):  # explicit patch files need no config, and then there is no rebase to speak of
+        note_stopped_rebase(load())
     if as_json:
         console.emit_json(stats_json(result))
     else:
@@ -94,6 +108,8 @@ def status(
 
     report = compute(load())
     if as_json:
+        if report.rebase is not None:  # the text view shows it first; JSON keeps stdout to the object
+            note_stopped_rebase(report.config)
         console.emit_json(status_json(report))
     else:
         show_status(report)
@@ -129,6 +145,9 @@ def rebase(
     = False,
     abort: Annotated[bool, typer.Option("--abort", help="Drop the rebase in progress and every trace of it.")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="With --abort: abort even though a patch file was edited "
+                                        "while stopped (the edit is kept in .mpspatch/previous/), or the "
+                                        "state file is unreadable.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Move the patch series onto a newer upstream commit; exit 1 when it stops on conflicts."""
@@ -136,10 +155,10 @@ def rebase(
     from mpspatch.commands.rebase import rebase as run_rebase
     from mpspatch.views import rebase as view
 
-    action = rebase_action(resume=resume, abort=abort, onto=onto)
+    action = rebase_action(resume=resume, abort=abort, onto=onto, force=force)
     config = load()
     if action == RebaseAction.ABORT:
-        aborted = abort_rebase(config)
+        aborted = abort_rebase(config, force=force)
         if as_json:
             console.emit_json(view.rebase_abort_json(aborted))
         else:
@@ -197,6 +216,8 @@ def regenerate(
     from mpspatch.views.rebase import regenerate_json, show_regenerate
 
     config = load()
+    if check:  # --check only reads; writing waits for the rebase (the use case refuses)
+        note_stopped_rebase(config)
     result = run_regenerate(config, source, check=check, to=to, base=base)
     if as_json:
         console.emit_json(regenerate_json(result))
@@ -220,7 +241,9 @@ def drift(
     from mpspatch.commands.drift import drift as forecast
     from mpspatch.views.drift import drift_json, show_drift
 
-    report = forecast(load(), onto, markdown=markdown)
+    config = load()
+    note_stopped_rebase(config)
+    report = forecast(config, onto, markdown=markdown)
     if as_json:
         console.emit_json(drift_json(report))
     else:
@@ -271,7 +294,9 @@ def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -
     from mpspatch.commands.render import render
     from mpspatch.views.render import show_render
 
-    rendered = render(load(), kind, out=out, check=check, part=part)
+    config = load()
+    note_stopped_rebase(config)
+    rendered = render(config, kind, out=out, check=check, part=part)
     show_render(rendered)
     if rendered.problem:
         finish(ExitCode.PROBLEM)

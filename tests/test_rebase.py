@@ -171,8 +171,17 @@ def test_conflicts_report_regions_and_upstream_prs_then_continue(scenario: Scena
 
     refused = run_cli(scenario, "rebase", "--continue")
     assert refused.returncode == 2
-    # The first conflicted file in path order, and the line of its first marker.
-    assert f"{worktree / STREAM_MM}:{first_marker(worktree / STREAM_MM)}: conflict markers remain" in refused.stderr
+    # Every conflicted file, in path order, with the line of its first marker, and the count.
+    marked = sorted(c["path"] for c in data["conflicts"])
+    assert len(marked) == 2
+    listed = ", ".join(f"{p} (line {first_marker(worktree / p)})" for p in marked)
+    assert f"2 files still have conflict markers: {listed}; resolve them in {worktree}, then run " \
+           "`mpspatch rebase --continue`" in refused.stderr
+    resolve_keeping_both(worktree / marked[0])
+    one_left = run_cli(scenario, "rebase", "--continue")
+    assert one_left.returncode == 2
+    assert f"1 file still has conflict markers: {marked[1]} (line {first_marker(worktree / marked[1])}); " \
+           "resolve it in" in one_left.stderr
 
     for item in data["conflicts"]:
         resolve_keeping_both(worktree / item["path"])
@@ -221,6 +230,118 @@ def test_abort_leaves_patches_and_lock_byte_identical(scenario: Scenario) -> Non
     assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git"]
     again = run_cli(scenario, "rebase", "--abort")
     assert again.returncode == 2 and "no rebase in progress" in again.stderr
+
+
+def test_abort_refuses_to_drop_a_patch_edited_while_stopped_and_force_keeps_the_edit(scenario: Scenario) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    state = scenario.project / ".mpspatch/rebase.json"
+    previous = scenario.project / ".mpspatch/previous"
+    patch = scenario.patches[0]
+    kept_texts: list[bytes] = []
+    for attempt in (1, 2):  # twice: the second kept edit must not overwrite the first
+        code, _ = rebase_json(scenario, "--onto", "v1.3")
+        assert code == 1
+        edited = patch.read_bytes() + f"a note written while stopped, take {attempt}\n".encode()
+        patch.write_bytes(edited)
+        refused = run_cli(scenario, "rebase", "--abort")
+        assert refused.returncode == 2, refused.stderr
+        assert patch.name in refused.stderr and "--abort --force" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert patch.read_bytes() == edited and state.exists()  # nothing was thrown away
+        code, aborted = rebase_json(scenario, "--abort", "--force")
+        assert code == 0 and aborted["status"] == "aborted"
+        [item] = aborted["kept"]
+        kept = Path(item["kept"])
+        assert item["path"] == str(patch) and kept.parent == previous and kept.read_bytes() == edited
+        kept_texts.append(edited)
+        assert digests(scenario) == before and not state.exists()
+        assert not (scenario.project / ".mpspatch/worktrees").exists()
+    assert sorted(p.read_bytes() for p in previous.iterdir()) == sorted(kept_texts)
+    text = run_cli(scenario, "rebase", "--onto", "v1.3")
+    assert text.returncode == 1
+    patch.write_bytes(patch.read_bytes() + b"third\n")
+    shown = run_cli(scenario, "rebase", "--abort", "--force")
+    assert shown.returncode == 0 and f"your edit of patches/{patch.name} is kept in .mpspatch/previous/" in shown.stderr
+    assert run_cli(scenario, "rebase", "--force").returncode == 2  # --force belongs to --abort only
+
+
+@pytest.mark.parametrize("damage", ["garbage", "folder"])
+def test_abort_gets_out_of_an_unreadable_rebase_state(scenario: Scenario, damage: str) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    worktree = Path(data["worktree"])
+    patch = scenario.patches[1]
+    edited = patch.read_bytes() + b"edited while stopped\n"
+    patch.write_bytes(edited)
+    state = scenario.project / ".mpspatch/rebase.json"
+    state.unlink()
+    if damage == "garbage":
+        state.write_text("{ this is not json")
+    else:
+        state.mkdir()
+    for args in (("rebase", "--abort"), ("rebase", "--continue"), ("rebase", "--onto", "v1.3")):
+        refused = run_cli(scenario, *args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert "rebase.json" in refused.stderr and "`mpspatch rebase --abort --force`" in refused.stderr
+        assert "Traceback" not in refused.stderr and "internal error" not in refused.stderr
+    code, aborted = rebase_json(scenario, "--abort", "--force")
+    assert code == 0 and aborted["state_discarded"] is True
+    assert digests(scenario) == before  # the backup put the patch back...
+    [item] = aborted["kept"]
+    assert Path(item["kept"]).read_bytes() == edited  # ...and the edit was kept, not lost
+    assert not state.exists() and not worktree.exists()
+    shadow = scenario.project / ".mpspatch/shadow.git"
+    assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
+    assert len(git(shadow, "worktree", "list", "--porcelain").strip().split("\n\n")) == 1
+    code, data = rebase_json(scenario, "--onto", "v1.3")  # and a new rebase starts
+    assert code == 1, data
+
+
+def test_commands_wait_for_a_stopped_rebase_or_say_it_is_stopped(scenario: Scenario) -> None:
+    assert run_cli(scenario, "lock").returncode == 0
+    before = digests(scenario)
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    conflicted = sorted(c["path"] for c in data["conflicts"])
+    stack = scenario.project / "patches/stack"
+    # Commands that read the series to write something from it, or write it, wait (exit 2) and say how.
+    for args in (("split", "--max-lines", "40"), ("lock",), ("import", str(scenario.patches[0]), "--to",
+                 str(scenario.patches[0])), ("regenerate",), ("verify",)):
+        refused = run_cli(scenario, *args)
+        assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+        assert "rebase --continue" in refused.stderr and "--abort" in refused.stderr, (args, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert not stack.exists() and digests(scenario) == before
+    # Read-only commands go on, and say on stderr that a rebase is stopped.
+    for args in (("stats",), ("drift", "--onto", "v1.3"), ("render-audit",), ("regenerate", "--check"),
+                 ("status", "--json")):
+        shown = run_cli(scenario, *args)
+        assert shown.returncode in (0, 1), (args, shown.stderr)
+        assert "a rebase of the series onto v1.3" in shown.stderr and "is stopped" in shown.stderr, (args, shown.stderr)
+        assert "`mpspatch rebase --continue`" in shown.stderr
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    assert status["rebase"] == {
+        "onto_ref": "v1.3", "onto": scenario.tags["v1.3"], "base": scenario.tags["v1.0"], "phase": "rebasing",
+        "worktree": data["worktree"], "conflicted": conflicted,
+    }
+    assert status["ready"] is False
+    gap = status["gaps"][0]
+    assert gap["id"] == "rebase" and gap["blocking"] is True and "rebase --continue" in gap["fix"]
+    text = run_cli(scenario, "status")
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("REBASE STOPPED onto v1.3"), text.stdout
+    assert all(p in text.stdout for p in conflicted) and "[rebase]" in text.stdout
+    audit = run_cli(scenario, "render-audit", "--out", "audit.md")
+    assert audit.returncode == 0 and "No rebase is stopped half-way" in (scenario.project / "audit.md").read_text()
+
+    assert rebase_json(scenario, "--abort")[0] == 0
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    assert status["rebase"] is None and all(g["id"] != "rebase" for g in status["gaps"])
+    assert "is stopped" not in run_cli(scenario, "stats").stderr
+    assert run_cli(scenario, "split", "--max-lines", "40").returncode == 0 and stack.is_dir()
 
 
 def test_rerere_reuses_a_resolution_on_the_next_rebase(scenario: Scenario) -> None:

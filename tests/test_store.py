@@ -137,7 +137,7 @@ def corrupt(tmp_path: Path, kind: StateFile[Any], value: object, edit: Any) -> P
 
 
 RECORDS = [(SERIES_LOCK, LOCK, "delete it and run `mpspatch lock` to write a fresh one"),
-           (REBASE_STATE, REBASE, "run `mpspatch rebase --abort` to discard it"),
+           (REBASE_STATE, REBASE, "run `mpspatch rebase --abort --force` to discard it (and the rebase worktree)"),
            (STACK, STACKED, "run `mpspatch split` to write a fresh one"),
            (EVIDENCE, RUN_RECORD, "rerun `mpspatch verify`")]
 

@@ -513,7 +513,7 @@ def test_verify_refuses_while_a_rebase_is_stopped_and_follows_a_finished_one(pro
     config = load_config(project.dir / "mpspatch.toml")
     stopped = rebase.start(Workspace(config), "conflicting")
     assert stopped.status == "conflict"
-    with pytest.raises(StateError, match="a rebase onto conflicting is in progress; finish it with"):
+    with pytest.raises(StateError, match=r"onto conflicting \(\w+\) is stopped.*`mpspatch verify` waits for it"):
         project.verify()
     rebase.abort(Workspace(config))
     before = project.verify()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
+from mpspatch.model.state import state_path, stopped_summary
+from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
 from mpspatch.operations import rebase as core
 from mpspatch.operations.regenerate import ImportResult, RegenerateResult, import_patch
@@ -19,8 +21,10 @@ class RebaseAction(StrEnum):
     ABORT = "abort"
 
 
-def rebase_action(*, resume: bool, abort: bool, onto: str | None) -> RebaseAction:
+def rebase_action(*, resume: bool, abort: bool, onto: str | None, force: bool = False) -> RebaseAction:
     """Which of the three the flags ask for; contradictory flags are bad input."""
+    if force and not abort:
+        raise InputError("rebase: --force only goes with --abort (`mpspatch rebase --abort --force`)")
     if resume and abort:
         raise InputError("rebase: --continue and --abort exclude each other; pick one")
     if (resume or abort) and onto is not None:
@@ -34,8 +38,21 @@ def rebase(config: Config, onto: str | None = None, *, resume: bool = False) -> 
     return core.resume(ws) if resume else core.start(ws, onto)
 
 
-def abort_rebase(config: Config) -> core.AbortResult:
-    return core.abort(Workspace(config))
+def abort_rebase(config: Config, *, force: bool = False) -> core.AbortResult:
+    return core.abort(Workspace(config), force=force)
+
+
+def stopped_rebase_note(config: Config) -> str | None:
+    """What a read-only command (status, stats, drift, render-*, regenerate --check) says on stderr while a
+    rebase is stopped, or when its state file cannot be read; None when there is no rebase."""
+    try:
+        stopped = Workspace(config).rebase
+    except StateFileError as exc:
+        return exc.message
+    if stopped is None:
+        return None
+    return (f"{stopped_summary(stopped)} ({state_path(config)}); this reads the series as it was before the "
+            "rebase. Finish it with `mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`")
 
 
 def import_(config: Config, source: str | None, to: Path | None, base: str | None) -> ImportResult:

@@ -39,7 +39,9 @@ def lock(config: Config, base_ref: str | None = None, *, written_by: str = "mpsp
     from mpspatch.model.workspace import Workspace
 
     ref = base_ref or config.upstream.base
-    sha = Workspace(config).resolve(ref)
+    ws = Workspace(config)
+    ws.refuse_during_rebase("lock")
+    sha = ws.resolve(ref)
     written = make_lock(config, sha, ref, parse_series(config.series.patches), written_by)
     write_lock(config.series.lock, written)
     return LockWritten(lock=config.series.lock, base=sha, base_ref=ref, patches=tuple(p.path for p in written.patches))

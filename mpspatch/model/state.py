@@ -42,12 +42,21 @@ class RebaseState:
     conflicted: tuple[str, ...]  # paths of the current stop, checked for markers by --continue
     notes: tuple[str, ...]
     started_at: str
+    # The sha256 each patch file gets from the rewrite, recorded before the first file is written, so that
+    # --abort can tell a file an interrupted write replaced from a user's edit. Empty before the write phase.
+    rewritten: tuple[SavedFile, ...] = ()
 
 
 REBASE_STATE = StateFile(
     what="the rebase state", model=RebaseState, version=STATE_VERSION,
-    fix="run `mpspatch rebase --abort` to discard it",
+    fix="run `mpspatch rebase --abort --force` to discard it (and the rebase worktree)",
 )
+
+
+def stopped_summary(state: RebaseState) -> str:
+    """One phrase for the commands that wait for, or only read around, a stopped rebase."""
+    conflicted = f", {len(state.conflicted)} file(s) conflicted" if state.conflicted else ""
+    return f"a rebase of the series onto {state.onto_ref} ({state.onto[:12]}) is stopped{conflicted}"
 
 
 def state_path(config: Config) -> Path:
@@ -71,4 +80,10 @@ def write_state(config: Config, state: RebaseState) -> None:
 
 
 def read_state(config: Config) -> RebaseState | None:
-    return REBASE_STATE.read(state_path(config))
+    """The rebase state, None when there is none; a StateFileError naming `rebase --abort --force` when the
+    file cannot be read as one (also a folder in its place, or no permission to read it)."""
+    path = state_path(config)
+    try:
+        return REBASE_STATE.read(path)
+    except OSError as exc:
+        raise REBASE_STATE.error(path, f"{REBASE_STATE.what} cannot be read ({exc.strerror or exc})") from None

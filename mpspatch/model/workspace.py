@@ -15,12 +15,12 @@ from functools import cached_property
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
-from mpspatch.foundation.errors import GitError
+from mpspatch.foundation.errors import GitError, StateError
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.model.series import read_lock
-from mpspatch.model.state import RebaseState, read_state
+from mpspatch.model.state import RebaseState, read_state, state_path, stopped_summary
 
 
 def try_resolve_ref(checkout: Path, ref: str) -> CommitSha | None:
@@ -102,6 +102,15 @@ class Workspace:
     def rebase(self) -> RebaseState | None:
         """The stopped or interrupted rebase, as `.mpspatch/rebase.json` recorded it when first asked."""
         return read_state(self.config)
+
+    def refuse_during_rebase(self, command: str) -> None:
+        """A StateError (exit 2) when a rebase is stopped: `command` reads or writes the series, which is then
+        half-way between two bases, so it waits until the rebase is continued or aborted."""
+        stopped = self.rebase
+        if stopped is not None:
+            raise StateError(f"{state_path(self.config)}: {stopped_summary(stopped)}; `mpspatch {command}` waits "
+                             "for it: finish it with `mpspatch rebase --continue` or drop it with "
+                             "`mpspatch rebase --abort`")
 
     @property
     def base(self) -> CommitSha:

@@ -36,6 +36,7 @@ from mpspatch.model.state import (
     worktree_path,
     write_state,
 )
+from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -115,7 +116,9 @@ class RebaseResult:
 @dataclass(frozen=True)
 class AbortResult:
     worktree: Path
-    restored: tuple[Path, ...]  # files put back from the backup (only after an interrupted write)
+    restored: tuple[Path, ...]  # files put back from the backup (after an interrupted write, or with --force)
+    kept: tuple[tuple[Path, Path], ...] = ()  # (--force) each edited patch file and where its edit was kept
+    state_discarded: bool = False  # (--force) the state file could not be read and was removed as it was
 
 
 # -------------------------------------------------------------------------------------------------- state
@@ -311,6 +314,15 @@ def first_marker(path: Path) -> int | None:
     return None
 
 
+def markers_remain(worktree: Path, marked: Sequence[tuple[str, int]]) -> str:
+    """The refusal of --continue: every file that still has conflict markers, with the line of its first."""
+    files = "1 file still has" if len(marked) == 1 else f"{len(marked)} files still have"
+    listed = ", ".join(f"{rel} (line {line})" for rel, line in marked)
+    them = "it" if len(marked) == 1 else "them"
+    return (f"{files} conflict markers: {listed}; resolve {them} in {worktree}, then run "
+            "`mpspatch rebase --continue` (or drop the rebase with `mpspatch rebase --abort`)")
+
+
 def resume(ws: Workspace) -> RebaseResult:
     config = ws.config
     state = _require_state(ws, "continue")
@@ -323,11 +335,10 @@ def resume(ws: Workspace) -> RebaseResult:
     if rebasing.clear_stale_index_lock(worktree):
         state = replace(state, notes=(*state.notes, "removed an index.lock left by an interrupted git"))
     if rebasing.rebase_in_progress(worktree):
-        for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)}):
-            line = first_marker(worktree / rel)
-            if line is not None:
-                raise StateError(f"{worktree / rel}:{line}: conflict markers remain; resolve them, then run "
-                                 "`mpspatch rebase --continue` again (or `--abort`)")
+        marked = [(rel, line) for rel in sorted({*state.conflicted, *git.unmerged_paths(worktree)})
+                  if (line := first_marker(worktree / rel)) is not None]
+        if marked:
+            raise StateError(markers_remain(worktree, marked))
         return _after_step(config, shadow, state, rebasing.continue_rebase(worktree))
     head = git.head_of(worktree)
     if head == state.series_tip:  # interrupted before git rebase moved anything
@@ -338,14 +349,88 @@ def resume(ws: Workspace) -> RebaseResult:
                      "run `mpspatch rebase --abort` and start again")
 
 
-def abort(ws: Workspace) -> AbortResult:
+def abort(ws: Workspace, *, force: bool = False) -> AbortResult:
+    """Drop the rebase and put the patch files and lock back as they were before it.
+
+    A patch file edited while the rebase was stopped is refused (its edit would be lost) unless `force`,
+    which keeps the edited file in the previous-versions folder first. A state file that cannot be read is
+    refused too; `force` removes it with the worktree and restores what the backup holds.
+    """
     config = ws.config
-    state = _require_state(ws, "abort")
     shadow = ws.shadow_path  # never created here: abort must work with the clone gone
+    try:
+        state = _require_state(ws, "abort")
+    except StateFileError:
+        if not force:
+            raise  # its message names the file, what is wrong, and `mpspatch rebase --abort --force`
+        return _abort_unreadable(config, shadow)
     worktree = config.root / state.worktree
+    edited = edited_patches(config, state)
+    if edited and not force:
+        names = ", ".join(str(p) for p in edited)
+        raise StateError(f"{names}: changed while the rebase was stopped; --abort would put back the version "
+                         "from before the rebase and lose that edit. Copy it elsewhere, or run "
+                         f"`mpspatch rebase --abort --force` to keep it in {previous_dir(config)} and abort")
+    kept = tuple((path, keep_copy(config, path)) for path in edited)
     restored = _restore(config, state)
     _cleanup(config, shadow, worktree)
-    return AbortResult(worktree=worktree, restored=restored)
+    return AbortResult(worktree=worktree, restored=restored, kept=kept)
+
+
+def edited_patches(config: Config, state: RebaseState) -> tuple[Path, ...]:
+    """Patch files whose bytes are neither those recorded at the start nor those the rewrite gave them.
+
+    A deleted file is not an edit: there is nothing of the user's to lose, and the backup puts it back.
+    """
+    written = {s.path: s.sha256 for s in state.rewritten}
+    edited = []
+    for saved in state.patches:
+        path = config.root / saved.path
+        if not path.is_file():
+            continue
+        current = sha256_file(path)
+        if current != saved.sha256 and current != written.get(saved.path):
+            edited.append(path)
+    return tuple(edited)
+
+
+def keep_copy(config: Config, path: Path) -> Path:
+    """Copy `path` into the previous-versions folder under a name no earlier copy has; where it went."""
+    folder = previous_dir(config)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{path.name}.edited-{stamp}"
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder / f"{path.name}.edited-{stamp}-{number}"
+    atomic_write_bytes(target, path.read_bytes())
+    return target
+
+
+def _abort_unreadable(config: Config, shadow: Path) -> AbortResult:
+    """--abort --force with a state file that cannot be read: remove it and the worktree, and put back every
+    patch file and the lock the backup holds, keeping a differing current file next to the previous versions."""
+    folder = backup_dir(config)
+    restored: list[Path] = []
+    kept: list[tuple[Path, Path]] = []
+    pairs = [(path, folder / f"{index:03d}-{path.name}") for index, path in enumerate(config.series.patches)]
+    pairs.append((config.series.lock, folder / "series.lock"))
+    for path, backup in pairs:
+        if not backup.is_file():
+            continue
+        data = backup.read_bytes()
+        if path.is_file() and path.read_bytes() == data:
+            continue
+        if path.is_file():
+            kept.append((path, keep_copy(config, path)))
+        atomic_write_bytes(path, data)
+        restored.append(path)
+    worktree = worktree_path(config)
+    broken = state_path(config)
+    if broken.is_dir() and not broken.is_symlink():
+        shutil.rmtree(broken)
+    _cleanup(config, shadow, worktree)
+    return AbortResult(worktree=worktree, restored=tuple(restored), kept=tuple(kept), state_discarded=True)
 
 
 def _restore(config: Config, state: RebaseState) -> tuple[Path, ...]:
@@ -395,8 +480,6 @@ def _patch_record(path: Path, data: bytes) -> Patch:
 
 def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...],
             pending: Future[UpstreamView] | None = None) -> RebaseResult:
-    write_state(config, state)
-    _interrupt_point("before-write")
     worktree = config.root / state.worktree
     new_tip = git.head_of(worktree)
     paths = [config.root / p.path for p in state.patches]
@@ -404,6 +487,11 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     by_name = commits.series_names(shadow, state.onto, new_tip)
     new_texts = [git.patch_text(shadow, f"{by_name[p.name]}^", by_name[p.name]) if p.name in by_name else ""
                  for p in paths]
+    # Record what each file is about to become, so --abort after an interrupted write knows it from an edit.
+    state = replace(state, rewritten=tuple(SavedFile(path=s.path, sha256=sha256_bytes(t.encode("utf-8")))
+                                           for s, t in zip(state.patches, new_texts, strict=True)))
+    write_state(config, state)
+    _interrupt_point("before-write")
     for saved, path, text in zip(state.patches, paths, new_texts, strict=True):
         current = sha256_file(path) if path.exists() else None
         # After an interrupted write a file may already hold its new text; anything else is a user's edit.

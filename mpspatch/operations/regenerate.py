@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
-from mpspatch.foundation.errors import InputError, StateError
+from mpspatch.foundation.errors import InputError
 from mpspatch.foundation.files import atomic_write_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import forkpoint
@@ -200,11 +200,6 @@ def _target(config: Config, to: Path | None) -> Path:
     return wanted
 
 
-def _refuse_during_rebase(ws: Workspace) -> None:
-    state = ws.rebase
-    if state is not None:
-        raise StateError(f"{ws.config.state_dir / 'rebase.json'}: a rebase onto {state.onto_ref} is in progress; "
-                         "finish it with `mpspatch rebase --continue` or drop it with `--abort` first")
 
 
 # ------------------------------------------------------------------------------------------ canonical form
@@ -257,7 +252,7 @@ def _relock(config: Config, base: CommitSha, base_ref: str, command: str) -> Non
 def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base_ref: str | None = None
                  ) -> ImportResult:
     config = ws.config
-    _refuse_during_rebase(ws)
+    ws.refuse_during_rebase("import")
     source = source or CANONICAL_URL
     target = _target(config, to)
     notes: list[str] = []
@@ -338,7 +333,7 @@ def regenerate(ws: Workspace, source: Path | None = None, *, check: bool = False
     """Re-derive the patch files; with `check`, only compare (the caller exits 1 when out of sync)."""
     config = ws.config
     if not check:
-        _refuse_during_rebase(ws)
+        ws.refuse_during_rebase("regenerate")
     notes: list[str] = []
     if source is not None:
         if len(config.series.patches) != 1:

@@ -227,6 +227,7 @@ def split_series(
     force: bool = False,
 ) -> SplitResult:
     config = ws.config
+    ws.refuse_during_rebase("split")
     limit = config.split.max_lines if max_lines is None else max_lines
     out = (out_dir or default_out_dir(config)).absolute()
     _check_out_dir(out)

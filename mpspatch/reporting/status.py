@@ -21,6 +21,8 @@ from mpspatch.foundation.config import Config, Stage, StageKind
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.model.series import LockCheck, Patch, SeriesStats, check_lock, compute_stats, parse_series
+from mpspatch.model.state import RebaseState, state_path, stopped_summary
+from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.checks import PROSE_CHECK, CheckContext, CheckResult, CheckState, run_checks
 from mpspatch.reporting.prose import ProseFragment, missing_sections, read_prose, sections_asked
@@ -113,6 +115,7 @@ class StatusReport:
     prose: tuple[ProseFragment, ...]
     latest: EvidenceRun | None
     gaps: tuple[Gap, ...]
+    rebase: RebaseState | None = None  # a stopped rebase: the series is half-way between two bases
 
     @property
     def series_sha256(self) -> str:
@@ -170,15 +173,19 @@ def compute_status(ws: Workspace) -> StatusReport:
     )
     checks = run_checks(CheckContext(config, patches, stats, lock, prose, ws))
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
-    gaps = _gaps(config, requirements, rows, stages, checks)
+    stopped, rebase_gap = _stopped_rebase(ws)
+    lead = (rebase_gap,) if rebase_gap is not None else ()
+    gaps = (*lead, *_gaps(config, requirements, rows, stages, checks))
     report = StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
-                          rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps)
+                          rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps,
+                          rebase=stopped)
     sections = _prose_sections(report)
     if sections is None:
         return report
     checks = tuple(sections if c.name == sections.name else c for c in checks)
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
-    return replace(report, checks=checks, rows=rows, gaps=_gaps(config, requirements, rows, stages, checks))
+    gaps = (*lead, *_gaps(config, requirements, rows, stages, checks))
+    return replace(report, checks=checks, rows=rows, gaps=gaps)
 
 
 def _prose_sections(report: StatusReport) -> CheckResult | None:
@@ -202,6 +209,23 @@ def _prose_sections(report: StatusReport) -> CheckResult | None:
     if prose.state == CheckState.FAILED:
         found, fix = f"{prose.detail}; {found}", f"{prose.fix}; {fix}"
     return CheckResult(prose.name, prose.title, CheckState.FAILED, found, fix)
+
+
+def _stopped_rebase(ws: Workspace) -> tuple[RebaseState | None, Gap | None]:
+    """A stopped rebase (or a rebase state that cannot be read) and the blocking gap it is: the patch files
+    still hold the old series, which is about to move, so nothing about it is ready to submit."""
+    title = "No rebase is stopped half-way"
+    try:
+        stopped = ws.rebase
+    except StateFileError as exc:
+        return None, Gap("rebase", title, f"unreadable: {exc.problem}", True, "`mpspatch rebase --abort --force`")
+    if stopped is None:
+        return None, None
+    worktree = relative(ws.config.root / stopped.worktree, ws.config.root)
+    where = f"; resolve the conflicts in {worktree}" if stopped.conflicted else ""
+    reason = f"stopped: {stopped_summary(stopped)} ({relative(state_path(ws.config), ws.config.root)}){where}"
+    return stopped, Gap("rebase", title, reason, True,
+                        "`mpspatch rebase --continue` after resolving, or `mpspatch rebase --abort`")
 
 
 def _latest(evidence_dir: Path, runs: Sequence[EvidenceRun]) -> EvidenceRun | None:

@@ -186,6 +186,7 @@ def verify(
     python: str = sys.executable,
 ) -> VerifyOutcome:
     config = ws.config
+    ws.refuse_during_rebase("verify")  # before anything about the stages: the series itself is mid-move
     stages = select_stages(config, stage_names)
     patches = load_series(config)
     series = tuple(p.sha256 for p in patches)

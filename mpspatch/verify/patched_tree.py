@@ -29,7 +29,6 @@ from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
-from mpspatch.model import state
 from mpspatch.model.series import Patch, read_lock
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
@@ -76,12 +75,7 @@ def plan(ws: Workspace, patches: Sequence[Patch]) -> PatchedTree:
     Cache keys need the tree SHA; a run whose stages are all cached or skipped never pays for a checkout.
     """
     config = ws.config
-    stopped = ws.rebase
-    if stopped is not None:
-        raise StateError(
-            f"{state.state_path(config)}: a rebase onto {stopped.onto_ref} is in progress; finish it with "
-            "`mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`, then verify"
-        )
+    ws.refuse_during_rebase("verify")
     base, base_ref = ws.base, ws.base_ref
     shadow = ws.shadow
     commits = series_commits(shadow, base, [p.path for p in patches])

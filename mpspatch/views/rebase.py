@@ -145,21 +145,35 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
 
 
 @dataclass(frozen=True)
+class KeptEditJson:
+    path: str  # the patch file that was edited while the rebase was stopped
+    kept: str  # where its edited version was kept
+
+
+@dataclass(frozen=True)
 class AbortJson:
     status: str  # always "aborted"
     worktree: str
     restored: tuple[str, ...]
+    kept: tuple[KeptEditJson, ...]
+    state_discarded: bool
 
 
 def rebase_abort_json(result: AbortResult) -> AbortJson:
-    return AbortJson(status="aborted", worktree=str(result.worktree), restored=tuple(str(p) for p in result.restored))
+    return AbortJson(status="aborted", worktree=str(result.worktree), restored=tuple(str(p) for p in result.restored),
+                     kept=tuple(KeptEditJson(path=str(p), kept=str(k)) for p, k in result.kept),
+                     state_discarded=result.state_discarded)
 
 
 def show_rebase_abort(result: AbortResult, root: Path) -> None:
+    if result.state_discarded:
+        note("the rebase state could not be read; removed it with the worktree")
+    for path, kept in result.kept:
+        note(f"your edit of {relative_path(path, root)} is kept in {relative_path(kept, root)}")
     for path in result.restored:
         note(f"restored {relative_path(path, root)} from the backup")
-    out().print(f"rebase aborted; removed {relative_path(result.worktree, root)}; patch files and lock are as before",
-                markup=False)
+    out().print(f"rebase aborted; removed {relative_path(result.worktree, root)}; patch files and lock are as before "
+                "the rebase", markup=False)
 
 
 # ----------------------------------------------------------------------------------------------- import

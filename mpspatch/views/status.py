@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mpspatch.model.series import relative_path
-from mpspatch.views.console import note, out
+from mpspatch.views.console import escape, note, out
 from mpspatch.views.stats import StatsJson, stats_json
 
 if TYPE_CHECKING:
@@ -76,6 +76,16 @@ class GapJson:
 
 
 @dataclass(frozen=True)
+class StoppedRebaseJson:
+    onto_ref: str
+    onto: str
+    base: str
+    phase: str  # prepared | rebasing | writing
+    worktree: str  # where the conflicts are resolved
+    conflicted: tuple[str, ...]  # paths of the current stop
+
+
+@dataclass(frozen=True)
 class StatusJson:
     config: str
     series: tuple[SeriesPatchJson, ...]
@@ -92,6 +102,7 @@ class StatusJson:
     human_actions: tuple[HumanActionJson, ...]
     ready: bool
     gaps: tuple[GapJson, ...]
+    rebase: StoppedRebaseJson | None  # null unless a rebase is stopped
 
 
 def status_json(report: StatusReport) -> StatusJson:
@@ -119,12 +130,27 @@ def status_json(report: StatusReport) -> StatusJson:
                             for r in report.human_rows),
         ready=report.ready,
         gaps=tuple(GapJson.of(g) for g in report.gaps),
+        rebase=None if report.rebase is None else StoppedRebaseJson(
+            onto_ref=report.rebase.onto_ref, onto=report.rebase.onto, base=report.rebase.base,
+            phase=report.rebase.phase, worktree=str(config.root / report.rebase.worktree),
+            conflicted=report.rebase.conflicted),
     )
 
 
 def show_status(report: StatusReport) -> None:
     console = out()
     root = report.config.root
+    stopped = report.rebase
+    if stopped is not None:
+        # First, before anything else: every figure below is about the series as it was before this rebase.
+        console.print(f"[bold red]REBASE STOPPED[/] onto {escape(stopped.onto_ref)} ({stopped.onto[:12]}) from "
+                      f"{escape(stopped.base_ref)} ({stopped.base[:12]}); the series below is the one before it")
+        if stopped.conflicted:
+            worktree = relative_path(root / stopped.worktree, root)
+            console.print(f"  {len(stopped.conflicted)} file(s) conflicted in {worktree}: "
+                          f"{', '.join(stopped.conflicted)}", markup=False)
+        console.print("  finish it with `mpspatch rebase --continue` or drop it with `mpspatch rebase --abort`",
+                      markup=False)
     console.print(f"[bold]Series[/] ({len(report.patches)} patch(es), {report.stats.files} files, "
                   f"+{report.stats.insertions} -{report.stats.deletions})")
     for patch in report.patches:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.model.series import relative_path
-from mpspatch.views.console import escape, note, out, pr_label
+from mpspatch.views.console import escape, note, out, pr_label, print_table
 
 if TYPE_CHECKING:
     from mpspatch.model.history import UpstreamCommit
@@ -120,13 +120,13 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
     if result.status == "conflict":
         stop = f" while applying {result.stopped_at}" if result.stopped_at else ""
         table = Table(title=f"Conflicts{stop}")
-        table.add_column("Path", overflow="fold")
+        table.add_column("Path", no_wrap=True)  # a path is never folded
         table.add_column("Regions", justify="right")
         table.add_column("Upstream commits since the base")
         for c in result.conflicts:
             commits = "\n".join(f"{u.sha[:12]} {pr_label(u.pull_request)} {u.subject}" for u in c.upstream_commits)
             table.add_row(escape(c.path), str(c.regions), escape(commits or "(none)"))
-        console.print(table)
+        print_table(table, console)
         where = relative_path(result.worktree, root) if result.worktree else "?"
         console.print(f"Resolve the conflicts in [bold]{escape(where)}[/], then run "
                       "[bold]mpspatch rebase --continue[/] (or [bold]mpspatch rebase --abort[/]).")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from mpspatch.foundation.errors import ExitCode, MpspatchError
+from mpspatch.foundation.errors import ExitCode, GitCommandError, MpspatchError
 from mpspatch.views import console
 
 if TYPE_CHECKING:
@@ -417,7 +417,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
             if debug:
                 import traceback
 
+                if exc.detail:
+                    sys.stderr.write(exc.detail.rstrip("\n") + "\n")
                 traceback.print_exc()
+            elif isinstance(exc, GitCommandError):
+                sys.stderr.write("git refused a command mpspatch built: a bug in mpspatch, or a damaged repository. "
+                                 "Rerun with --debug for git's output and the traceback.\n")
             else:
                 sys.stderr.write("This is a bug in mpspatch. Rerun with --debug for the traceback and report it.\n")
     except typer.Exit as exc:

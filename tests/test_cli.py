@@ -363,3 +363,36 @@ def test_status_says_the_files_are_missing_at_the_base_and_does_not_suggest_reba
     assert "aten/src/ATen/mps/MPSStream.mm" in gap["reason"]
     assert "[upstream] checkout" in gap["fix"] and "rebase" not in gap["fix"]
     _only_project_paths(f"{gap['reason']} {gap['fix']}", wrong_checkout)
+
+
+# --------------------------------------------------------------- a git command of ours that fails: exit 3, not 2
+
+
+def test_a_git_command_that_fails_unexpectedly_exits_3_naming_it(tmp_path: Path) -> None:
+    # A stale lock file in the shadow repository (a git killed mid-write leaves one) makes git refuse to move
+    # the ref mpspatch pins the series with: nothing the user typed is wrong, so it is not exit 2.
+    scenario = build_scenario(tmp_path)
+    assert run_cli("drift", "--onto", "v1.1", cwd=scenario.project).returncode == 0
+    lock = scenario.project / ".mpspatch/shadow.git/refs/mpspatch/drift/series.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    (scenario.project / ".mpspatch/shadow.git/mpspatch-drift-series.json").unlink()  # so the series is pinned again
+    result = run_cli("drift", "--onto", "v1.1", cwd=scenario.project)
+    assert result.returncode == 3, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("mpspatch: error: git failed unexpectedly: `git update-ref refs/mpspatch/drift/series ")
+    assert "` exited 128 in " in first
+    assert "series.lock" in first  # git's own last line says what went wrong
+    assert "a bug in mpspatch, or a damaged repository. Rerun with --debug" in result.stderr
+    assert result.stderr.count("\n") == 2 and "Traceback" not in result.stderr
+    debug = run_cli("--debug", "drift", "--onto", "v1.1", cwd=scenario.project)
+    assert debug.returncode == 3
+    assert "$ git update-ref refs/mpspatch/drift/series " in debug.stderr and "exit 128)" in debug.stderr
+    assert "fatal:" in debug.stderr and "Traceback" in debug.stderr
+
+
+def test_an_unknown_ref_is_still_bad_input(tmp_path: Path) -> None:
+    scenario = build_scenario(tmp_path)
+    result = run_cli("drift", "--onto", "no-such-ref", cwd=scenario.project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "no-such-ref" in result.stderr

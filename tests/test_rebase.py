@@ -582,3 +582,39 @@ def test_a_later_patch_expecting_files_the_base_lacks_names_them(tmp_path: Path)
                          [first, after_delete])
     assert not isinstance(inconsistent.value, commits.MissingAtBaseError)
     assert "series inconsistent" in inconsistent.value.message
+
+
+# ------------------------------------------------------------------------------------------ range-diff
+
+
+def test_continue_prints_a_range_diff_summary_and_keeps_the_whole_of_it_in_a_file(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.3")
+    assert code == 1
+    worktree = Path(data["worktree"])
+    for item in data["conflicts"]:
+        resolve_keeping_both(worktree / item["path"])
+    assert rebase_json(scenario, "--continue")[0] == 1
+    resolve_keeping_both(worktree / TEST_MPS)
+    result = run_cli(scenario, "rebase", "--continue")
+    assert result.returncode == 0, result.stderr
+    kept = scenario.project / ".mpspatch/range-diff.txt"
+    full = kept.read_text()
+    # The whole range-diff, with the changed lines of each patch, is in the file, and only there.
+    assert "@@" in full and full.count("\n") > 20
+    assert "@@" not in result.stdout and not any(line.startswith("    ") for line in result.stdout.splitlines())
+    # One summary line per patch, naming the patch and whether it changed, and a note naming the file.
+    summary = [line for line in result.stdout.splitlines() if line.startswith("  patch ")]
+    assert [line.split(":")[0].strip() for line in summary] == [f"patch {p.name}" for p in scenario.patches]
+    assert summary[0].startswith(f"  patch {scenario.patches[0].name}: changed (+")
+    # git pairs no commit with the second patch's old version: still one line for it.
+    assert summary[1].startswith(f"  patch {scenario.patches[1].name}: replaced (too different")
+    assert ".mpspatch/range-diff.txt" in result.stdout
+    assert len(result.stdout.splitlines()) < 20
+
+
+def test_rebase_json_keeps_the_range_diff_and_names_its_file(scenario: Scenario) -> None:
+    code, data = rebase_json(scenario, "--onto", "v1.2")
+    assert code == 0, data
+    kept = scenario.project / ".mpspatch/range-diff.txt"
+    assert data["range_diff"] and data["range_diff"] == kept.read_text()
+    assert data["range_diff_file"] == str(kept)

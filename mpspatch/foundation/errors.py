@@ -17,6 +17,7 @@ class MpspatchError(Exception):
     """Base of every error mpspatch reports on purpose. The message is one line a user can act on."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    detail: str = ""  # more than the one line, shown with --debug: a command's output, say
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -42,7 +43,11 @@ class ToolMissingError(InputError):
 
 
 class GitError(InputError):
-    """A git operation failed for a reason the user can fix (unknown ref, dirty tree, missing clone)."""
+    """A git operation failed for a reason the user can fix (unknown ref, dirty tree, missing clone).
+
+    Raised explicitly where mpspatch knows what the user's input has to do with the failure; a git command that
+    simply fails is a GitCommandError instead.
+    """
 
 
 class StateError(InputError):
@@ -53,6 +58,19 @@ class CommandFailedError(MpspatchError):
     """A subprocess failed where mpspatch did not expect it to. Carries the command and its output tail."""
 
     exit_code = ExitCode.INTERNAL
+
+
+class GitCommandError(CommandFailedError):
+    """One of mpspatch's own git commands failed unexpectedly: mpspatch built a command git refused, or the
+    repository is broken. Not the user's input, so exit 3; the message names the command, `detail` holds
+    git's output for --debug."""
+
+    def __init__(self, message: str, *, argv: tuple[str, ...], cwd: str, returncode: int, output: str) -> None:
+        super().__init__(message)
+        self.argv = argv
+        self.cwd = cwd
+        self.returncode = returncode
+        self.detail = output
 
 
 class ProblemFound(MpspatchError):

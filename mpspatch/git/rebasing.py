@@ -6,6 +6,7 @@ same SHAs; the author of each series commit is kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,4 +96,51 @@ def range_diff(repo: Path, base: str, old_tip: str, onto: str, new_tip: str) -> 
     result = git(repo, "range-diff", "--no-color", f"{base}..{old_tip}", f"{onto}..{new_tip}", env=pinned_env(),
                  check=False)
     return result.stdout if result.ok else ""
+
+
+@dataclass(frozen=True)
+class RangeDiffEntry:
+    """One patch's line of a range-diff: how the new series' commit compares with the old one."""
+
+    name: str  # the series commit's subject without the "mpspatch: " prefix: the patch file name
+    verdict: str  # unchanged | changed | replaced (too different to pair) | dropped | added
+    added: int  # lines of the diff-of-diffs marked + (for a changed patch)
+    removed: int  # lines marked -
+
+
+# git range-diff's pair lines: "1:  98ae17a ! 1:  7d7397f subject"; `-:  -------` on the side a commit is
+# missing from. Everything else in its output is the diff-of-diffs, indented by four columns.
+_PAIR = re.compile(r"^\s*(?:\d+|-+):\s+(?:[0-9a-f]+|-+) ([=!<>])\s+(?:\d+|-+):\s+(?:[0-9a-f]+|-+) (.*)$")
+_VERDICT = {"=": "unchanged", "!": "changed", "<": "dropped", ">": "added"}
+
+
+def range_diff_summary(text: str) -> tuple[RangeDiffEntry, ...]:
+    """One entry per patch of a `git range-diff`, with the size of its diff-of-diffs (what `--no-patch` shows,
+    plus counts), read from the full output so git runs once."""
+    entries: list[RangeDiffEntry] = []
+    added = removed = 0
+    for line in text.splitlines():
+        match = _PAIR.match(line)
+        if match:
+            if entries:
+                entries[-1] = RangeDiffEntry(entries[-1].name, entries[-1].verdict, added, removed)
+            added = removed = 0
+            entries.append(RangeDiffEntry(match.group(2).removeprefix("mpspatch: "), _VERDICT[match.group(1)], 0, 0))
+        elif line.startswith("    +"):
+            added += 1
+        elif line.startswith("    -"):
+            removed += 1
+    if entries:
+        entries[-1] = RangeDiffEntry(entries[-1].name, entries[-1].verdict, added, removed)
+    # A patch rewritten beyond range-diff's creation factor comes out as a dropped commit and an added one of
+    # the same name: it is one patch, replaced.
+    dropped = {e.name for e in entries if e.verdict == "dropped"} & {e.name for e in entries if e.verdict == "added"}
+    merged: list[RangeDiffEntry] = []
+    for e in entries:
+        if e.name in dropped:
+            if e.verdict == "added":
+                merged.append(RangeDiffEntry(e.name, "replaced", 0, 0))
+            continue
+        merged.append(e)
+    return tuple(merged)
 

@@ -1,8 +1,9 @@
 """Small typed git verbs: the one `git()` runner and the plumbing commands the layers above need.
 
-Git failures become GitError here and never leak out as raw output. The shadow repository's lifecycle lives
-in git/shadow.py, the series as commits in git/commits.py, the rebase driver in git/rebasing.py, and logs,
-merge-tree and blob work in git/objects.py.
+A git command that fails unexpectedly becomes a GitCommandError here (exit 3, naming the command; its output
+under --debug); failures the user can fix are recognised by the callers and raised as GitError (exit 2).
+The shadow repository's lifecycle lives in git/shadow.py, the series as commits in git/commits.py, the rebase
+driver in git/rebasing.py, and logs, merge-tree and blob work in git/objects.py.
 
 The git CLI is called through mpspatch.foundation.proc; it is faster to start than GitPython's object model for the
 one-shot plumbing commands used here, and its NUL-separated output formats are stable across versions.
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mpspatch.foundation import proc
-from mpspatch.foundation.errors import CommandFailedError, GitError, ToolMissingError
+from mpspatch.foundation.errors import CommandFailedError, GitCommandError, GitError, ToolMissingError
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha, tree_sha
 
 # Reproducible, non-interactive git: no pager, no editor, no user config surprises in plumbing output.
@@ -48,6 +49,30 @@ def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return merged
 
 
+# How much of a failed command's argv its one-line message shows (the whole of it is in the --debug detail).
+_ARGV_SHOWN = 160
+
+
+def command_failed(argv: Sequence[str], cwd: Path, returncode: int, stderr: str, stdout: str = "") -> GitCommandError:
+    """The error for a git command of mpspatch's own that git refused: exit 3, naming the command.
+
+    Callers that know a failure comes from the user's input (an unknown ref, a patch that does not apply)
+    run git with check=False and raise a GitError that says what to fix instead.
+    """
+    shown = proc.describe(argv)
+    if len(shown) > _ARGV_SHOWN:
+        shown = shown[:_ARGV_SHOWN] + "…"
+    output = proc.tail(stderr or stdout)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # git's verdict is its fatal:/error: line; hints may follow it.
+    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1] if lines else "no output")
+    return GitCommandError(
+        f"git failed unexpectedly: `{shown}` exited {returncode} in {cwd}: {said}",
+        argv=tuple(argv), cwd=str(cwd), returncode=returncode,
+        output=f"$ {proc.describe(argv)}  (in {cwd}, exit {returncode})\n{output}",
+    )
+
+
 def git(
     repo: Path,
     *args: str,
@@ -56,24 +81,32 @@ def git(
     input_text: str | None = None,
     timeout: float = 600,
 ) -> proc.Completed:
+    """Run git in `repo`. With check, a non-zero exit is a GitCommandError (exit 3): a failure that is the
+    user's to fix is recognised by the caller, which passes check=False and raises a GitError naming the fix."""
     try:
-        return proc.run(["git", *args], cwd=repo, env=_env(env), check=check, input_text=input_text,
-                        timeout=timeout, inherit_env=False)
+        result = proc.run(["git", *args], cwd=repo, env=_env(env), check=False, input_text=input_text,
+                          timeout=timeout, inherit_env=False)
     except ToolMissingError:
         raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
-    except CommandFailedError as exc:
+    except CommandFailedError as exc:  # a timeout, or a folder that is gone: not a refusal by git
         raise GitError(f"{repo}: {exc.message}") from None
+    if check and not result.ok:
+        raise command_failed(result.argv, repo, result.returncode, result.stderr, result.stdout)
+    return result
 
 
 def git_bytes(repo: Path, *args: str, input_bytes: bytes, timeout: float = 600) -> bytes:
     """git() for binary protocols such as `cat-file --batch`: the bytes in and out are never decoded."""
     try:
-        return proc.run_bytes(["git", *args], cwd=repo, env=_env(), input_bytes=input_bytes, timeout=timeout,
-                              inherit_env=False).stdout
+        result = proc.run_bytes(["git", *args], cwd=repo, env=_env(), input_bytes=input_bytes, timeout=timeout,
+                                check=False, inherit_env=False)
     except ToolMissingError:
         raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
     except CommandFailedError as exc:
         raise GitError(f"{repo}: {exc.message}") from None
+    if not result.ok:
+        raise command_failed(result.argv, repo, result.returncode, result.stderr)
+    return result.stdout
 
 
 def version() -> tuple[int, int, int]:

@@ -71,6 +71,11 @@ def previous_dir(config: Config) -> Path:
     return config.state_dir / "previous"
 
 
+def range_diff_path(config: Config) -> Path:
+    """The last successful rebase's `git range-diff` of the old series against the new one, in full."""
+    return config.state_dir / "range-diff.txt"
+
+
 def worktree_path(config: Config) -> Path:
     return config.state_dir / "worktrees" / "rebase"
 

@@ -32,6 +32,7 @@ from mpspatch.model.state import (
     SavedFile,
     backup_dir,
     previous_dir,
+    range_diff_path,
     state_path,
     worktree_path,
     write_state,
@@ -109,6 +110,8 @@ class RebaseResult:
     reused_resolutions: tuple[str, ...]  # paths rerere resolved from an earlier resolution
     changes: tuple[PatchChange, ...]
     range_diff: str
+    range_diff_summary: tuple[rebasing.RangeDiffEntry, ...]  # one entry per patch of range_diff
+    range_diff_file: Path | None  # where the whole range_diff is kept once rebased
     previous_dir: Path | None  # where the previous patch files and lock were kept
     notes: tuple[str, ...]
 
@@ -237,7 +240,8 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
         status=RebaseStatus.CONFLICT, base=state.base, base_ref=state.base_ref, onto=state.onto,
         onto_ref=state.onto_ref, conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(),
         stopped_at=stopped,
-        reused_resolutions=tuple(reused), changes=(), range_diff="", previous_dir=None,
+        reused_resolutions=tuple(reused), changes=(), range_diff="",
+        range_diff_summary=(), range_diff_file=None, previous_dir=None,
         notes=(*state.notes, *view.notes),
     )
 
@@ -520,6 +524,13 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     notes = [*state.notes, *absorbed_notes]
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
                  "[series].patches" for r in new_records if not r.files)
+    changed = rebasing.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip)
+    # The whole range-diff can run to thousands of lines: it is kept in a file, and the terminal gets a summary.
+    changed_file = range_diff_path(config)
+    if changed:
+        atomic_write_bytes(changed_file, changed.encode("utf-8"))
+    else:
+        changed_file.unlink(missing_ok=True)  # an earlier rebase's would describe another series
     result = RebaseResult(
         status=RebaseStatus.REBASED, base=state.base, base_ref=state.base_ref, onto=state.onto,
         onto_ref=state.onto_ref, conflicts=(), absorbed=absorbed,
@@ -529,7 +540,8 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
                         new_files=len(n.files), old_lines=o.insertions + o.deletions,
                         new_lines=n.insertions + n.deletions)
             for o, n in zip(old_records, new_records, strict=True)),
-        range_diff=rebasing.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip),
+        range_diff=changed, range_diff_summary=rebasing.range_diff_summary(changed),
+        range_diff_file=changed_file if changed else None,
         previous_dir=keep, notes=tuple(notes),
     )
     _cleanup(config, shadow, worktree)

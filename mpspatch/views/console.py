@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Mapping
 from enum import Enum
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, TypeAlias
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
     from rich.console import Console
+    from rich.table import Table
 
 # What a JSON model may hold, once plain: the shapes json.dumps writes.
 Plain: TypeAlias = "bool | int | float | str | list[Plain] | dict[str, Plain] | None"
@@ -25,23 +27,58 @@ Plain: TypeAlias = "bool | int | float | str | list[Plain] | dict[str, Plain] | 
 _out: Console | None = None
 _err: Console | None = None
 
+# The width for a stream that is not a terminal (a pipe, a file, a CI log) when COLUMNS does not set one. rich
+# would assume 80 columns there, fold paths inside table cells and break notes mid-sentence; a log has no
+# right margin, so its lines are as long as their content.
+LOG_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        columns = os.environ.get("COLUMNS", "").strip()
+        console.width = int(columns) if columns.isdigit() and int(columns) > 0 else LOG_WIDTH
+        # Lines are written whole and never wrapped: a long note or path stays one line for logs and `grep`.
+        console.soft_wrap = True
+    return console
+
 
 def out() -> Console:
     global _out
     if _out is None:
-        from rich.console import Console
-
-        _out = Console(highlight=False)
+        _out = _console(stderr=False)
     return _out
 
 
 def err() -> Console:
     global _err
     if _err is None:
-        from rich.console import Console
-
-        _err = Console(stderr=True, highlight=False)
+        _err = _console(stderr=True)
     return _err
+
+
+def print_table(table: Table, console: Console | None = None) -> None:
+    """Print a table; off a terminal, at least as wide as its content, so no cell (above all a path) is cut.
+
+    A terminal keeps rich's fitting to its width. Columns that hold paths are declared `no_wrap=True`, so there
+    rich narrows the other columns first instead of folding a path across lines.
+    """
+    console = console or out()
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(LOG_WIDTH)).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    width = console.width
+    console.width = natural  # wider than COLUMNS asks for this one table: a log line may be long, a path whole
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def plain(value: object) -> Plain:
@@ -73,8 +110,7 @@ def error_line(message: str) -> None:
 
 
 def note(message: str) -> None:
-    # soft_wrap: a note is one line however long, so logs and `grep` see it whole (rich would cut it at 80
-    # columns when stderr is not a terminal).
+    # soft_wrap: a note is one line however long, so logs and `grep` see it whole, on a terminal too.
     err().print(message, markup=False, soft_wrap=True)
 
 

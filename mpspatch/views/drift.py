@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mpspatch.views.console import escape, out, pr_label
+from mpspatch.views.console import escape, out, pr_label, print_table
 
 if TYPE_CHECKING:
     from mpspatch.model.history import UpstreamCommit
@@ -132,7 +132,7 @@ def show_drift(report: DriftReport) -> None:
     console.print(f"[bold]{escape(report.base_ref)}[/] {report.base[:12]} -> [bold]{escape(report.onto_ref)}[/] "
                   f"{report.onto[:12]}  ({len(report.upstream)} upstream commits touch the patched files)")
     table = Table(title="Forecast per file")
-    table.add_column("File", overflow="fold")
+    table.add_column("File", no_wrap=True)  # a path is never folded
     table.add_column("Outcome")
     table.add_column("Regions", justify="right")
     table.add_column("Already upstream", justify="right")
@@ -144,20 +144,20 @@ def show_drift(report: DriftReport) -> None:
             prs = f"{prs} +{bare} without PR" if prs else f"{bare} without PR"
         table.add_row(escape(f.path), f"[{_OUTCOME_STYLE[f.outcome]}]{f.outcome}[/]", str(f.regions or ""),
                       f"{f.absorbed_hunks}/{f.hunks}" if f.absorbed_hunks else "", escape(prs))
-    console.print(table)
+    print_table(table, console)
     if report.upstream:
         commits = Table(title="Upstream commits touching patched files (newest first)")
         commits.add_column("Commit")
         commits.add_column("PR")
         commits.add_column("Subject", overflow="fold")
-        commits.add_column("Patched files", overflow="fold")
+        commits.add_column("Patched files", no_wrap=True)
         commits.add_column("Marks")
         for d in report.upstream:
             marks = ", ".join(m for m, on in (("[red]conflicts[/]", d.conflicting), ("[cyan]absorbed[/]", d.absorbed))
                               if on)
             commits.add_row(d.commit.sha[:12], pr_label(d.commit.pull_request), escape(d.commit.subject),
                             escape("\n".join(d.commit.paths)), marks)
-        console.print(commits)
+        print_table(commits, console)
     for m in report.landed_patches:
         console.print(f"{m.patch} landed whole upstream as {m.upstream.sha[:12]} {pr_label(m.upstream.pull_request)} "
                       "(same patch-id)", markup=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.model.series import relative_path
-from mpspatch.views.console import escape, note, out, pr_label
+from mpspatch.views.console import escape, note, out, pr_label, print_table
 
 if TYPE_CHECKING:
     from mpspatch.model.history import UpstreamCommit
@@ -68,6 +68,7 @@ class RebaseJson:
     reused_resolutions: tuple[str, ...]
     changes: tuple[PatchChangeJson, ...]
     range_diff: str
+    range_diff_file: str | None  # where the whole range_diff is kept, or null
     previous: str | None
     notes: tuple[str, ...]
 
@@ -92,6 +93,7 @@ def rebase_json(result: RebaseResult) -> RebaseJson:
                                       old_files=c.old_files, new_files=c.new_files, old_lines=c.old_lines,
                                       new_lines=c.new_lines) for c in result.changes),
         range_diff=result.range_diff,
+        range_diff_file=str(result.range_diff_file) if result.range_diff_file else None,
         previous=str(result.previous_dir) if result.previous_dir else None,
         notes=tuple(result.notes),
     )
@@ -120,13 +122,13 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
     if result.status == "conflict":
         stop = f" while applying {result.stopped_at}" if result.stopped_at else ""
         table = Table(title=f"Conflicts{stop}")
-        table.add_column("Path", overflow="fold")
+        table.add_column("Path", no_wrap=True)  # a path is never folded
         table.add_column("Regions", justify="right")
         table.add_column("Upstream commits since the base")
         for c in result.conflicts:
             commits = "\n".join(f"{u.sha[:12]} {pr_label(u.pull_request)} {u.subject}" for u in c.upstream_commits)
             table.add_row(escape(c.path), str(c.regions), escape(commits or "(none)"))
-        console.print(table)
+        print_table(table, console)
         where = relative_path(result.worktree, root) if result.worktree else "?"
         console.print(f"Resolve the conflicts in [bold]{escape(where)}[/], then run "
                       "[bold]mpspatch rebase --continue[/] (or [bold]mpspatch rebase --abort[/]).")
@@ -137,8 +139,13 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
                       f"{change.old_files} -> {change.new_files} files, "
                       f"{change.old_lines} -> {change.new_lines} changed lines", markup=False)
     if result.range_diff.strip():
-        console.print("[bold]What changed in the series[/] (git range-diff, old -> new):")
-        console.print(result.range_diff.rstrip("\n"), markup=False, highlight=False)
+        kept = f"; all of it in {relative_path(result.range_diff_file, root)}" if result.range_diff_file else ""
+        console.print(f"[bold]What changed in the series[/] (git range-diff, old -> new{escape(kept)}):")
+        for entry in result.range_diff_summary:
+            size = {"changed": f" (+{entry.added} -{entry.removed})",
+                    "replaced": " (too different from the old version for range-diff to compare)",
+                    }.get(entry.verdict, "")
+            console.print(f"  patch {entry.name}: {entry.verdict}{size}", markup=False)
     if result.previous_dir:
         console.print(f"previous versions kept in {relative_path(result.previous_dir, root)}", markup=False)
     console.print(f"[green]rebased[/] onto {escape(result.onto_ref)}; series.lock records {result.onto[:12]}")

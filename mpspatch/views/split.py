@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mpspatch.views.console import err, escape, note, out
+from mpspatch.views.console import err, escape, note, print_table
 
 if TYPE_CHECKING:
     from mpspatch.operations.split import SplitResult
@@ -80,11 +80,11 @@ def show_split(result: SplitResult) -> None:
     table.add_column("Part")
     table.add_column("Lines", justify="right")
     table.add_column("Files", justify="right")
-    table.add_column("Patch")
+    table.add_column("Patch", no_wrap=True)
     for p in stack.parts:
         flag = " [red](oversized hunk)[/]" if p.oversized_hunk else ""
         table.add_row(str(p.index), escape(p.title) + flag, str(p.lines), str(len(p.files)), p.path)
-    out().print(table)
+    print_table(table)
     note(f"proven: the parts apply one after another at {stack.base_ref} ({stack.base[:12]}) and give the "
          f"series tree {stack.tree[:12]}")
     note(f"wrote {result.out_dir}")

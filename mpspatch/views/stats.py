@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mpspatch.views.console import err, out
+from mpspatch.views.console import err, out, print_table
 
 if TYPE_CHECKING:
     from mpspatch.model.series import SeriesStats
@@ -60,7 +60,7 @@ def show_stats(stats: SeriesStats, *, verbose: bool = False) -> None:
     if stats.uncategorized:
         table.add_row("(uncategorized)", str(len(stats.uncategorized)), "", "", style="yellow")
     table.add_row("Total", str(stats.files), f"+{stats.insertions}", f"-{stats.deletions}", style="bold")
-    out().print(table)
+    print_table(table)
     if verbose:
         for c in stats.categories:
             for path in c.files:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpspatch.views.console import STATUS_STYLE, counts_text, duration, err, escape, out
+from mpspatch.views.console import STATUS_STYLE, counts_text, duration, err, escape, out, print_table
 
 if TYPE_CHECKING:
     from mpspatch.foundation.config import Stage
@@ -73,7 +73,7 @@ def show_verify(outcome: VerifyOutcome) -> None:
         table.add_row(s.name, s.kind, f"[{style}]{s.status}[/]", duration(s.duration_s) if s.duration_s else "",
                       counts_text(dict(s.counts)), s.reason or "")
     console = out()
-    console.print(table)
+    print_table(table, console)
     for s in run.stages:
         if s.status in ("failed", "error") and s.details:
             console.print(f"[bold]{s.name}[/]:")

@@ -88,6 +88,24 @@ def render_document(kind: str, report: StatusReport, *, templates: Path | None =
 _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n){2,}")
 
 
+@dataclass(frozen=True)
+class Document:
+    """One document as GitHub takes it: the title, the body and the labels are separate fields."""
+
+    kind: str  # pr | issue | audit
+    title: str
+    body: str
+    labels: tuple[str, ...]
+
+
+def document(kind: str, report: StatusReport, *, templates: Path | None = None,
+             part: PartContext | None = None) -> Document:
+    """Document `kind` for this report (or one split part) with its title and labels beside the body."""
+    title = part.subject if part is not None else report.config.render.title
+    return Document(kind=kind, title=title, body=render_document(kind, report, templates=templates, part=part),
+                    labels=report.config.render.labels)
+
+
 def unified_diff(current: str, fresh: str, label: str) -> str:
     """What a fresh render would change in the file at `label`, as a unified diff ("" when nothing)."""
     lines = difflib.unified_diff(

@@ -70,6 +70,31 @@ def note_stopped_rebase(config: Config) -> None:
         console.note(text)
 
 
+# ------------------------------------------------------------------------------------------------ init
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new project (default: the current one).")]
+    = Path("."),
+    from_patch: Annotated[Path | None, typer.Option("--from-patch", metavar="PATCH", help="Derive the base, "
+                                                    "the allowed paths and the title from this patch, and copy "
+                                                    "it into patches/.")] = None,
+    upstream: Annotated[Path | None, typer.Option("--upstream", metavar="CHECKOUT", help="Your PyTorch clone "
+                                                  "(default: ../pytorch).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a starter project: mpspatch.toml, the checklist, prose skeletons, the harness and a .gitignore."""
+    from mpspatch.commands.init import init as run_init
+    from mpspatch.views.init import init_json, show_init
+
+    result = run_init(directory, from_patch=from_patch, upstream=upstream)
+    if as_json:
+        console.emit_json(init_json(result))
+    else:
+        show_init(result)
+
+
 # ------------------------------------------------------------------------------------- stats / status
 
 

@@ -10,6 +10,8 @@ from mpspatch.foundation.config import Config
 from mpspatch.reporting.text import relative
 
 PROSE = ("summary", "motivation", "alternatives", "limitations")
+# A fragment holding only HTML comments (the guidance line of `mpspatch init`'s skeletons) is not written yet.
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
             text = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             text = ""
-        fragments.append(ProseFragment(name, relative(path, config.root), text or None))
+        unwritten = not _COMMENT.sub("", text).strip()
+        fragments.append(ProseFragment(name, relative(path, config.root), None if unwritten else text))
     return tuple(fragments)
 
 

@@ -331,7 +331,8 @@ def _gaps(
         where = relative(config.render.requirements, config.root)
         gaps.append(Gap("requirements", "The contribution checklist exists",
                         f"missing: {where} not found, so nothing can be checked against it", True,
-                        "copy audit/requirements.toml from mpspatch and adjust it"))
+                        "`mpspatch init` writes a starter checklist (it writes only missing files: run it in an "
+                        "empty folder and copy audit/requirements.toml over), or set [render].requirements"))
     for stage in stages:
         if stage.passed:
             continue

@@ -40,12 +40,22 @@ class _Globals:
 _globals = _Globals()
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        import mpspatch
+
+        sys.stdout.write(f"mpspatch {mpspatch.__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     config: Annotated[
         Path | None, typer.Option("--config", help="Path to mpspatch.toml (default: found upward from the cwd).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=lambda v: _show_version(v),
+                                          help="Print mpspatch's version and exit.")] = False,
 ) -> None:
     _globals.config_path = config
     _globals.debug = debug

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mpspatch
 from mpspatch.foundation import proc
 from mpspatch.foundation.config import Requires
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
@@ -120,7 +121,8 @@ def find_program(name: str, path: str | None = None) -> str | None:
 
 def tool_versions(cwd: Path) -> tuple[tuple[str, str], ...]:
     """Versions of the tools that decide stage results; a tool that is not installed is left out."""
-    found: dict[str, str] = {"python": f"{platform.python_implementation()} {platform.python_version()}"}
+    found: dict[str, str] = {"python": f"{platform.python_implementation()} {platform.python_version()}",
+                             "mpspatch": mpspatch.__version__}
     probes = {
         "git": ["git", "--version"],
         "c++": ["c++", "--version"],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import mpspatch
 from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
@@ -81,6 +82,7 @@ def cache_key(
     relevant = [(k, v) for k, v in tools if not (kind_of(stage.kind).installs_torch and k == "torch")]
     body = {
         "version": CACHE_VERSION,
+        "mpspatch": mpspatch.__version__,  # a parser fix in a new release must not reuse a cached pass
         "series": list(series),
         "base": base,
         "tree": tree,

@@ -23,7 +23,7 @@ app = typer.Typer(
     name="mpspatch",
     help="Carry a large downstream patch against PyTorch, prove it works, and get it upstream.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

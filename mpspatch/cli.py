@@ -139,15 +139,17 @@ def status(
 ) -> None:
     """The series, its base and lock, the last evidence, and what stands between it and submission."""
     from mpspatch.commands.status import status as compute
+    from mpspatch.model.submission import read_submission
     from mpspatch.views.status import show_status, status_json
 
     report = compute(load())
+    submission = read_submission(report.config)
     if as_json:
         if report.rebase is not None:  # the text view shows it first; JSON keeps stdout to the object
             note_stopped_rebase(report.config)
-        console.emit_json(status_json(report))
+        console.emit_json(status_json(report, submission))
     else:
-        show_status(report)
+        show_status(report, submission)
     if check and not report.ready:
         finish(ExitCode.PROBLEM)
 
@@ -391,6 +393,34 @@ def split(
         console.emit_json(split_json(result))
     else:
         show_split(result)
+
+
+# ----------------------------------------------------------------------------------------------- submit
+
+
+@app.command()
+def submit(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print every git push and gh command it would run; change nothing.")
+    ] = False,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Open draft PRs, also when status is NOT READY (says so).")
+    ] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", metavar="vN", help="Show a per-patch range-diff summary since submitted version N."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open the issue, push the branches to your fork and open or update one PR per part, with labels."""
+    from mpspatch.commands.submit import submit as run_submit
+    from mpspatch.views.submit import show_submit, submit_json
+
+    result = run_submit(load(), dry_run=dry_run, draft=draft, compare=compare)
+    if as_json:
+        console.emit_json(submit_json(result))
+    else:
+        show_submit(result)
 
 
 # ------------------------------------------------------------------------------------------------- demo

@@ -100,6 +100,29 @@ class Split:
     groups: tuple[SplitGroup, ...]
 
 
+class SubmitMethod(StrEnum):
+    """How `submit` opens the PRs: from a fork (any contributor), or with ghstack (needs write access)."""
+
+    FORK = "fork"
+    GHSTACK = "ghstack"
+
+
+DEFAULT_SUBMIT_REPO = "pytorch/pytorch"
+DEFAULT_BRANCH_PREFIX = "mpspatch"
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Where `mpspatch submit` sends the series: the upstream repository, its base branch and the user's fork."""
+
+    repo: str = DEFAULT_SUBMIT_REPO  # OWNER/NAME on GitHub
+    base: str = "main"
+    fork: str | None = None  # a git URL or path the branches are pushed to
+    owner: str | None = None  # the fork's GitHub owner; from a GitHub fork URL when not set
+    branch_prefix: str = DEFAULT_BRANCH_PREFIX
+    method: SubmitMethod = SubmitMethod.FORK
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -112,6 +135,7 @@ class Config:
     split: Split
     evidence_dir: Path
     state_dir: Path
+    submit: Submit = field(default_factory=Submit)
 
 
 T = TypeVar("T")
@@ -190,7 +214,8 @@ def load_config(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     root = path.parent
-    top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths"))
+    top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths",
+                                             "submit"))
     upstream = _read_upstream(path, root, top.table("upstream"))
     series = _read_series(path, root, top.table("series"))
     categories = _read_categories(path, top.table("categories"))
@@ -198,6 +223,7 @@ def load_config(path: Path) -> Config:
     render = _read_render(path, root, top.table("render"))
     split = _read_split(path, top.table("split"))
     paths = _Table(path, "paths", top.table("paths"), ("evidence", "state"))
+    submit = _read_submit(path, root, top.table("submit"))
     return Config(
         path=path,
         root=root,
@@ -209,6 +235,7 @@ def load_config(path: Path) -> Config:
         split=split,
         evidence_dir=root / paths.get("evidence", str, 'evidence = "audit/runs"', "audit/runs"),
         state_dir=root / paths.get("state", str, 'state = ".mpspatch"', ".mpspatch"),
+        submit=submit,
     )
 
 
@@ -315,6 +342,38 @@ def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:
                                   "audit/requirements.toml"),
         labels=t.strings("labels", 'labels = ["release notes: mps", "ciflow/mps"]', ()),
     )
+
+
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
+_BRANCH_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+_GITHUB_FORK = re.compile(r"(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([A-Za-z0-9-]+)/")
+
+
+def fork_owner(fork: str) -> str | None:
+    """The GitHub owner a fork URL names (`https://github.com/OWNER/pytorch.git`), or None."""
+    match = _GITHUB_FORK.match(fork)
+    return match.group(1) if match else None
+
+
+def _read_submit(file: Path, root: Path, data: Mapping[str, Any]) -> Submit:
+    t = _Table(file, "submit", data, ("repo", "base", "fork", "owner", "branch_prefix", "method"))
+    repo = t.get("repo", str, 'repo = "pytorch/pytorch"', DEFAULT_SUBMIT_REPO)
+    if not _GITHUB_REPO.fullmatch(repo):
+        raise t.fail("repo", f"{repo!r} is not OWNER/NAME", 'repo = "pytorch/pytorch"')
+    fork = t.optional("fork", str, 'fork = "https://github.com/YOU/pytorch.git"')
+    if fork is not None and "://" not in fork and not fork.startswith("git@") and not Path(fork).is_absolute():
+        fork = str((root / fork).resolve())  # a path relative to the config folder, like every other path
+    owner = t.optional("owner", str, 'owner = "YOU"')
+    prefix = t.get("branch_prefix", str, 'branch_prefix = "mps-stream-pool"', DEFAULT_BRANCH_PREFIX)
+    if not _BRANCH_PREFIX.fullmatch(prefix) or ".." in prefix or prefix.endswith(".lock"):
+        raise t.fail("branch_prefix", f"{prefix!r} is not a usable branch name", 'branch_prefix = "mps-stream-pool"')
+    method = t.get("method", str, 'method = "fork"', SubmitMethod.FORK.value)
+    methods = [m.value for m in SubmitMethod]
+    if method not in methods:
+        raise t.fail("method", f"{method!r} is not one of {', '.join(methods)}", 'method = "fork"')
+    return Submit(repo=repo, base=t.get("base", str, 'base = "main"', "main"), fork=fork,
+                  owner=owner if owner is not None else (fork_owner(fork) if fork else None),
+                  branch_prefix=prefix, method=SubmitMethod(method))
 
 
 def _read_split(file: Path, data: Mapping[str, Any]) -> Split:

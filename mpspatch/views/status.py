@@ -11,6 +11,7 @@ from mpspatch.views.stats import StatsJson, stats_json
 
 if TYPE_CHECKING:
     from mpspatch.commands.series import LockWritten
+    from mpspatch.model.submission import Submission
     from mpspatch.reporting.status import Gap, StatusReport
 
 
@@ -86,6 +87,42 @@ class StoppedRebaseJson:
 
 
 @dataclass(frozen=True)
+class SubmittedPartJson:
+    index: int
+    branch: str
+    commit: str
+    pr: int | None
+    url: str
+
+
+@dataclass(frozen=True)
+class SubmissionJson:
+    """The last `mpspatch submit`: which version, the issue, and each part's PR and pushed SHA."""
+
+    repo: str
+    issue: int | None
+    issue_url: str
+    version: str | None  # "v2"; null before any PR was opened
+    versions: int
+    draft: bool
+    base: str | None
+    series_sha256: str | None
+    parts: tuple[SubmittedPartJson, ...]
+
+
+def submission_json(submission: Submission) -> SubmissionJson:
+    latest = submission.latest
+    return SubmissionJson(
+        repo=submission.repo, issue=submission.issue, issue_url=submission.issue_url,
+        version=latest.name if latest else None, versions=len(submission.versions),
+        draft=latest.draft if latest else False, base=latest.base if latest else None,
+        series_sha256=latest.series_sha256 if latest else None,
+        parts=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
+                    for p in (latest.parts if latest else ())),
+    )
+
+
+@dataclass(frozen=True)
 class StatusJson:
     config: str
     series: tuple[SeriesPatchJson, ...]
@@ -103,9 +140,10 @@ class StatusJson:
     ready: bool
     gaps: tuple[GapJson, ...]
     rebase: StoppedRebaseJson | None  # null unless a rebase is stopped
+    submission: SubmissionJson | None = None  # null until `mpspatch submit` ran
 
 
-def status_json(report: StatusReport) -> StatusJson:
+def status_json(report: StatusReport, submission: Submission | None = None) -> StatusJson:
     config = report.config
     latest = report.latest
     return StatusJson(
@@ -134,10 +172,11 @@ def status_json(report: StatusReport) -> StatusJson:
             onto_ref=report.rebase.onto_ref, onto=report.rebase.onto, base=report.rebase.base,
             phase=report.rebase.phase, worktree=str(config.root / report.rebase.worktree),
             conflicted=report.rebase.conflicted),
+        submission=submission_json(submission) if submission is not None else None,
     )
 
 
-def show_status(report: StatusReport) -> None:
+def show_status(report: StatusReport, submission: Submission | None = None) -> None:
     console = out()
     root = report.config.root
     stopped = report.rebase
@@ -176,6 +215,10 @@ def show_status(report: StatusReport) -> None:
         console.print(f"  - [{gap.id}] {gap.title}: {gap.reason} ({marker}){fix}", markup=False)
     for row in report.human_rows:
         console.print(f"  - HUMAN ACTION [{row.requirement.id}] {row.requirement.target}", markup=False)
+    if submission is not None:
+        from mpspatch.views.submit import submission_line
+
+        console.print("[bold]Submitted[/] " + escape(submission_line(submission)), soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------- lock

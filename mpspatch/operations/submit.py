@@ -1,0 +1,476 @@
+"""Send the series to GitHub: the issue, the branches on the fork, one PR per stack part, the labels.
+
+The documents come in as data (title, body, labels), rendered by the caller: this module only decides which
+branches, which PRs and which commands, and runs them. Branches are pushed from the shadow repository, never
+from the user's clone; commits carry the clone's user.name and user.email (the CLA check reads the author)
+and the base's commit time, so the same series gives the same SHAs and a re-run pushes nothing new.
+
+With `method = "fork"`, part K's branch holds parts 1..K (GitHub cannot base a PR on a branch of a fork), so
+PR K shows every earlier part too; its body says which commit is new in it and links the PRs before it.
+With `method = "ghstack"`, the parts become one linear stack of commits whose messages are the part
+descriptions, and `ghstack submit` opens the PRs (it needs write access to the repository).
+
+Each run that pushes different commits records a new numbered version (v1, v2, ...) in the submission record;
+a run that changes nothing but the text edits the PRs in place. A PR is never opened twice: the recorded number
+is used, else `gh pr list --head BRANCH` finds an open one from the fork's owner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mpspatch.foundation import proc
+from mpspatch.foundation.config import SubmitMethod
+from mpspatch.foundation.errors import ConfigError, GitError, InputError
+from mpspatch.foundation.files import atomic_write_text, sha256_bytes
+from mpspatch.foundation.ids import CommitSha, TreeSha
+from mpspatch.git import commits as series_git
+from mpspatch.git import github as gh
+from mpspatch.git import remote
+from mpspatch.git import shadow as shadow_repo
+from mpspatch.git import verbs as git
+from mpspatch.model.series import load_series
+from mpspatch.model.stack import Stack
+from mpspatch.model.submission import (
+    LabelOutcome,
+    LabelRecord,
+    PartSubmission,
+    Submission,
+    Version,
+    read_submission,
+    write_submission,
+)
+from mpspatch.model.workspace import Workspace
+
+GHSTACK_INSTALL = "install it with `pip install ghstack` (it also needs write access to the repository)"
+
+
+# --------------------------------------------------------------------------------------------- data in
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One rendered document as GitHub takes it."""
+
+    title: str
+    body: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Documents:
+    issue: Draft | None  # None when the issue already exists
+    parts: tuple[Draft, ...]  # one PR description per part, in stack order
+
+
+# The caller renders the documents for an issue number (None: not known yet), so the PR can say Fixes #N.
+Renderer = Callable[[int | None], Documents]
+
+
+# -------------------------------------------------------------------------------------------- data out
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command submit ran (or, with --dry-run, would run), exactly as typed."""
+
+    command: str
+    purpose: str
+    outcome: str  # "" with --dry-run
+
+
+@dataclass(frozen=True)
+class PatchChange:
+    """One line of a range-diff summary: a patch of the old version against the new one."""
+
+    old: int | None  # 1-based position in the old version; None when added
+    new: int | None  # None when dropped
+    change: str  # unchanged | changed | added | dropped
+    subject: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    since: str  # "v1"
+    changes: tuple[PatchChange, ...]
+    text: str  # the range-diff itself
+
+
+@dataclass(frozen=True)
+class PartResult:
+    index: int
+    title: str
+    branch: str
+    commit: CommitSha
+    pushed: bool  # False when the fork already had this commit from the last version
+    pr: int | None
+    url: str
+    action: str  # created | updated | would create | would update | ghstack
+    labels: tuple[LabelRecord, ...]
+    message: str  # the pushed commit's message
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    dry_run: bool
+    draft: bool
+    method: SubmitMethod
+    repo: str
+    fork: str
+    issue: int | None
+    issue_url: str
+    issue_created: bool
+    version: str  # "v2"; with --dry-run, the version this run would record
+    new_version: bool
+    parts: tuple[PartResult, ...]
+    steps: tuple[Step, ...]
+    comparison: Comparison | None
+    notes: tuple[str, ...]
+
+
+# ------------------------------------------------------------------------------------------- the parts
+
+
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    title: str
+    tree: TreeSha
+    message: str  # the commit message with the fork method (the split part's, or the series title)
+
+
+def _parts(ws: Workspace, stack: Stack | None, title: str, issue: int | None) -> tuple[_Part, ...]:
+    """The trees to commit: each part of the stack `split` wrote, else the whole series as one part."""
+    shadow = ws.shadow
+    if stack is not None:
+        found = []
+        for p in stack.parts:
+            subject = f"[MPS] {p.title} ({p.index}/{len(stack.parts)})"
+            message = remote.commit_message(shadow, p.commit) if git.has_commit(shadow, p.commit) else subject + "\n"
+            found.append(_Part(index=p.index, title=p.title, tree=p.tree, message=message))
+        return tuple(found)
+    built = series_git.series_commits(shadow, ws.base, [p.path for p in load_series(ws.config)])
+    fixes = f"\n\nFixes #{issue}" if issue is not None else ""
+    return (_Part(index=1, title=title, tree=git.tree_sha_of(shadow, built[-1]), message=f"{title}{fixes}\n"),)
+
+
+def _commits(ws: Workspace, base: CommitSha, messages: Sequence[str],
+             trees: Sequence[TreeSha]) -> tuple[CommitSha, ...]:
+    identity = remote.user_identity(ws.checkout)
+    if identity is None:
+        raise GitError(f"{ws.checkout}: git has no user.name/user.email there; set them (the pushed commits carry "
+                       "them, and the CLA check reads the author)")
+    stamp = f"@{git.commit_time(ws.shadow, base)} +0000"
+    env = {**git.isolated_config_env(), **git.identity_env(identity[0], identity[1], stamp), "TZ": "UTC"}
+    made: list[CommitSha] = []
+    parent: str = base
+    for tree, message in zip(trees, messages, strict=True):
+        parent = git.commit_tree_as(ws.shadow, tree, parent, message, env)
+        made.append(CommitSha(parent))
+    return tuple(made)
+
+
+def branch_name(prefix: str, index: int) -> str:
+    """Part K's branch: by place, not by title, so a retitled part keeps its branch and its PR."""
+    return f"{prefix}/part-{index:02d}"
+
+
+# ------------------------------------------------------------------------------------------- the runner
+
+
+class _Runner:
+    """Runs gh and git push, or with dry_run only writes down what it would run."""
+
+    def __init__(self, cwd: Path, dry_run: bool) -> None:
+        self.cwd, self.dry_run = cwd, dry_run
+        self.steps: list[Step] = []
+
+    def gh(self, argv: Sequence[str], purpose: str, *, check: bool = True,
+           query: bool = False) -> proc.Completed | None:
+        """Run gh; None with --dry-run (queries still run: they change nothing and make the plan exact)."""
+        if self.dry_run and not query:
+            self.steps.append(Step(proc.describe(argv), purpose, ""))
+            return None
+        result = gh.run(argv, self.cwd, check=check)
+        outcome = "ok" if result.ok else f"refused (exit {result.returncode})"
+        self.steps.append(Step(proc.describe(argv), purpose, outcome))
+        return result
+
+    def push(self, repo: Path, fork: str, updates: Sequence[remote.RefUpdate]) -> None:
+        argv = remote.push_argv(fork, updates)
+        if not self.dry_run:
+            remote.push(repo, fork, updates)
+        self.steps.append(Step(proc.describe(argv), "push the branches from the shadow repository",
+                               "" if self.dry_run else "ok"))
+
+
+# ------------------------------------------------------------------------------------------ the use case
+
+
+def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_run: bool, draft: bool,
+                  compare: str | None = None) -> SubmitResult:
+    config, settings = ws.config, ws.config.submit
+    method = settings.method
+    fork, owner = settings.fork or "", settings.owner or ""
+    if method == SubmitMethod.FORK:
+        if not fork:
+            raise ConfigError(f"{config.path}: [submit].fork is not set; fix: fork = "
+                              '"https://github.com/YOU/pytorch.git" (your fork of the repository)')
+        if not owner:
+            raise ConfigError(f"{config.path}: [submit].owner is not set and {fork!r} is not a GitHub URL; fix: "
+                              'owner = "YOU" (the GitHub account that owns the fork)')
+    elif not dry_run and proc.which("ghstack") is None:
+        raise InputError(f"ghstack: not found on PATH ([submit].method = \"ghstack\"); {GHSTACK_INSTALL}")
+    record = read_submission(config)
+    previous = record.latest if record is not None else None
+    run = _Runner(config.root, dry_run)
+    notes: list[str] = []
+    body_dir = config.state_dir / "submit"
+
+    # 1. The issue.
+    issue = config.render.issue if config.render.issue is not None else (record.issue if record else None)
+    issue_url = record.issue_url if record and record.issue == issue else ""
+    issue_created = False
+    if issue is None:
+        first = render(None)
+        if first.issue is None:
+            raise ValueError("the renderer gave no issue document although no issue exists")
+        body_file = body_dir / "issue.md"
+        if not dry_run:
+            atomic_write_text(body_file, first.issue.body)
+        made = run.gh(gh.issue_create_argv(settings.repo, first.issue.title, body_file), "open the issue")
+        if made is not None:
+            issue, issue_url = gh.number_from_url(made.stdout, "issue")
+            issue_created = True
+            # Recorded at once: a failure further on must not open a second issue on the next run.
+            record = _with_issue(record, settings.repo, fork, owner, issue, issue_url)
+            write_submission(config, record)
+            notes.append(f"opened issue #{issue}; set [render].issue = {issue} in {config.path.name} so "
+                         "`render-pr` and `status` use it too")
+    docs = render(issue)
+
+    # 2. The commits, in the shadow repository.
+    base, base_ref = ws.base, ws.base_ref
+    parts = _parts(ws, stack, config.render.title, issue)
+    if len(docs.parts) != len(parts):
+        raise ValueError(f"{len(docs.parts)} documents for {len(parts)} parts")
+    if method == SubmitMethod.GHSTACK:
+        messages = [_ghstack_message(d) for d in docs.parts]
+    else:
+        messages = [p.message for p in parts]
+    made_commits = _commits(ws, base, messages, [p.tree for p in parts])
+    patches = load_series(config)
+    series_sha = str(sha256_bytes("".join(f"{p.sha256}\n" for p in patches).encode()))
+    comparison = None
+    if compare is not None:
+        if record is None:
+            raise InputError(f"--compare {compare}: nothing was submitted yet, so there is no version to compare")
+        comparison = _compare(ws.shadow, record.version(compare), base, made_commits[-1])
+    same = previous is not None and previous.base == base and len(previous.parts) == len(parts) and all(
+        old.commit == new for old, new in zip(previous.parts, made_commits, strict=True))
+    number = (previous.number if same else previous.number + 1) if previous is not None else 1
+
+    if method == SubmitMethod.GHSTACK:
+        results = _ghstack(ws, run, parts, made_commits, docs, notes)
+    else:
+        results = _fork(ws, run, parts, made_commits, docs, previous, issue, draft=draft, fork=fork, owner=owner,
+                        body_dir=body_dir, since=None if same or previous is None else previous, notes=notes)
+    if draft:
+        notes.append("the PRs are drafts: mark them ready for review on GitHub once the gaps are closed")
+
+    version = Version(number=number, base=base, base_ref=base_ref, series_sha256=series_sha, method=method,
+                      draft=draft, parts=tuple(
+                          PartSubmission(index=r.index, title=r.title, branch=r.branch, commit=r.commit, pr=r.pr,
+                                         url=r.url, body=d.body, labels=r.labels)
+                          for r, d in zip(results, docs.parts, strict=True)))
+    if not dry_run:
+        kept = record.versions if record is not None else ()
+        if same:
+            kept = kept[:-1]
+        write_submission(config, Submission(repo=settings.repo, fork=fork, owner=owner, issue=issue,
+                                            issue_url=issue_url, versions=(*kept, version)))
+    return SubmitResult(dry_run=dry_run, draft=draft, method=method, repo=settings.repo, fork=fork, issue=issue,
+                        issue_url=issue_url, issue_created=issue_created, version=version.name,
+                        new_version=not same, parts=results, steps=tuple(run.steps), comparison=comparison,
+                        notes=tuple(notes))
+
+
+def _with_issue(record: Submission | None, repo: str, fork: str, owner: str, issue: int, url: str) -> Submission:
+    if record is None:
+        return Submission(repo=repo, fork=fork, owner=owner, issue=issue, issue_url=url, versions=())
+    return replace(record, issue=issue, issue_url=url)
+
+
+# ---------------------------------------------------------------------------------------------- fork
+
+
+def _fork(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
+          previous: Version | None, issue: int | None, *, draft: bool, fork: str, owner: str, body_dir: Path,
+          since: Version | None, notes: list[str]) -> tuple[PartResult, ...]:
+    settings = ws.config.submit
+    old = {p.index: p for p in previous.parts} if previous is not None else {}
+    branches = [branch_name(settings.branch_prefix, p.index) for p in parts]
+    updates = [remote.RefUpdate(branch=b, commit=c, expected=old[p.index].commit if p.index in old else None)
+               for p, b, c in zip(parts, branches, made, strict=True)]
+    moving = [u for u in updates if u.expected != u.commit]
+    if moving:
+        run.push(ws.shadow, fork, moving)
+    results: list[PartResult] = []
+    for part, branch, commit, draft_doc in zip(parts, branches, made, docs.parts, strict=True):
+        number, url = _existing_pr(run, settings.repo, branch, owner, old.get(part.index))
+        body = _stack_body(draft_doc.body, part, parts, made, results, issue)
+        body_file = body_dir / f"pr.part-{part.index:02d}.md"
+        if not run.dry_run:
+            atomic_write_text(body_file, body)
+        if number is None:
+            made_pr = run.gh(gh.pr_create_argv(settings.repo, settings.base, f"{owner}:{branch}", draft_doc.title,
+                                               body_file, draft=draft), f"open the PR of part {part.index}")
+            if made_pr is not None:
+                number, url = gh.number_from_url(made_pr.stdout, "pull request")
+            action = "would create" if run.dry_run else "created"
+        else:
+            run.gh(gh.pr_edit_argv(settings.repo, number, draft_doc.title, body_file),
+                   f"update the title and body of PR #{number}")
+            action = "would update" if run.dry_run else "updated"
+            if since is not None:
+                note_file = body_dir / f"changes.part-{part.index:02d}.md"
+                if not run.dry_run:
+                    atomic_write_text(note_file, _changes_note(ws.shadow, since, ws.base, commit))
+                run.gh(gh.comment_argv(settings.repo, number, note_file),
+                       f"tell the reviewers of PR #{number} what changed since {since.name}")
+        done = old[part.index].labels if part.index in old and old[part.index].pr == number else ()
+        labels = _labels(run, settings.repo, number, draft_doc.labels, done, part.index)
+        results.append(PartResult(index=part.index, title=draft_doc.title, branch=branch, commit=commit,
+                                  pushed=any(u.branch == branch for u in updates if u.expected != u.commit),
+                                  pr=number, url=url, action=action, labels=labels,
+                                  message=part.message))
+    requested = sorted({label.name for r in results for label in r.labels if label.outcome == LabelOutcome.REQUESTED})
+    if requested:
+        notes.append("no permission to label here: asked @pytorchbot for " + ", ".join(f'"{n}"' for n in requested)
+                     + "; the bot applies them, check the PRs")
+    return tuple(results)
+
+
+def _existing_pr(run: _Runner, repo: str, branch: str, owner: str,
+                 recorded: PartSubmission | None) -> tuple[int | None, str]:
+    """The PR this branch already has: the recorded one, else an open one `gh pr list` finds from the owner."""
+    if recorded is not None and recorded.pr is not None:
+        return recorded.pr, recorded.url
+    listed = run.gh(gh.pr_list_argv(repo, branch), f"look for an open PR from {owner}:{branch}", query=True)
+    if listed is None:
+        return None, ""
+    for pr in gh.parse_pr_list(listed.stdout):
+        if pr.head == branch and pr.owner == owner and pr.state.upper() == "OPEN":
+            return pr.number, pr.url
+    return None, ""
+
+
+def _stack_body(body: str, part: _Part, parts: Sequence[_Part], made: Sequence[CommitSha],
+                before: Sequence[PartResult], issue: int | None) -> str:
+    """The PR body, plus (in a stack) which commit is new in this PR and the PRs it depends on."""
+    if len(parts) == 1:
+        return body
+    refs = [f"#{r.pr}" if r.pr is not None else f"#<PR of part {r.index}>" for r in before]
+    lines = ["", "---", "",
+             f"**Stack**: part {part.index} of {len(parts)}. GitHub cannot base a PR on a fork's branch, so this "
+             f"PR holds parts 1 to {part.index}; the commit new in it is `{made[part.index - 1][:12]}` "
+             f"({part.title}).", ""]
+    if refs:
+        lines.append(f"Depends on {', '.join(refs)}. Review and merge those first.")
+    return body.rstrip("\n") + "\n" + "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _labels(run: _Runner, repo: str, number: int | None, wanted: Sequence[str], done: Sequence[LabelRecord],
+            index: int) -> tuple[LabelRecord, ...]:
+    """Apply each label not applied or requested before; where gh refuses, ask @pytorchbot instead."""
+    outcomes = list(done)
+    known = {label.name for label in done}
+    ref: int | str = number if number is not None else f"<PR of part {index}>"
+    for label in wanted:
+        if label in known:
+            continue
+        tried = run.gh(gh.add_label_argv(repo, ref, label), f"label PR {ref} {label!r}", check=False)
+        if tried is None:  # dry run: say both, since only GitHub knows whether the label will be refused
+            run.steps.append(Step(proc.describe(gh.bot_label_argv(repo, ref, label)),
+                                  "only if the label is refused (no triage permission)", ""))
+            continue
+        if tried.ok:
+            outcomes.append(LabelRecord(label, LabelOutcome.APPLIED))
+            continue
+        run.gh(gh.bot_label_argv(repo, ref, label), f"ask @pytorchbot to label PR #{ref} {label!r}")
+        outcomes.append(LabelRecord(label, LabelOutcome.REQUESTED))
+    return tuple(outcomes)
+
+
+# ------------------------------------------------------------------------------------------------ ghstack
+
+
+def _ghstack_message(doc: Draft) -> str:
+    """A ghstack commit message: the title line, then the PR description (ghstack makes it the PR body)."""
+    return f"{doc.title}\n\n{doc.body.rstrip()}\n"
+
+
+def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
+             notes: list[str]) -> tuple[PartResult, ...]:
+    where = ws.config.state_dir / "ghstack"
+    argv = ["ghstack", "submit"]
+    if run.dry_run:
+        run.steps.append(Step(proc.describe(argv), f"submit the stack of {len(parts)} commit(s) ending at "
+                                                   f"{made[-1][:12]} (in a worktree at that commit)", ""))
+    else:
+        shadow_repo.add_detached_worktree(ws.shadow, where, made[-1])
+        git.checkout_detached(where, made[-1])
+        result = proc.run(argv, cwd=where, check=False, timeout=1800)
+        outcome = "ok" if result.ok else f"failed (exit {result.returncode})"
+        run.steps.append(Step(proc.describe(argv), "submit the stack with ghstack", outcome))
+        if not result.ok:
+            raise gh.GhError(f"`ghstack submit` failed (exit {result.returncode}): "
+                             f"{proc.tail(result.stderr or result.stdout, 3)}; ghstack needs write access to "
+                             f"{ws.config.submit.repo}; without it use method = \"fork\"")
+    notes.append("ghstack opens and labels the PRs itself; mpspatch records the commits it submitted")
+    return tuple(PartResult(index=p.index, title=d.title, branch=f"ghstack ({p.index}/{len(parts)})", commit=c,
+                            pushed=not run.dry_run, pr=None, url="", action="ghstack", labels=(),
+                            message=_ghstack_message(d))
+                 for p, c, d in zip(parts, made, docs.parts, strict=True))
+
+
+# ----------------------------------------------------------------------------------------------- compare
+
+
+_RANGE_DIFF = re.compile(r"^\s*(-|\d+):\s+(?:-+|[0-9a-f]+)\s+([=!<>])\s+(-|\d+):\s+(?:-+|[0-9a-f]+)\s+(.*)$")
+_CHANGE = {"=": "unchanged", "!": "changed", "<": "dropped", ">": "added"}
+
+
+def _compare(shadow: Path, old: Version, base: CommitSha, tip: CommitSha) -> Comparison:
+    for sha in (old.base, old.tip):
+        if not git.has_commit(shadow, sha):
+            raise GitError(f"{shadow}: version {old.name}'s commit {sha[:12]} is no longer in the shadow repository; "
+                           f"fetch it from the fork into the shadow to compare")
+    text = remote.range_diff(shadow, (old.base, old.tip), (base, tip))
+    changes = []
+    for line in text.splitlines():
+        match = _RANGE_DIFF.match(line)
+        if match:
+            a, mark, b, subject = match.groups()
+            changes.append(PatchChange(old=None if a == "-" else int(a), new=None if b == "-" else int(b),
+                                       change=_CHANGE[mark], subject=subject.strip()))
+    return Comparison(since=old.name, changes=tuple(changes), text=text)
+
+
+def summary_lines(comparison: Comparison) -> tuple[str, ...]:
+    """One line per patch: `1 -> 1 changed: [MPS] ...`."""
+    return tuple(
+        f"{'-' if c.old is None else c.old} -> {'-' if c.new is None else c.new} {c.change}: {c.subject}"
+        for c in comparison.changes)
+
+
+def _changes_note(shadow: Path, since: Version, base: CommitSha, tip: CommitSha) -> str:
+    comparison = _compare(shadow, since, base, tip)
+    lines = [f"Changes since {since.name} (`git range-diff`, per commit):", ""]
+    lines += [f"- {line}" for line in summary_lines(comparison)] or ["- no commit changed"]
+    if since.base != base:
+        lines += ["", f"The base moved from `{since.base[:12]}` to `{base[:12]}`."]
+    return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
+from mpspatch.verify import findings
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import (
@@ -300,6 +301,7 @@ def _run_one(
     parsed = kind.parse(ParseInput(
         commands=tuple(outputs), tree=str(tree.path.resolve()), junit_files=found, junit_pattern=junit_pattern,
         min_tests=stage.min_tests, env=env,
+        changed_lines=findings.changed_lines(tree.shadow, tree.base, tree.commit, tree.paths) if kind.lint else None,
     ))
     if trouble is not None:
         parsed = Parsed(StageStatus.ERROR, trouble, parsed.counts, parsed.details)
@@ -312,7 +314,7 @@ def _run_one(
         name=stage.name, kind=stage.kind, status=parsed.status, reason=parsed.reason, duration_s=round(duration, 3),
         counts=parsed.counts, log=log.relative_to(request.run_dir).as_posix(), log_sha256=sha256_file(log),
         commands=commands, env=redact(env), started_at=started_at, finished_at=_now(), cache_key=key,
-        details=parsed.details,
+        details=parsed.details, findings=parsed.findings,
     )
 
 

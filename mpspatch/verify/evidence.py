@@ -28,6 +28,8 @@ from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
+from mpspatch.verify.regressions import Regression
+from mpspatch.verify.regressions import find as find_regressions
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
 from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
 
@@ -52,6 +54,8 @@ class EvidenceRun:
     tree: TreeSha | None  # the patched tree the stages ran on
     tools: tuple[tuple[str, str], ...]  # (tool, version), e.g. ("git", "2.39.5")
     stages: tuple[StageResult, ...]
+    # Failures that the newest earlier passing run of the same stage on another base did not have.
+    regressions: tuple[Regression, ...] = ()
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -161,6 +165,17 @@ def claim_run_dir(evidence_dir: Path, series: Sequence[str], base: str) -> tuple
     raise StateError(f"{evidence_dir}: cannot find a free run id; check the folder is writable")
 
 
+def readable_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
+    """Every stored run that can be read, oldest first; unreadable old runs are passed over, not fatal."""
+    runs = []
+    for path in sorted(evidence_dir.glob("*/evidence.json")) if evidence_dir.is_dir() else ():
+        try:
+            runs.append(read_run(path))
+        except StateError:
+            continue
+    return tuple(runs)
+
+
 def find_passing(evidence_dir: Path, key: str) -> CachedResult | None:
     """The newest run with a passing result for `key`; unreadable old runs are passed over, not fatal."""
     if not evidence_dir.is_dir():
@@ -215,6 +230,7 @@ def verify(
         tree=planned.tree,
         tools=outcome.tools,
         stages=outcome.results,
+        regressions=find_regressions(outcome.results, planned.base, readable_runs(config.evidence_dir)),
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)

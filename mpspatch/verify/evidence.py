@@ -198,9 +198,11 @@ def verify(
     keep_going: bool = False,
     force: bool = False,
     progress: Progress | None = None,
-    python: str = sys.executable,
+    python: str | None = None,
 ) -> VerifyOutcome:
+    """Run the stages. `python` is what `{python}` means: by default `[verify] python`, else this interpreter."""
     config = ws.config
+    python = python or (str(config.python) if config.python else sys.executable)
     ws.refuse_during_rebase("verify")  # before anything about the stages: the series itself is mid-move
     stages = select_stages(config, stage_names)
     patches = load_series(config)

@@ -249,6 +249,8 @@ def _run_one(
     env = expand_env(stage, ph)
     cwd = Path(expand_scalars(stage, stage.cwd, ph, "cwd"))
     cwd = cwd if cwd.is_absolute() else tree.path / cwd
+    if kind.split is not None:
+        commands, nothing = _split(kind.split, commands, nothing, cwd)
     junit_pattern = expand_scalars(stage, stage.junit, ph, "junit") if stage.junit else None
     if junit_pattern:
         # A results file left by an earlier run must never be counted as this run's.
@@ -316,6 +318,16 @@ def _run_one(
         commands=commands, env=redact(env), started_at=started_at, finished_at=_now(), cache_key=key,
         details=parsed.details, findings=parsed.findings,
     )
+
+
+def _split(
+    split: Callable[[Sequence[str], Path], tuple[tuple[str, ...], ...]],
+    commands: tuple[tuple[str, ...], ...], nothing: tuple[str | None, ...], cwd: Path,
+) -> tuple[tuple[tuple[str, ...], ...], tuple[str | None, ...]]:
+    """The commands as the kind runs them (e.g. `lintrunner init` once per linter), each keeping its
+    `{patched}` verdict."""
+    pairs = [(part, empty) for argv, empty in zip(commands, nothing, strict=True) for part in split(argv, cwd)]
+    return tuple(p for p, _ in pairs), tuple(e for _, e in pairs)
 
 
 def _append(log: Path, text: str) -> None:

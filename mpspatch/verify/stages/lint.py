@@ -26,6 +26,7 @@ from mpspatch.verify.stages import (
     ParseInput,
     command_label,
     describe_exit,
+    lintrunner,
     plural,
 )
 
@@ -151,6 +152,9 @@ def parse(inp: ParseInput) -> Parsed:
     messages: list[Message] = []
     not_run: dict[str, str] = {}  # linter or tool -> why it did not run
     silent_failures: list[str] = []
+    initialized, init_failed = lintrunner.report([(c.argv, c.exit_code, c.output) for c in inp.commands])
+    for code, cause in init_failed.items():
+        not_run[code] = f"`lintrunner init` failed: {cause}"
     for command in inp.commands:
         before = len(messages) + len(not_run)
         output = command.output.splitlines()
@@ -178,7 +182,7 @@ def parse(inp: ParseInput) -> Parsed:
             elif (match := _LINTRUNNER_ERROR.match(line)) and "lintrunner" in command.argv[0]:
                 not_run.setdefault("lintrunner", match["message"])
         produced = len(messages) + len(not_run) > before
-        if command.exit_code not in (0, None) and not produced:
+        if command.exit_code not in (0, None) and not produced and not lintrunner.is_init(command.argv):
             silent_failures.append(f"`{command_label(command.argv)}` {describe_exit(command.exit_code)} "
                                    f"without a lint message: {_first_line(_last_line(command.output))}")
 
@@ -191,6 +195,11 @@ def parse(inp: ParseInput) -> Parsed:
     if baseline:
         counts += (("new", len(new)), ("preexisting", len(messages) - len(new)))
     details = tuple(f"{name} did not run: {why}" for name, why in not_run.items()) + tuple(silent_failures)
+    if any(lintrunner.is_init(c.argv) for c in inp.commands):
+        counts += (("linters_initialized", len(initialized)), ("linters_not_initialized", len(init_failed)))
+        summary = (f"lintrunner init: initialized {', '.join(initialized) or 'none'}; "
+                   f"not initialized: {', '.join(init_failed) or 'none'}")
+        details = (summary, *details)
     # New findings first: they are the submitter's to fix; pre-existing ones follow while the list has room.
     shown = sorted(messages, key=lambda m: m.origin != NEW)[:MAX_MESSAGES]
     details += _per_path(messages) + tuple(_describe(m, baseline) for m in shown)
@@ -200,7 +209,7 @@ def parse(inp: ParseInput) -> Parsed:
     if baseline:
         found = f"{'new: ' + found if new else 'no new lint message'}; {_preexisting(len(messages) - len(new))}"
     if not_run:
-        names = ", ".join(not_run)
+        names = "; ".join(f"{name}: {why}" for name, why in not_run.items())
         reason = f"{plural(len(not_run), 'linter')} did not run ({names})"
         return Parsed(ERROR, reason + (f"; {found}" if messages else ""), counts, details, findings)
     if silent_failures:

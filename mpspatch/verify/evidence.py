@@ -23,6 +23,7 @@ from mpspatch.foundation.errors import ConfigError, InputError, StateError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.model.series import load_series, relative_path
+from mpspatch.model.stack import default_stack_dir, load_current_stack, part_context
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
@@ -56,6 +57,7 @@ class EvidenceRun:
     stages: tuple[StageResult, ...]
     # Failures that the newest earlier passing run of the same stage on another base did not have.
     regressions: tuple[Regression, ...] = ()
+    part: int | None = None  # `verify --part K`: the stages ran on stack parts 1..K (their tree is `tree`)
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -199,6 +201,7 @@ def verify(
     force: bool = False,
     progress: Progress | None = None,
     python: str | None = None,
+    part: int | None = None,
 ) -> VerifyOutcome:
     """Run the stages. `python` is what `{python}` means: by default `[verify] python`, else this interpreter."""
     config = ws.config
@@ -208,7 +211,7 @@ def verify(
     patches = load_series(config)
     series = tuple(p.sha256 for p in patches)
     with patched_tree.exclusive(config):
-        planned = patched_tree.plan(ws, patches)
+        planned = patched_tree.plan(ws, patches) if part is None else _plan_part(ws, part)
         run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
         try:
             outcome = run_stages(
@@ -232,7 +235,16 @@ def verify(
         tree=planned.tree,
         tools=outcome.tools,
         stages=outcome.results,
-        regressions=find_regressions(outcome.results, planned.base, readable_runs(config.evidence_dir)),
+        regressions=find_regressions(outcome.results, planned.base,
+                                     [r for r in readable_runs(config.evidence_dir) if r.part == part]),
+        part=part,
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)
+
+
+def _plan_part(ws: Workspace, k: int) -> PatchedTree:
+    """The tree of stack parts 1..k, from the stack `mpspatch split` wrote for the current series."""
+    stack = load_current_stack(ws.config)
+    part_context(stack, k)  # an index outside the stack is bad input naming the range
+    return patched_tree.plan_part(ws, stack, default_stack_dir(ws.config.root), k)

@@ -51,6 +51,7 @@ class VerifyJson:
     interrupted: bool
     stages: tuple[StageJson, ...]
     regressions: tuple[RegressionJson, ...]
+    part: int | None  # `--part K`: the stages ran on stack parts 1..K
 
 
 def stages_json(outcome: VerifyOutcome) -> tuple[StageJson, ...]:
@@ -68,7 +69,8 @@ def verify_json(outcome: VerifyOutcome) -> VerifyJson:
                       onto=run.onto, tree=run.tree, worktree=str(outcome.tree.path), interrupted=outcome.interrupted,
                       stages=stages_json(outcome),
                       regressions=tuple(RegressionJson(stage=r.stage, kind=r.kind, id=r.id, since_run=r.since_run)
-                                        for r in run.regressions))
+                                        for r in run.regressions),
+                      part=run.part)
 
 
 def show_verify(outcome: VerifyOutcome) -> None:
@@ -98,7 +100,8 @@ def show_verify(outcome: VerifyOutcome) -> None:
         for r in run.regressions[:20]:
             console.print(f"  {r.stage} {r.kind}: {r.id} (passed in {r.since_run})", markup=False)
     base = f"{run.base_ref} {run.base[:12]}" if run.base else run.base_ref
-    console.print(f"tree {run.tree or '?'} (base {base}) in {outcome.tree.path}", markup=False, style="dim")
+    parts = f"stack parts 1..{run.part}, " if run.part else ""
+    console.print(f"tree {run.tree or '?'} ({parts}base {base}) in {outcome.tree.path}", markup=False, style="dim")
     console.print(f"evidence: {outcome.evidence}", markup=False)
 
 

@@ -51,7 +51,7 @@ def test_a_part_outside_the_stack_or_no_stack_is_bad_input(tmp_path: Path) -> No
     project.stages(LIST)
     none = run_cli("verify", "--part", "1", cwd=project.dir)
     assert none.returncode == 2 and "run `mpspatch split`" in none.stderr
-    project, stack = split_project(tmp_path / "again")
+    project, _ = split_project(tmp_path / "again")
     beyond = run_cli("verify", "--part", "9", cwd=project.dir)
     assert beyond.returncode == 2, beyond.stderr
     assert "--part 9: the stack has parts 1 to" in beyond.stderr

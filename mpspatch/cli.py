@@ -300,6 +300,11 @@ def verify(
         bool, typer.Option("--keep-going", help="Run every stage even after one failed or errored.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rerun stages whose passing result is cached.")] = False,
+    part: Annotated[
+        int | None,
+        typer.Option("--part", min=1, metavar="K",
+                     help="Verify stack parts 1..K (from `mpspatch split`) on their own tree."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
@@ -309,7 +314,8 @@ def verify(
 
     config = load()
     with verify_progress() as progress:
-        outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress)
+        outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress,
+                             part=part)
     if as_json:
         console.emit_json(verify_json(outcome))
     else:

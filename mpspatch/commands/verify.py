@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from mpspatch.foundation.config import Config
@@ -14,9 +13,9 @@ from mpspatch.verify.runner import Progress
 
 
 def verify(config: Config, stages: Sequence[str] = (), *, keep_going: bool = False, force: bool = False,
-           progress: Progress | None = None, python: str = sys.executable) -> VerifyOutcome:
+           progress: Progress | None = None, python: str | None = None, part: int | None = None) -> VerifyOutcome:
     return run_verify(Workspace(config), stage_names=tuple(stages), keep_going=keep_going, force=force,
-                      progress=progress, python=python)
+                      progress=progress, python=python, part=part)
 
 
 def exit_code(outcome: VerifyOutcome) -> ExitCode:

@@ -7,6 +7,7 @@ the most common way a run goes wrong and a traceback would hide which key it was
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -136,6 +137,7 @@ class Config:
     evidence_dir: Path
     state_dir: Path
     submit: Submit = field(default_factory=Submit)
+    python: Path | None = None  # [verify] python: the interpreter `{python}` means; None: the one running mpspatch
 
 
 T = TypeVar("T")
@@ -215,7 +217,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     root = path.parent
     top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths",
-                                             "submit"))
+                                             "submit", "verify"))
     upstream = _read_upstream(path, root, top.table("upstream"))
     series = _read_series(path, root, top.table("series"))
     categories = _read_categories(path, top.table("categories"))
@@ -236,7 +238,26 @@ def load_config(path: Path) -> Config:
         evidence_dir=root / paths.get("evidence", str, 'evidence = "audit/runs"', "audit/runs"),
         state_dir=root / paths.get("state", str, 'state = ".mpspatch"', ".mpspatch"),
         submit=submit,
+        python=_read_verify_python(path, root, top.table("verify")),
     )
+
+
+def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path | None:
+    """[verify] python: an interpreter, or a venv/conda folder holding one; checked now, so a typo is exit 2."""
+    t = _Table(file, "verify", data, ("python",))
+    example = 'python = "~/venvs/pytorch/bin/python" (or the venv folder)'
+    value = t.optional("python", str, example)
+    if value is None:
+        return None
+    given = Path(value).expanduser()
+    given = given if given.is_absolute() else root / given
+    candidates = [given] if not given.is_dir() else [given / "bin" / "python", given / "bin" / "python3",
+                                                      given / "Scripts" / "python.exe", given / "python.exe"]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return Path(os.path.abspath(candidate))  # not resolved: a venv's python is a symlink
+    what = "names a folder without bin/python" if given.is_dir() else "is not an executable file"
+    raise t.fail("python", f"{what} ({value})", example)
 
 
 def _read_upstream(file: Path, root: Path, data: Mapping[str, Any]) -> Upstream:

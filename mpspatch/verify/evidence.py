@@ -23,11 +23,14 @@ from mpspatch.foundation.errors import ConfigError, InputError, StateError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreeSha
 from mpspatch.model.series import load_series, relative_path
+from mpspatch.model.stack import default_stack_dir, load_current_stack, part_context
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
+from mpspatch.verify.regressions import Regression
+from mpspatch.verify.regressions import find as find_regressions
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
 from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
 
@@ -52,6 +55,9 @@ class EvidenceRun:
     tree: TreeSha | None  # the patched tree the stages ran on
     tools: tuple[tuple[str, str], ...]  # (tool, version), e.g. ("git", "2.39.5")
     stages: tuple[StageResult, ...]
+    # Failures that the newest earlier passing run of the same stage on another base did not have.
+    regressions: tuple[Regression, ...] = ()
+    part: int | None = None  # `verify --part K`: the stages ran on stack parts 1..K (their tree is `tree`)
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -161,6 +167,17 @@ def claim_run_dir(evidence_dir: Path, series: Sequence[str], base: str) -> tuple
     raise StateError(f"{evidence_dir}: cannot find a free run id; check the folder is writable")
 
 
+def readable_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
+    """Every stored run that can be read, oldest first; unreadable old runs are passed over, not fatal."""
+    runs = []
+    for path in sorted(evidence_dir.glob("*/evidence.json")) if evidence_dir.is_dir() else ():
+        try:
+            runs.append(read_run(path))
+        except StateError:
+            continue
+    return tuple(runs)
+
+
 def find_passing(evidence_dir: Path, key: str) -> CachedResult | None:
     """The newest run with a passing result for `key`; unreadable old runs are passed over, not fatal."""
     if not evidence_dir.is_dir():
@@ -183,15 +200,18 @@ def verify(
     keep_going: bool = False,
     force: bool = False,
     progress: Progress | None = None,
-    python: str = sys.executable,
+    python: str | None = None,
+    part: int | None = None,
 ) -> VerifyOutcome:
+    """Run the stages. `python` is what `{python}` means: by default `[verify] python`, else this interpreter."""
     config = ws.config
+    python = python or (str(config.python) if config.python else sys.executable)
     ws.refuse_during_rebase("verify")  # before anything about the stages: the series itself is mid-move
     stages = select_stages(config, stage_names)
     patches = load_series(config)
     series = tuple(p.sha256 for p in patches)
     with patched_tree.exclusive(config):
-        planned = patched_tree.plan(ws, patches)
+        planned = patched_tree.plan(ws, patches) if part is None else _plan_part(ws, part)
         run_id, created_at, folder = claim_run_dir(config.evidence_dir, series, planned.base)
         try:
             outcome = run_stages(
@@ -215,6 +235,16 @@ def verify(
         tree=planned.tree,
         tools=outcome.tools,
         stages=outcome.results,
+        regressions=find_regressions(outcome.results, planned.base,
+                                     [r for r in readable_runs(config.evidence_dir) if r.part == part]),
+        part=part,
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)
+
+
+def _plan_part(ws: Workspace, k: int) -> PatchedTree:
+    """The tree of stack parts 1..k, from the stack `mpspatch split` wrote for the current series."""
+    stack = load_current_stack(ws.config)
+    part_context(stack, k)  # an index outside the stack is bad input naming the range
+    return patched_tree.plan_part(ws, stack, default_stack_dir(ws.config.root), k)

@@ -30,6 +30,7 @@ from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
 from mpspatch.model.series import Patch, read_lock
+from mpspatch.model.stack import Stack
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 
@@ -96,10 +97,41 @@ def plan(ws: Workspace, patches: Sequence[Patch]) -> PatchedTree:
     )
 
 
+def plan_part(ws: Workspace, stack: Stack, stack_dir: Path, k: int) -> PatchedTree:
+    """The tree of stack parts 1..k applied on the stack's base, in its own kept worktree.
+
+    Each part becomes a PR that upstream CI builds and tests alone, so it is verified on exactly that tree.
+    The parts' patch files are applied as series commits (the same deterministic commits as the series), and
+    the resulting tree must be the one `split` recorded for part k.
+    """
+    config = ws.config
+    ws.refuse_during_rebase("verify")
+    shadow = ws.shadow
+    parts = stack.parts[:k]
+    commits = series_commits(shadow, stack.base, [stack_dir / p.path for p in parts])
+    commit = commits[-1] if commits else stack.base
+    shadow_repo.pin_ref(shadow, f"{REF}-part-{k}", commit)
+    tree = git.tree_sha_of(shadow, commit)
+    if parts and tree != parts[-1].tree:
+        raise StateError(f"{stack_dir}: parts 1..{k} applied on {stack.base_ref} give tree {tree[:12]}, not the "
+                         f"{parts[-1].tree[:12]} `split` recorded for part {k}; run `mpspatch split` again")
+    return PatchedTree(
+        path=config.state_dir / f"{WORKTREE}-part-{k}",
+        base=stack.base,
+        base_ref=stack.base_ref,
+        onto=None,
+        commit=commit,
+        tree=tree,
+        paths=tuple(sorted(_diff_paths(shadow, stack.base, commit, deleted=False))),
+        touched=tuple(_diff_paths(shadow, stack.base, commit, deleted=True)),
+        shadow=shadow,
+    )
+
+
 def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree:
     """Put the planned commit on disk: full when a stage needs the whole tree, sparse otherwise."""
     where = planned.path
-    state = _read_state(config)
+    state = _read_state(config, where)
     fresh = shadow_repo.add_detached_worktree(planned.shadow, where, planned.commit)
     checked_out = None if fresh else state.checked_out
     is_sparse = shadow_repo.is_sparse(where)
@@ -111,22 +143,29 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
         shadow_repo.sparse_cone(where, _cone_dirs(planned.touched))
         is_sparse = True
     # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
-    _write_state(config, TreeState(checked_out=None))
+    _write_state(config, where, TreeState(checked_out=None))
     if checked_out:
         # Re-hash files whose stat data changed but whose content did not (a touch, a copy), so the forced
         # checkout below leaves them alone instead of rewriting them and triggering rebuilds.
         git.refresh_index(where)
     git.checkout_detached(where, planned.commit)
-    _write_state(config, TreeState(checked_out=planned.commit))
+    _write_state(config, where, TreeState(checked_out=planned.commit))
     return replace(planned, checked_out=True, full=not is_sparse, reused=checked_out == planned.commit)
 
 
-def _read_state(config: Config) -> TreeState:
-    return VERIFY_TREE.read(config.state_dir / STATE_FILE) or TreeState(checked_out=None)
+def _state_file(config: Config, where: Path) -> Path:
+    """verify-tree.json for the verify tree; one file of its own for each other kept tree (a stack part's)."""
+    if where == config.state_dir / WORKTREE:
+        return config.state_dir / STATE_FILE
+    return config.state_dir / f"{where.name}-tree.json"
 
 
-def _write_state(config: Config, state: TreeState) -> None:
-    VERIFY_TREE.write(config.state_dir / STATE_FILE, state)
+def _read_state(config: Config, where: Path) -> TreeState:
+    return VERIFY_TREE.read(_state_file(config, where)) or TreeState(checked_out=None)
+
+
+def _write_state(config: Config, where: Path, state: TreeState) -> None:
+    VERIFY_TREE.write(_state_file(config, where), state)
 
 
 def _diff_paths(shadow: Path, base: str, commit: str, *, deleted: bool) -> list[TreePath]:

@@ -23,6 +23,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
+from mpspatch.verify import findings
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import (
@@ -250,6 +251,8 @@ def _run_one(
     env = expand_env(stage, ph)
     cwd = Path(expand_scalars(stage, stage.cwd, ph, "cwd"))
     cwd = cwd if cwd.is_absolute() else tree.path / cwd
+    if kind.split is not None:
+        commands, nothing = _split(kind.split, commands, nothing, cwd)
     junit_pattern = expand_scalars(stage, stage.junit, ph, "junit") if stage.junit else None
     if junit_pattern:
         # A results file left by an earlier run must never be counted as this run's.
@@ -302,6 +305,7 @@ def _run_one(
     parsed = kind.parse(ParseInput(
         commands=tuple(outputs), tree=str(tree.path.resolve()), junit_files=found, junit_pattern=junit_pattern,
         min_tests=stage.min_tests, env=env,
+        changed_lines=findings.changed_lines(tree.shadow, tree.base, tree.commit, tree.paths) if kind.lint else None,
     ))
     if trouble is not None:
         parsed = Parsed(StageStatus.ERROR, trouble, parsed.counts, parsed.details)
@@ -314,8 +318,18 @@ def _run_one(
         name=stage.name, kind=stage.kind, status=parsed.status, reason=parsed.reason, duration_s=round(duration, 3),
         counts=parsed.counts, log=log.relative_to(request.run_dir).as_posix(), log_sha256=sha256_file(log),
         commands=commands, env=redact(env), started_at=started_at, finished_at=_now(), cache_key=key,
-        details=parsed.details,
+        details=parsed.details, findings=parsed.findings,
     )
+
+
+def _split(
+    split: Callable[[Sequence[str], Path], tuple[tuple[str, ...], ...]],
+    commands: tuple[tuple[str, ...], ...], nothing: tuple[str | None, ...], cwd: Path,
+) -> tuple[tuple[tuple[str, ...], ...], tuple[str | None, ...]]:
+    """The commands as the kind runs them (e.g. `lintrunner init` once per linter), each keeping its
+    `{patched}` verdict."""
+    pairs = [(part, empty) for argv, empty in zip(commands, nothing, strict=True) for part in split(argv, cwd)]
+    return tuple(p for p, _ in pairs), tuple(e for _, e in pairs)
 
 
 def _append(log: Path, text: str) -> None:

@@ -32,6 +32,14 @@ class StageJson:
 
 
 @dataclass(frozen=True)
+class RegressionJson:
+    stage: str
+    kind: str  # test | race | lint
+    id: str
+    since_run: str
+
+
+@dataclass(frozen=True)
 class VerifyJson:
     run_id: str
     evidence: str
@@ -42,6 +50,8 @@ class VerifyJson:
     worktree: str
     interrupted: bool
     stages: tuple[StageJson, ...]
+    regressions: tuple[RegressionJson, ...]
+    part: int | None  # `--part K`: the stages ran on stack parts 1..K
 
 
 def stages_json(outcome: VerifyOutcome) -> tuple[StageJson, ...]:
@@ -57,7 +67,10 @@ def verify_json(outcome: VerifyOutcome) -> VerifyJson:
     run = outcome.run
     return VerifyJson(run_id=run.run_id, evidence=str(outcome.evidence), base=run.base, base_ref=run.base_ref,
                       onto=run.onto, tree=run.tree, worktree=str(outcome.tree.path), interrupted=outcome.interrupted,
-                      stages=stages_json(outcome))
+                      stages=stages_json(outcome),
+                      regressions=tuple(RegressionJson(stage=r.stage, kind=r.kind, id=r.id, since_run=r.since_run)
+                                        for r in run.regressions),
+                      part=run.part)
 
 
 def show_verify(outcome: VerifyOutcome) -> None:
@@ -81,8 +94,14 @@ def show_verify(outcome: VerifyOutcome) -> None:
                 console.print(f"  {line}", markup=False)
             if s.log:
                 console.print(f"  log: {(outcome.run_dir / s.log).resolve()}", markup=False)
+    if run.regressions:
+        console.print(f"[bold]regressions[/] ({len(run.regressions)}, failing now, not in the last passing run "
+                      "on the previous base):")
+        for r in run.regressions[:20]:
+            console.print(f"  {r.stage} {r.kind}: {r.id} (passed in {r.since_run})", markup=False)
     base = f"{run.base_ref} {run.base[:12]}" if run.base else run.base_ref
-    console.print(f"tree {run.tree or '?'} (base {base}) in {outcome.tree.path}", markup=False, style="dim")
+    parts = f"stack parts 1..{run.part}, " if run.part else ""
+    console.print(f"tree {run.tree or '?'} ({parts}base {base}) in {outcome.tree.path}", markup=False, style="dim")
     console.print(f"evidence: {outcome.evidence}", markup=False)
 
 

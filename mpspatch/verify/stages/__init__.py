@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,6 +43,9 @@ class StageResult:
     cache_key: str  # sha256 over series hashes, base, stage definition and tool versions
     cached_from: str | None = None  # run id whose passing result this one reuses
     details: tuple[str, ...] = ()  # notable lines: TSan SUMMARY lines, last error lines, failing test ids
+    # Stable ids of what failed, compared across runs (verify/regressions.py): failing test ids, TSan SUMMARY
+    # signatures, lint findings as "path: CODE: message" (new ones only, while the baseline is on).
+    findings: tuple[str, ...] = ()
 
     def count(self, key: str) -> int:
         return dict(self.counts).get(key, 0)
@@ -65,6 +69,9 @@ class ParseInput:
     junit_pattern: str | None = None  # what `junit` asked for, to name it when nothing was written
     min_tests: int = 1
     env: tuple[tuple[str, str], ...] = ()  # the stage's env (TSAN_OPTIONS can move TSan's exit code)
+    # kind = lint: the lines the series adds or changes, per path (verify/findings.py); None: no baseline,
+    # every finding counts as the series'.
+    changed_lines: Mapping[str, frozenset[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Parsed:
     reason: str
     counts: tuple[tuple[str, int], ...] = ()
     details: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()  # see StageResult.findings
 
 
 def signal_name(code: int) -> str:

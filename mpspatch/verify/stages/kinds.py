@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation.config import StageKind
-from mpspatch.verify.stages import Parsed, ParseInput, build, lint, tests, tsan
+from mpspatch.verify.stages import Parsed, ParseInput, build, lint, lintrunner, tests, tsan
 
 Parser = Callable[[ParseInput], Parsed]
 # Whether the next command of a stage still runs after one exited with this code, given the stage's env.
 KeepsGoing = Callable[[int, Sequence[tuple[str, str]]], bool]
+# The commands one configured command runs as (argv, its cwd); most kinds run it as it is.
+Split = Callable[[Sequence[str], Path], tuple[tuple[str, ...], ...]]
 # Why a command of this kind must not run at all (argv, its cwd, the tree root), or None when it may.
 Precheck = Callable[[Sequence[str], Path, Path], str | None]
 
@@ -30,6 +32,7 @@ class Kind:
     scrub_line: Callable[[str], str] | None = None  # rewrites each line of the stored log (drops bulky copies)
     installs_torch: bool = False  # its run replaces the torch later stages use (and the MPS probe imports)
     precheck: Precheck | None = None
+    split: Split | None = None  # runs one configured command as several (lintrunner init, one per linter)
 
 
 KINDS: Mapping[StageKind, Kind] = {
@@ -37,7 +40,7 @@ KINDS: Mapping[StageKind, Kind] = {
     for kind in (
         Kind(StageKind.BUILD, "Build", build.parse, build.keeps_going, installs_torch=True),
         Kind(StageKind.LINT, "Lint", lint.parse, lint.keeps_going, lint=True, scrub_line=lint.scrub_line,
-             precheck=lint.missing_style),
+             precheck=lint.missing_style, split=lintrunner.per_linter),
         Kind(StageKind.TSAN, "ThreadSanitizer", tsan.parse, tsan.keeps_going),
         Kind(StageKind.TESTS, "Tests", tests.parse, tests.keeps_going),
         Kind(StageKind.COMMAND, "Command", build.parse, build.keeps_going),

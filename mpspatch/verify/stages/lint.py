@@ -14,9 +14,10 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from mpspatch.verify.findings import NEW, classify
 from mpspatch.verify.stages import (
     ERROR,
     FAILED,
@@ -25,6 +26,7 @@ from mpspatch.verify.stages import (
     ParseInput,
     command_label,
     describe_exit,
+    lintrunner,
     plural,
 )
 
@@ -104,6 +106,8 @@ class Message:
     severity: str
     name: str
     description: str
+    spans_next: bool = False  # clang-format: the replacement starts at the end of `line`, over the line break
+    origin: str = NEW  # NEW (on a line the series adds or changes) or PREEXISTING
 
 
 def scrub_line(line: str) -> str:
@@ -148,9 +152,13 @@ def parse(inp: ParseInput) -> Parsed:
     messages: list[Message] = []
     not_run: dict[str, str] = {}  # linter or tool -> why it did not run
     silent_failures: list[str] = []
+    initialized, init_failed = lintrunner.report([(c.argv, c.exit_code, c.output) for c in inp.commands])
+    for code, cause in init_failed.items():
+        not_run[code] = f"`lintrunner init` failed: {cause}"
     for command in inp.commands:
         before = len(messages) + len(not_run)
-        for raw in command.output.splitlines():
+        output = command.output.splitlines()
+        for index, raw in enumerate(output):
             line = _ANSI.sub("", raw)
             body = _json_message(line)
             if body is not None:
@@ -161,8 +169,10 @@ def parse(inp: ParseInput) -> Parsed:
                     messages.append(message)
                 continue
             if match := _CLANG_FORMAT.match(line):
+                source = _ANSI.sub("", output[index + 1]) if index + 1 < len(output) else ""
                 messages.append(Message(_relative(match["path"], inp.tree), int(match["line"]), "CLANGFORMAT",
-                                        match["severity"], "clang-format", "code should be clang-formatted"))
+                                        match["severity"], "clang-format", "code should be clang-formatted",
+                                        spans_next=int(match["col"]) > len(source.rstrip())))
             elif match := _INIT_FAILED.search(line):
                 not_run.setdefault(match["code"], "`lintrunner init` failed for it (a download blocked offline?)")
             elif match := _CLANG_ERROR.match(line) or _READ_ERROR.match(line):
@@ -172,24 +182,49 @@ def parse(inp: ParseInput) -> Parsed:
             elif (match := _LINTRUNNER_ERROR.match(line)) and "lintrunner" in command.argv[0]:
                 not_run.setdefault("lintrunner", match["message"])
         produced = len(messages) + len(not_run) > before
-        if command.exit_code not in (0, None) and not produced:
+        if command.exit_code not in (0, None) and not produced and not lintrunner.is_init(command.argv):
             silent_failures.append(f"`{command_label(command.argv)}` {describe_exit(command.exit_code)} "
                                    f"without a lint message: {_first_line(_last_line(command.output))}")
 
+    baseline = inp.changed_lines is not None
+    if inp.changed_lines is not None:
+        changed = inp.changed_lines
+        messages = [replace(m, origin=classify(m.path, m.line, changed, spans_next=m.spans_next)) for m in messages]
+    new = [m for m in messages if m.origin == NEW]
     counts = _counts(messages)
+    if baseline:
+        counts += (("new", len(new)), ("preexisting", len(messages) - len(new)))
     details = tuple(f"{name} did not run: {why}" for name, why in not_run.items()) + tuple(silent_failures)
-    details += _per_path(messages) + tuple(_describe(m) for m in messages[:MAX_MESSAGES])
-    failing = sum(1 for m in messages if m.severity in FAILING)
-    found = _summary(messages)
+    if any(lintrunner.is_init(c.argv) for c in inp.commands):
+        counts += (("linters_initialized", len(initialized)), ("linters_not_initialized", len(init_failed)))
+        summary = (f"lintrunner init: initialized {', '.join(initialized) or 'none'}; "
+                   f"not initialized: {', '.join(init_failed) or 'none'}")
+        details = (summary, *details)
+    # New findings first: they are the submitter's to fix; pre-existing ones follow while the list has room.
+    shown = sorted(messages, key=lambda m: m.origin != NEW)[:MAX_MESSAGES]
+    details += _per_path(messages) + tuple(_describe(m, baseline) for m in shown)
+    failing = [m for m in new if m.severity in FAILING]
+    findings = tuple(sorted({f"{m.path}: {m.code}: {m.description}" for m in failing}))
+    found = _summary(new if baseline else messages)
+    if baseline:
+        found = f"{'new: ' + found if new else 'no new lint message'}; {_preexisting(len(messages) - len(new))}"
     if not_run:
-        names = ", ".join(not_run)
+        names = "; ".join(f"{name}: {why}" for name, why in not_run.items())
         reason = f"{plural(len(not_run), 'linter')} did not run ({names})"
-        return Parsed(ERROR, reason + (f"; {found}" if messages else ""), counts, details)
+        return Parsed(ERROR, reason + (f"; {found}" if messages else ""), counts, details, findings)
     if silent_failures:
-        return Parsed(ERROR, silent_failures[0], counts, details)
+        return Parsed(ERROR, silent_failures[0], counts, details, findings)
     if failing:
-        return Parsed(FAILED, found, counts, details)
-    return Parsed(PASSED, "", counts, details)
+        return Parsed(FAILED, found, counts, details, findings)
+    return Parsed(PASSED, found if baseline and messages else "", counts, details, findings)
+
+
+def _preexisting(n: int) -> str:
+    """The part of a reason that says what the stage does not fail on."""
+    if not n:
+        return "no pre-existing message"
+    return (f"{plural(n, 'pre-existing message')} on lines the series does not change, not counted as failures "
+            "(the stage fails only on new findings)")
 
 
 def _last_line(text: str) -> str:
@@ -236,6 +271,7 @@ def _per_path(messages: Sequence[Message]) -> tuple[str, ...]:
     )
 
 
-def _describe(m: Message) -> str:
+def _describe(m: Message, baseline: bool = False) -> str:
     where = f"{m.path}:{m.line}" if m.line is not None else m.path or "(no path)"
-    return f"{where}: {m.severity} {m.code}/{m.name}: {m.description}"
+    origin = f" ({m.origin})" if baseline else ""
+    return f"{where}: {m.severity}{origin} {m.code}/{m.name}: {m.description}"

@@ -40,6 +40,7 @@ class JUnitCounts:
     errors: int
     skipped: int
     problems: tuple[str, ...]  # "classname::name: first line of the message" for failures and errors
+    failing: tuple[str, ...] = ()  # "classname::name" of each failure and error: stable ids across runs
 
     @property
     def ran(self) -> int:
@@ -52,6 +53,7 @@ def read_junit(files: Sequence[str]) -> JUnitCounts:
 
     passed = failed = errors = skipped = 0
     problems: list[str] = []
+    failing: list[str] = []
     for name in files:
         try:
             xml = JUnitXml.fromfile(name)
@@ -63,14 +65,16 @@ def read_junit(files: Sequence[str]) -> JUnitCounts:
             if any(isinstance(r, Error) for r in results):
                 errors += 1
                 problems.append(_problem(label, "error", results))
+                failing.append(label)
             elif any(isinstance(r, Failure) for r in results):
                 failed += 1
                 problems.append(_problem(label, "failed", results))
+                failing.append(label)
             elif any(isinstance(r, Skipped) for r in results):
                 skipped += 1
             else:
                 passed += 1
-    return JUnitCounts(passed, failed, errors, skipped, tuple(problems))
+    return JUnitCounts(passed, failed, errors, skipped, tuple(problems), tuple(dict.fromkeys(failing)))
 
 
 def _cases(node: Any) -> Iterator[Any]:
@@ -105,7 +109,8 @@ def parse(inp: ParseInput) -> Parsed:
     details = tuple(junit.problems[:MAX_DETAILS])
     if junit.failed or junit.errors:
         parts = [f"{junit.failed} failed"] + ([plural(junit.errors, "error")] if junit.errors else [])
-        return Parsed(FAILED, f"{', '.join(parts)} of {plural(junit.ran, 'test')} run", counts, details)
+        return Parsed(FAILED, f"{', '.join(parts)} of {plural(junit.ran, 'test')} run", counts, details,
+                      junit.failing)
     if junit.ran == 0:
         skipped = f" ({junit.skipped} skipped)" if junit.skipped else ""
         return Parsed(FAILED, f"ran 0 tests{skipped}", counts, details)

@@ -28,6 +28,7 @@ MAX_SUMMARIES = 50
 
 _WARNING = re.compile(r"^WARNING: ThreadSanitizer: (?P<kind>.+?) \(pid=\d+\)\s*$", re.M)
 _SUMMARY = re.compile(r"^SUMMARY: ThreadSanitizer: .+$", re.M)
+_SIGNATURE = re.compile(r"^SUMMARY: ThreadSanitizer: (?P<kind>.+?) (?P<where>\S+?)(?::\d+)* in (?P<func>.+)$")
 _REPORTED = re.compile(r"^ThreadSanitizer: reported (\d+) warnings?\s*$", re.M)
 _SUPPRESSED = re.compile(r"^ThreadSanitizer: Matched (\d+) suppressions?", re.M)
 # Errors of the runtime itself (a SEGV it caught, a bad mapping, a bad option) rather than findings.
@@ -44,6 +45,16 @@ def exit_code_from(env: Sequence[tuple[str, str]]) -> int:
 def keeps_going(exit_code: int, env: Sequence[tuple[str, str]] = ()) -> bool:
     # A harness run with races still lets the next configuration (say 31 threads after 8) run and report.
     return exit_code in (0, exit_code_from(env))
+
+
+def tsan_signature(summary: str) -> str:
+    """A TSan report's id that survives a rebase: kind, function and file name, without line numbers or
+    folders (a rebase moves lines; the tree may sit elsewhere)."""
+    match = _SIGNATURE.match(summary.strip())
+    if match is None:
+        return summary.strip().removeprefix("SUMMARY: ThreadSanitizer: ")
+    where = match["where"].rsplit("/", 1)[-1]
+    return f"{match['kind']} in {match['func'].strip()} ({where})"
 
 
 def _key(kind: str) -> str:
@@ -78,7 +89,9 @@ def parse(inp: ParseInput) -> Parsed:
         parts = [plural(n, kind) if kind == "data race" else f"{n} {kind}" for kind, n in sorted(by_kind.items())]
         if not parts:
             parts = [plural(counts["warnings"], "warning")]
-        return Parsed(FAILED, "ThreadSanitizer reported " + ", ".join(parts), ordered, summaries + runtime_errors)
+        signatures = tuple(dict.fromkeys(tsan_signature(m.group(0)) for m in _SUMMARY.finditer(text)))
+        return Parsed(FAILED, "ThreadSanitizer reported " + ", ".join(parts), ordered, summaries + runtime_errors,
+                      signatures)
     if runtime_errors:
         return Parsed(ERROR, runtime_errors[0], ordered, runtime_errors)
     bad = [f"{key}={n}" for key, n in reported_counts(text) if key in BAD_COUNTS and n > 0]

@@ -26,6 +26,7 @@ from mpspatch.model.series import load_series, relative_path
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
+from mpspatch.verify.machine import describe_machine
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
@@ -52,6 +53,9 @@ class EvidenceRun:
     tree: TreeSha | None  # the patched tree the stages ran on
     tools: tuple[tuple[str, str], ...]  # (tool, version), e.g. ("git", "2.39.5")
     stages: tuple[StageResult, ...]
+    # What the stages ran on, e.g. (("os", "darwin"), ("os_version", "15.1"), ("arch", "arm64"),
+    # ("model", "Apple M2")): the documents say where each figure was measured. Absent in older evidence.
+    machine: tuple[tuple[str, str], ...] = ()
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -215,6 +219,7 @@ def verify(
         tree=planned.tree,
         tools=outcome.tools,
         stages=outcome.results,
+        machine=describe_machine(config.root),
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)

@@ -149,3 +149,25 @@ def test_render_json_gives_title_labels_and_cc_beside_a_body_only_file(tmp_path:
     text = (root / "audit/submission_audit.md").read_text()
     assert "| Labels a maintainer applies (ask in a comment; never shown as applied) | `ciflow/mps` |" in text
     assert "performance (not written, optional: `docs/prose/performance.md`)" in text
+
+
+def test_render_section_keys_are_checked(tmp_path: Path) -> None:
+    root = shipped_project(tmp_path)
+    config = root / "mpspatch.toml"
+    text = config.read_text()
+    config.write_text(text.replace('optional_sections = ["performance"]', 'optional_sections = ["benchmarks"]'))
+    done = subprocess.run([*MPSPATCH, "render-pr"], cwd=root, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "[render].optional_sections has 'benchmarks'" in done.stderr
+    config.write_text(text.replace('sections = ["summary",', 'sections = ["Summary!",'))
+    done = subprocess.run([*MPSPATCH, "render-pr"], cwd=root, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "[render].sections has 'Summary!'" in done.stderr
+
+
+def test_evidence_records_the_machine_and_documents_name_it() -> None:
+    from mpspatch.reporting.render import machine_kind
+    from mpspatch.verify.machine import Machine, describe_machine
+
+    recorded = dict(describe_machine(REPO_ROOT))
+    assert recorded["os"] == Machine.current().os and recorded["arch"] == Machine.current().arch
+    assert machine_kind(MAC) == "macOS 15.1, arm64, Apple M2"
+    assert machine_kind(()) == ""

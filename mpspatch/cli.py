@@ -333,14 +333,17 @@ CheckOpt = Annotated[
 ]
 
 
-def _render(kind: str, out: Path | None, check: bool, part: int | None = None) -> None:
+def _render(kind: str, out: Path | None, check: bool, part: int | None = None, as_json: bool = False) -> None:
     from mpspatch.commands.render import render
-    from mpspatch.views.render import show_render
+    from mpspatch.views.render import render_json, show_render
 
     config = load()
     note_stopped_rebase(config)
     rendered = render(config, kind, out=out, check=check, part=part)
-    show_render(rendered)
+    if as_json:
+        console.emit_json(render_json(rendered))
+    else:
+        show_render(rendered)
     if rendered.problem:
         finish(ExitCode.PROBLEM)
 
@@ -353,21 +356,22 @@ def render_pr(
         int | None,
         typer.Option("--part", min=1, metavar="K", help="Render the PR of part K of the stack `mpspatch split` wrote."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Render the pull-request description ([MPS] title, Fixes #N, test plan, figures from the evidence)."""
-    _render("pr", out, check, part)
+    """Render the pull-request body (Fixes #N, prose sections, changes, test plan); --json gives title and labels."""
+    _render("pr", out, check, part, as_json)
 
 
 @app.command("render-issue")
-def render_issue(out: OutOpt = None, check: CheckOpt = False) -> None:
-    """Render the GitHub feature-request issue, with the implementation status computed from the evidence."""
-    _render("issue", out, check)
+def render_issue(out: OutOpt = None, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
+    """Render the GitHub feature-request issue body; --json gives its title and labels."""
+    _render("issue", out, check, as_json=as_json)
 
 
 @app.command("render-audit")
-def render_audit(out: OutOpt = None, check: CheckOpt = False) -> None:
+def render_audit(out: OutOpt = None, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
     """Render the submission audit: requirements, gaps, verification, statistics, checklist and files."""
-    _render("audit", out, check)
+    _render("audit", out, check, as_json=as_json)
 
 
 # ------------------------------------------------------------------------------------------------ split

@@ -15,7 +15,7 @@ from pathlib import Path
 from support import Repo, cpp_source
 
 from mpspatch.foundation.config import Config, load_config
-from mpspatch.foundation.ids import CommitSha, RunId
+from mpspatch.foundation.ids import CommitSha, RunId, TreeSha
 from mpspatch.model.series import make_lock, parse_series, write_lock
 from mpspatch.verify.evidence import EvidenceRun, SeriesPatchRef, write_run
 from mpspatch.verify.stages import StageResult
@@ -63,12 +63,16 @@ name = "tsan"
 kind = "tsan"
 run = [["clang++", "-fsanitize=thread", "-g", "tsan_mps_test.mm", "-o", "tsan_mps_test"],
        ["./tsan_mps_test", "8", "50"], ["./tsan_mps_test", "31", "100"]]
+describe = "Runs the stream-pool harness under ThreadSanitizer at 8 threads x 50 iterations and 31 x 100"
+reproduce = ["clang++ -fsanitize=thread -g tsan_mps_test.mm -o tsan_mps_test", "./tsan_mps_test 8 50"]
 requires = { os = "darwin", arch = "arm64", mps = true }
 
 [[stages]]
 name = "tests"
 kind = "tests"
 run = [["{python}", "test/test_mps.py", "-k", "TestMPSParallelInference"]]
+describe = "Runs TestMPSParallelInference from test/test_mps.py"
+reproduce = ["python test/test_mps.py -k TestMPSParallelInference"]
 junit = "test-results.xml"
 requires = { mps = true }
 
@@ -81,11 +85,18 @@ requires = { mps = true }
 [render]
 title = "Add a stream pool for thread-safe parallel inference"
 {issue}prose = "docs/prose"
-labels = ["release notes: mps", "ciflow/mps"]
+labels = ["module: mps", "release notes: mps"]
+maintainer_labels = ["ciflow/mps"]
+cc = ["@kulinseth", "@malfet"]
+reviewers = ["malfet"]
 
 [split]
 max_lines = {max_lines}
 """
+
+
+# The machine the evidence says the stages ran on.
+MAC = (("os", "darwin"), ("os_version", "15.1"), ("arch", "arm64"), ("model", "Apple M2"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ class Project:
         base = CommitSha(self.upstream.git("rev-parse", "v1.0^{commit}").strip())
         write_lock(config.series.lock, make_lock(config, base, "v1.0", patches, "test"))
 
-    def write_evidence(self, run_id: str, stages: list[StageResult], *, created_at: str | None = None) -> None:
+    def write_evidence(self, run_id: str, stages: list[StageResult], *, created_at: str | None = None,
+                       machine: tuple[tuple[str, str], ...] = MAC, tree: str | None = None) -> None:
         config = self.config()
         patches = parse_series(config.series.patches)
         base = CommitSha(self.upstream.git("rev-parse", "v1.0^{commit}").strip())
@@ -120,9 +132,10 @@ class Project:
             base=base,
             base_ref="v1.0",
             onto=None,
-            tree=None,
+            tree=TreeSha(tree) if tree else None,
             tools=(("git", "2.39.5"), ("python", "3.11.2")),
             stages=tuple(stages),
+            machine=machine,
         )
         write_run(config.evidence_dir, run)
 

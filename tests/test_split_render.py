@@ -37,7 +37,9 @@ def test_render_pr_part_states_place_dependencies_size_and_files(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     second = parts[1]
-    assert text.startswith(f"[MPS] {second['title']} (2/{n})\n")
+    as_json = json.loads(run_cli("render-pr", "--part", "2", "--json", cwd=project.root).stdout)
+    assert as_json["title"] == f"[MPS] {second['title']} (2/{n})"  # the title is beside the body, not in it
+    assert text.startswith("Part of #163001")
     assert "Part of #163001" in text and "Fixes #" not in text
     assert f"part **2 of {n}**" in text
     assert f"It depends on part 1 ({parts[0]['title']}), which must land first" in text
@@ -49,7 +51,12 @@ def test_render_pr_part_states_place_dependencies_size_and_files(tmp_path: Path)
     others = {f for p in parts if p is not second for f in p["files"]} - set(second["files"])
     assert not any(f"- `{path}`" in text for path in others)  # only this part's files are listed
 
-    assert "Rendered by `mpspatch render-pr --part 2`" in text
+    # The evidence was made for the whole series, not for this part's tree: said so, and never "passed".
+    assert "Rendered by" not in text and "20251216T120000Z-aaaaaaaa" not in text
+    plan = text.split("## Test plan", 1)[1]
+    assert "passed" not in plan
+    assert plan.count("verified as part of the whole series (series sha256 `") == 5
+    assert "not on this part alone: 27 tests ran, 0 failed (measured on macOS 15.1, arm64, Apple M2)" in plan
     assert run_cli("render-pr", "--part", "2", "--check", cwd=project.root).returncode == 0
     last = run_cli("render-pr", "--part", str(n), "--out", "last.md", cwd=project.root)
     assert last.returncode == 0, last.stderr

@@ -245,7 +245,7 @@ def test_messy_patch_checks(tmp_path: Path) -> None:
 def test_labels_and_tests_included_checks(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     config_path = project.config_path
-    config_path.write_text(config_path.read_text().replace('"release notes: mps", ', ""))
+    config_path.write_text(config_path.read_text().replace(', "release notes: mps"', ""))
     report = compute_status(Workspace(project.config()))
     assert report.check("release-notes-label").state == "failed"
     assert report.check("tests-included").state == "passed"
@@ -402,16 +402,25 @@ def test_prose_check_fails_when_the_pr_description_lacks_a_section_the_checklist
     old = tmp_path / "templates"
     shutil.copytree(render.templates_dir(), old)
     template = old / "pr_description.md.j2"
-    template.write_text(template.read_text().replace('## Alternatives\n\n{{ m.prose(doc, "alternatives") }}\n\n', ""))
+    text = template.read_text().replace('{{ m.sections(doc, skip=("summary",)) }}',
+                                        '{{ m.sections(doc, skip=("summary", "alternatives")) }}')
+    template.write_text(text)
     monkeypatch.setattr(render, "templates_dir", lambda: old)
     broken = compute_status(Workspace(project.config()))
     gap = gaps(broken)["check:prose"]
     assert gap.blocking and not broken.ready
-    assert gap.reason == ("the rendered PR description has no `## Alternatives` section, which the checklist asks for")
-    assert gap.fix == "add `## Alternatives` with the fragment's prose to templates/pr_description.md.j2"
+    assert gap.reason == ("the rendered PR description has no `## Alternatives` section, which the checklist or "
+                          "[render].sections asks for")
+    assert gap.fix == ("list the section in [render].sections and write its file, or place it in "
+                       "templates/pr_description.md.j2 (add `## Alternatives`)")
 
-    # A row that asks only for the summary and motivation is satisfied by that template.
+    # A row that asks only for the summary and motivation still fails while [render].sections (the default
+    # list) names alternatives; without it in the list, that template satisfies the row.
     checklist = project.root / "audit/requirements.toml"
     checklist.write_text(checklist.read_text().replace(
         "states the summary, motivation, alternatives and known limitations", "states the summary and motivation"))
+    assert not compute_status(Workspace(project.config())).ready
+    config = project.config_path
+    config.write_text(config.read_text().replace('[render]\n', '[render]\nsections = ["summary", "motivation", '
+                                                 '"limitations"]\n'))
     assert compute_status(Workspace(project.config())).ready

@@ -10,7 +10,7 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.model.series import relative_path
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.render import default_out, render_document, status_line, unified_diff
+from mpspatch.reporting.render import Document, default_out, document, status_line, unified_diff
 from mpspatch.reporting.status import StatusReport, compute_status
 
 
@@ -29,6 +29,9 @@ class Rendered:
     state: RenderState
     diff: str  # from the file to the fresh render; "" unless stale or missing
     status_line: str  # the readiness verdict the document carries
+    document: Document | None = None  # the title, labels, cc and reviewers beside the body
+    ready: bool = False
+    gaps: int = 0  # blocking gaps
 
     @property
     def problem(self) -> bool:
@@ -50,18 +53,22 @@ def render(config: Config, kind: str, *, out: Path | None = None, check: bool = 
     target = out if out is not None else default_out(config, kind, part=part)
     label = relative_path(target.absolute(), Path.cwd())
     report = report if report is not None else compute_status(Workspace(config))
-    fresh = render_document(kind, report, part=context)
+    doc = document(kind, report, part=context)
+    fresh = doc.body
     verdict = status_line(report)
+
+    def rendered(state: RenderState, diff: str = "") -> Rendered:
+        return Rendered(kind=kind, target=target, label=label, state=state, diff=diff, status_line=verdict,
+                        document=doc, ready=report.ready, gaps=len(report.blocking_gaps))
+
     if not check:
         atomic_write_text(target, fresh)
-        return Rendered(kind=kind, target=target, label=label, state=RenderState.WRITTEN, diff="", status_line=verdict)
+        return rendered(RenderState.WRITTEN)
     current = _read(target)
     if current == fresh:
-        return Rendered(kind=kind, target=target, label=label, state=RenderState.UP_TO_DATE, diff="",
-                        status_line=verdict)
+        return rendered(RenderState.UP_TO_DATE)
     state = RenderState.STALE if target.exists() else RenderState.MISSING
-    return Rendered(kind=kind, target=target, label=label, state=state, diff=unified_diff(current, fresh, label),
-                    status_line=verdict)
+    return rendered(state, unified_diff(current, fresh, label))
 
 
 def _read(target: Path) -> str:

@@ -21,6 +21,8 @@ from mpspatch.foundation.errors import ConfigError
 CONFIG_NAME = "mpspatch.toml"
 DEFAULT_LOCK = "patches/series.lock"
 DEFAULT_MAX_LINES = 2000  # PyTorch's PR sanity check limit on added plus deleted lines
+DEFAULT_SECTIONS = ("summary", "motivation", "alternatives", "limitations")
+_SECTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 class StageKind(StrEnum):
@@ -75,6 +77,8 @@ class Stage:
     junit: str | None = None
     min_tests: int = 1
     needs_full_tree: bool = True
+    describe: str | None = None  # what the stage checks, in words a reviewer reads in the test plan
+    reproduce: tuple[str, ...] = ()  # the commands a reviewer would type to check the same, in order
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,16 @@ class Render:
     out_dir: Path
     requirements: Path
     labels: tuple[str, ...]
+    maintainer_labels: tuple[str, ...] = ()  # only a maintainer applies these (ciflow/mps): asked for, never applied
+    cc: tuple[str, ...] = ()  # GitHub handles the PR and issue cc, with the leading @
+    reviewers: tuple[str, ...] = ()  # GitHub handles asked to review the PR, without the @
+    sections: tuple[str, ...] = DEFAULT_SECTIONS  # prose sections, in document order: <prose>/<name>.md
+    optional_sections: tuple[str, ...] = ()  # listed in sections, but their absence is not a gap
+    templates: Path | None = None  # a project folder whose *.md.j2 files override the shipped ones by name
+
+    @property
+    def required_sections(self) -> tuple[str, ...]:
+        return tuple(s for s in self.sections if s not in self.optional_sections)
 
 
 @dataclass(frozen=True)
@@ -293,7 +307,8 @@ def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...
     return tuple(categories)
 
 
-_STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree")
+_STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree",
+               "describe", "reproduce")
 
 
 def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
@@ -345,14 +360,31 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
                 junit=t.optional("junit", str, 'junit = "test-results.xml"'),
                 min_tests=min_tests,
                 needs_full_tree=t.get("full_tree", bool, "full_tree = false", True),
+                describe=t.optional("describe", str, 'describe = "Build PyTorch from source with MPS"'),
+                reproduce=t.strings("reproduce", 'reproduce = ["python -m pytest test/test_mps.py"]', ()),
             )
         )
     return tuple(stages)
 
 
 def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:
-    t = _Table(file, "render", data, ("title", "issue", "prose", "out_dir", "requirements", "labels"))
+    t = _Table(file, "render", data, ("title", "issue", "prose", "out_dir", "requirements", "labels",
+                                      "maintainer_labels", "cc", "reviewers", "sections", "optional_sections",
+                                      "templates"))
     prose = t.optional("prose", str, 'prose = "docs/prose"')
+    templates = t.optional("templates", str, 'templates = "templates"')
+    sections = t.strings("sections", 'sections = ["summary", "motivation", "design"]', DEFAULT_SECTIONS)
+    example = 'sections = ["summary", "motivation", "design"]'
+    for name in sections:
+        if not _SECTION_NAME.fullmatch(name):
+            raise t.fail("sections", f"has {name!r}, which is not a file name (lower case, digits, - and _)", example)
+    if len(set(sections)) != len(sections):
+        raise t.fail("sections", "names a section twice", example)
+    optional = t.strings("optional_sections", 'optional_sections = ["performance"]', ())
+    for name in optional:
+        if name not in sections:
+            raise t.fail("optional_sections", f"has {name!r}, which [render].sections does not list",
+                         f"add {name!r} to sections, or remove it here")
     return Render(
         title=t.get("title", str, 'title = "Add a stream pool for thread-safe parallel inference"',
                     "Add a stream pool for thread-safe parallel inference"),
@@ -361,7 +393,13 @@ def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:
         out_dir=root / t.get("out_dir", str, 'out_dir = "audit"', "audit"),
         requirements=root / t.get("requirements", str, 'requirements = "audit/requirements.toml"',
                                   "audit/requirements.toml"),
-        labels=t.strings("labels", 'labels = ["release notes: mps", "ciflow/mps"]', ()),
+        labels=t.strings("labels", 'labels = ["module: mps", "release notes: mps"]', ()),
+        maintainer_labels=t.strings("maintainer_labels", 'maintainer_labels = ["ciflow/mps"]', ()),
+        cc=tuple("@" + h.lstrip("@") for h in t.strings("cc", 'cc = ["@kulinseth", "@malfet"]', ())),
+        reviewers=tuple(h.lstrip("@") for h in t.strings("reviewers", 'reviewers = ["malfet"]', ())),
+        sections=sections,
+        optional_sections=optional,
+        templates=(root / templates) if templates else None,
     )
 
 

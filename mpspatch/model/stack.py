@@ -84,6 +84,7 @@ class PartContext:
     followed_by: tuple[PartRef, ...]
     base: CommitSha
     base_ref: str
+    tree: TreeSha | None = None  # the tree after this part: evidence made on it is this part's own
 
 
 def default_stack_dir(root: Path) -> Path:
@@ -118,5 +119,5 @@ def part_context(stack: Stack, index: int) -> PartContext:
         oversized_hunk=part.oversized_hunk, max_lines=stack.max_lines,
         depends_on=tuple(refs[d] for d in part.depends_on),
         followed_by=tuple(refs[p.index] for p in stack.parts if index in p.depends_on),
-        base=stack.base, base_ref=stack.base_ref,
+        base=stack.base, base_ref=stack.base_ref, tree=part.tree,
     )

@@ -220,17 +220,19 @@ def _check_prose(ctx: CheckContext, _: Checkout) -> _Outcome:
     """
     from mpspatch.model.series import series_paths
 
-    missing = [p.path for p in ctx.prose if not p.present]
+    missing = [p.path for p in ctx.prose if p.required and not p.present]
     if missing:
         return _failed(f"missing: {', '.join(f'`{m}`' for m in missing)}",
-                       "write those Markdown files; mpspatch never invents this text")
+                       "write those Markdown files (or list the section in [render].optional_sections); "
+                       "mpspatch never invents this text")
     wrong = paths_not_in_series(ctx.prose, series_paths(ctx.patches))
     if wrong:
         shown = ", ".join(f"`{w.path}` ({w.fragment})" for w in wrong[:3]) + (" …" if len(wrong) > 3 else "")
         return _failed(f"{count(len(wrong), 'path')} the prose names {'is' if len(wrong) == 1 else 'are'} not in "
                        f"the series: {shown}", PROSE_PATHS_FIX)
     named = {path for p in ctx.prose for path, _ in named_paths(p.text or "")}
-    return _passed(f"all {len(ctx.prose):,} prose fragments are written"
+    written = sum(1 for p in ctx.prose if p.present)
+    return _passed(f"all {written:,} prose fragments are written"
                    + (f"; every repository path they name ({len(named):,}) is in the series" if named else ""))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mpspatch.foundation.config import Config
 from mpspatch.reporting.text import relative
 
-PROSE = ("summary", "motivation", "alternatives", "limitations")
+PROSE = ("summary", "motivation", "alternatives", "limitations")  # the sections when config lists none
 # A fragment holding only HTML comments (the guidance line of `mpspatch init`'s skeletons) is not written yet.
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
@@ -19,18 +19,25 @@ class ProseFragment:
     name: str
     path: str  # relative to the config folder
     text: str | None  # None when the file is missing or blank
+    required: bool = True  # a missing required section is a gap
 
     @property
     def present(self) -> bool:
         return self.text is not None
 
+    @property
+    def heading(self) -> str:
+        return section_heading(self.name)
+
 
 def read_prose(config: Config) -> tuple[ProseFragment, ...]:
+    """Every section `[render].sections` lists, in that order."""
     folder = config.render.prose_dir
     fragments = []
-    for name in PROSE:
+    for name in config.render.sections:
+        required = name not in config.render.optional_sections
         if folder is None:
-            fragments.append(ProseFragment(name, f"(no [render].prose folder)/{name}.md", None))
+            fragments.append(ProseFragment(name, f"(no [render].prose folder)/{name}.md", None, required))
             continue
         path = folder / f"{name}.md"
         try:
@@ -38,19 +45,35 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
         except FileNotFoundError:
             text = ""
         unwritten = not _COMMENT.sub("", text).strip()
-        fragments.append(ProseFragment(name, relative(path, config.root), None if unwritten else text))
+        fragments.append(ProseFragment(name, relative(path, config.root), None if unwritten else text, required))
     return tuple(fragments)
 
 
 # ------------------------------------------------------------------------------ what the prose claims
 
-# The heading each fragment renders under in the PR description (templates/pr_description.md.j2).
+# The heading a section renders under in the PR description (templates/pr_description.md.j2). A section not
+# named here is headed by its name: "related-work" renders as "## Related work".
 SECTION_HEADINGS = {
     "summary": "Summary",
     "motivation": "Motivation",
+    "design": "Design",
+    "performance": "Performance",
+    "compatibility": "Backward compatibility",
+    "environment": "New environment variables",
     "alternatives": "Alternatives",
     "limitations": "Known limitations",
+    "related": "Related work",
+    "example": "What it enables",
 }
+
+
+def section_heading(name: str) -> str:
+    known = SECTION_HEADINGS.get(name)
+    if known is not None:
+        return known
+    words = name.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:]
+
 
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 # A bare token with at least one folder and a file extension: `aten/src/ATen/mps/MPSStream.mm`. Not preceded by
@@ -115,19 +138,19 @@ def paths_not_in_series(fragments: Sequence[ProseFragment], touched: Iterable[st
 def sections_asked(title: str) -> tuple[str, ...]:
     """The fragments a checklist title names ("summary, motivation, alternatives and known limitations")."""
     lowered = title.lower()
-    return tuple(name for name in SECTION_HEADINGS if re.search(rf"\b{name}\b", lowered))
+    return tuple(name for name in PROSE if re.search(rf"\b{name}\b", lowered))
 
 
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
 def missing_sections(markdown: str, names: Sequence[str]) -> tuple[str, ...]:
-    """The headings (SECTION_HEADINGS) of `names` that `markdown` lacks; a heading counts when its text is the
-    section's heading or contains the fragment's name as a word."""
+    """The headings (section_heading) of `names` that `markdown` lacks; a heading counts when its text is the
+    section's heading or contains the section's name as a word."""
     headings = [h.strip().lower() for h in _HEADING.findall(markdown)]
     missing = []
     for name in names:
-        wanted = SECTION_HEADINGS[name].lower()
-        if not any(h == wanted or re.search(rf"\b{name}\b", h) for h in headings):
-            missing.append(SECTION_HEADINGS[name])
+        wanted = section_heading(name).lower()
+        if not any(h == wanted or re.search(rf"\b{re.escape(name)}\b", h) for h in headings):
+            missing.append(section_heading(name))
     return tuple(missing)

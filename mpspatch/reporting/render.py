@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.foundation.config import StageKind
+from mpspatch.foundation.errors import InputError
 from mpspatch.model.series import CategoryStats, series_paths
 from mpspatch.model.stack import PartContext
+from mpspatch.reporting.prose import ProseFragment
 from mpspatch.reporting.requirements import CHECK, STAGE
 from mpspatch.reporting.status import Row, StageState, Standing, StatusReport
-from mpspatch.reporting.text import count, format_counts, relative
+from mpspatch.reporting.text import count, format_counts, one_line, relative
 
 if TYPE_CHECKING:
     import jinja2
@@ -53,11 +55,13 @@ def default_out(config: Config, kind: str, *, part: int | None = None) -> Path:
 
 
 @cache
-def environment(folder: Path) -> jinja2.Environment:
+def environment(folders: tuple[Path, ...]) -> jinja2.Environment:
+    """One Jinja environment over `folders`, searched in order: a project's own templates shadow the shipped
+    ones of the same name."""
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         undefined=jinja2.StrictUndefined,  # a misspelled variable is an error, never an empty string
         autoescape=False,  # Markdown, not HTML
         keep_trailing_newline=True,
@@ -73,16 +77,60 @@ def _plural(n: int, noun: str) -> str:
     return count(n, noun)
 
 
+def template_folders(report: StatusReport, templates: Path | None = None) -> tuple[Path, ...]:
+    """Where templates are looked up: `templates` (or [render].templates) first, then the shipped ones."""
+    own = templates if templates is not None else report.config.render.templates
+    shipped = templates_dir()
+    return (own, shipped) if own is not None and own.resolve() != shipped.resolve() else (shipped,)
+
+
 def render_document(kind: str, report: StatusReport, *, templates: Path | None = None,
                     part: PartContext | None = None) -> str:
-    """The Markdown text of document `kind` (pr, issue or audit) for this report, or for one split part."""
+    """The Markdown text of document `kind` (pr, issue or audit) for this report, or for one split part.
+
+    A template error in a project's own template (a syntax error, an undefined variable) is bad input: a
+    TemplateError naming the template file and line.
+    """
+    import jinja2
+
     if kind not in DOCUMENTS:
         raise ValueError(f"unknown document {kind!r}")
-    template = environment(templates or templates_dir()).get_template(DOCUMENTS[kind][0])
-    text = template.render(doc=document_data(report, part))
+    folders = template_folders(report, templates)
+    data = document_data(report, part)
+    try:
+        template = environment(folders).get_template(DOCUMENTS[kind][0])
+        text = template.render(doc=data)
+    except jinja2.TemplateSyntaxError as exc:
+        where = _template_place(exc.filename or exc.name or DOCUMENTS[kind][0], exc.lineno, report.config.root)
+        raise TemplateError(f"{where}: template syntax error: {exc.message}; fix the template") from None
+    except jinja2.TemplateError as exc:
+        where = _failing_template(exc, report.config.root) or DOCUMENTS[kind][0]
+        raise TemplateError(f"{where}: {exc.message or type(exc).__name__}; fix the template (the variables are "
+                            f"listed in docs/commands/render.md)") from None
     # Template whitespace control is fiddly across loops and macros; one rule here keeps the Markdown tidy:
     # at most one blank line in a row, exactly one newline at the end.
     return _BLANK_RUNS.sub("\n\n", text).strip("\n") + "\n"
+
+
+class TemplateError(InputError):
+    """A document template that does not render: bad input naming the template and the line."""
+
+
+def _template_place(filename: str, line: int | None, root: Path) -> str:
+    path = Path(filename)
+    shown = relative(path, root) if path.is_absolute() else filename
+    return f"{shown}, line {line}" if line else shown
+
+
+def _failing_template(exc: BaseException, root: Path) -> str | None:
+    """`file, line N` of the innermost template frame in the traceback (Jinja maps its frames to template
+    lines)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    if not frames:
+        return None
+    return _template_place(frames[-1].filename, frames[-1].lineno, root)
 
 
 _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n){2,}")
@@ -90,20 +138,35 @@ _BLANK_RUNS = re.compile(r"\n(?:[ \t]*\n){2,}")
 
 @dataclass(frozen=True)
 class Document:
-    """One document as GitHub takes it: the title, the body and the labels are separate fields."""
+    """One document as GitHub takes it: the title, the body and the labels are separate fields.
+
+    `labels` are the ones the submitter applies (or asks @pytorchbot for); `maintainer_labels` only a
+    maintainer can apply (ciflow/mps), so they are asked for and never shown as applied. `cc` is the handles
+    the body's cc line names; `reviewers` the handles asked to review the PR.
+    """
 
     kind: str  # pr | issue | audit
     title: str
     body: str
     labels: tuple[str, ...]
+    maintainer_labels: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
 
 
 def document(kind: str, report: StatusReport, *, templates: Path | None = None,
              part: PartContext | None = None) -> Document:
     """Document `kind` for this report (or one split part) with its title and labels beside the body."""
-    title = part.subject if part is not None else report.config.render.title
+    render = report.config.render
+    title = part.subject if part is not None else mps_title(render.title)
     return Document(kind=kind, title=title, body=render_document(kind, report, templates=templates, part=part),
-                    labels=report.config.render.labels)
+                    labels=render.labels, maintainer_labels=render.maintainer_labels, cc=render.cc,
+                    reviewers=render.reviewers)
+
+
+def mps_title(title: str) -> str:
+    """PyTorch titles MPS pull requests `[MPS] ...`."""
+    return title if title.startswith("[MPS]") else f"[MPS] {title}"
 
 
 def unified_diff(current: str, fresh: str, label: str) -> str:
@@ -147,6 +210,10 @@ class StageView:
     requires: str  # "" when the stage runs anywhere
     tests: TestFigures | None  # kind = tests with a result
     races: int | None  # kind = tsan with a result
+    describe: str  # what the stage checks, in words: [[stages]].describe, else one said from its kind
+    reproduce: tuple[str, ...]  # [[stages]].reproduce: what a reviewer types; never the argv with placeholders
+    measured_on: str  # "macOS 15.1, arm64, Apple M2" as the evidence records the machine; "" when it does not
+    public_result: str  # the result as a reviewer reads it: no run id, no tool command, no local path
 
 
 @dataclass(frozen=True)
@@ -185,6 +252,19 @@ class DocumentData:
     max_lines: int
     labels: tuple[str, ...]
     part: PartContext | None = None  # set when rendering one PR of the split stack
+    sections: tuple[ProseFragment, ...] = ()  # the [render].sections that are written, in order
+    unwritten: tuple[ProseFragment, ...] = ()  # the ones that are not (the audit lists the required ones)
+    maintainer_labels: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+    provenance: str = ""  # for an HTML comment: series sha256, base, mpspatch version
+
+    def section(self, name: str) -> ProseFragment | None:
+        """A written section by name, or None: templates place the ones they know where they belong."""
+        return next((s for s in self.sections if s.name == name), None)
+
+    def sections_except(self, *names: str) -> tuple[ProseFragment, ...]:
+        return tuple(s for s in self.sections if s.name not in names)
 
     @property
     def all_areas(self) -> tuple[AreaView, ...]:
@@ -198,7 +278,7 @@ class DocumentData:
 
 def document_data(report: StatusReport, part: PartContext | None = None) -> DocumentData:
     config = report.config
-    stages = tuple(_stage_view(s, report) for s in report.stages)
+    stages = tuple(_stage_view(s, report, part) for s in report.stages)
     areas: tuple[AreaView, ...] = ()
     if report.requirements is not None:
         areas = tuple(
@@ -221,7 +301,21 @@ def document_data(report: StatusReport, part: PartContext | None = None) -> Docu
         max_lines=part.max_lines if part else config.split.max_lines,
         labels=config.render.labels,
         part=part,
+        sections=tuple(p for p in report.prose if p.present),
+        unwritten=tuple(p for p in report.prose if not p.present),
+        maintainer_labels=config.render.maintainer_labels,
+        cc=config.render.cc,
+        reviewers=config.render.reviewers,
+        provenance=provenance(report),
     )
+
+
+def provenance(report: StatusReport) -> str:
+    """What the public documents were made from, for an HTML comment GitHub does not show."""
+    from mpspatch import __version__
+
+    base = f"{report.base_ref} {report.base}" if report.base else f"{report.base_ref} (not locked)"
+    return f"series sha256 {report.series_sha256}; base {base}; mpspatch {__version__}"
 
 
 def status_line(report: StatusReport) -> str:
@@ -247,7 +341,7 @@ def _sum(categories: Sequence[CategoryStats], field: str) -> int:
     return sum(int(getattr(c, field)) for c in categories)
 
 
-def _stage_view(stage: StageState, report: StatusReport) -> StageView:
+def _stage_view(stage: StageState, report: StatusReport, part: PartContext | None = None) -> StageView:
     result = stage.result
     known = series_paths(report.patches, renamed_from=False)
     # Figures only where the evidence counted something: a skipped run has no counts, and "0 of 0 passed"
@@ -257,6 +351,7 @@ def _stage_view(stage: StageState, report: StatusReport) -> StageView:
              if counted and stage.kind == StageKind.TESTS else None)
     races = counted.get("races", 0) if counted and stage.kind == StageKind.TSAN else None
     definition = stage.definition
+    measured_on = machine_kind(stage.machine)
     return StageView(
         name=stage.name,
         kind=stage.kind or "unknown",
@@ -273,7 +368,79 @@ def _stage_view(stage: StageState, report: StatusReport) -> StageView:
         requires=_requires(stage),
         tests=tests,
         races=races,
+        describe=(definition.describe if definition and definition.describe else _KIND_WORDS.get(
+            str(stage.kind), f"Runs the `{stage.name}` stage")),
+        reproduce=definition.reproduce if definition else (),
+        measured_on=measured_on,
+        public_result=_public_result(stage, tests, races, measured_on, report, part, known),
     )
+
+
+_KIND_WORDS = {
+    "build": "Builds PyTorch from source with the change applied",
+    "lint": "Lints the changed files with PyTorch's own linters",
+    "tsan": "Runs a multi-threaded harness under ThreadSanitizer",
+    "tests": "Runs the tests",
+    "command": "Runs a check",
+}
+_OS_NAMES = {"darwin": "macOS", "linux": "Linux", "windows": "Windows"}
+
+
+def machine_kind(machine: Sequence[tuple[str, str]]) -> str:
+    """"macOS 15.1, arm64, Apple M2" from what the evidence records; "" when it records nothing."""
+    fields = dict(machine)
+    if not fields:
+        return ""
+    os_name = _OS_NAMES.get(fields.get("os", ""), fields.get("os", ""))
+    version = fields.get("os_version", "")
+    first = version if os_name == "Linux" and version else " ".join(p for p in (os_name, version) if p)
+    return ", ".join(p for p in (first, fields.get("arch", ""), fields.get("model", "")) if p)
+
+
+def _public_result(stage: StageState, tests: TestFigures | None, races: int | None, measured_on: str,
+                   report: StatusReport, part: PartContext | None, known: Sequence[str]) -> str:
+    """The result in a reviewer's words. No run id, no tool command: those are the submitter's, in the audit.
+
+    For one part of a stack, a pass counts only when the evidence was made on that part's own tree; a pass of
+    the whole series is said as such, never as this part's pass.
+    """
+    where = f" on {measured_on}" if measured_on else " (machine not recorded)"
+    if stage.state == Standing.PASSED:
+        if part is not None and stage.tree != str(part.tree):
+            # Whole-series evidence: said as such, with its figures, and never as this part's pass.
+            if tests is not None:
+                seen = f": {tests.total:,} tests ran, {tests.failed:,} failed"
+            elif races is not None:
+                seen = f": {count(races, 'data race')} reported"
+            else:
+                seen = ""
+            measured = f" (measured on {measured_on})" if measured_on else where
+            return (f"verified as part of the whole series (series sha256 `{report.series_sha256[:12]}`), not on "
+                    f"this part alone{seen}{measured}")
+        if tests is not None:
+            figures = f"{tests.passed:,} of {tests.total:,} tests passed"
+            if tests.skipped:
+                figures += f" ({tests.skipped:,} skipped)"
+        elif races is not None:
+            figures = f"passed, {count(races, 'data race')} reported"
+        elif stage.result is not None and stage.result.counts:
+            figures = f"passed ({format_counts(stage.result.counts)})"
+        else:
+            figures = "passed"
+        return figures + where
+    if stage.state == Standing.FAILED:
+        reason = one_line(stage.result.reason) if stage.result is not None else ""
+        reason = tidy(reason, known)
+        return f"failed{': ' + reason if reason else ''}{where}"
+    if stage.state == Standing.ERROR:
+        return f"could not be completed{where}"
+    if stage.state == Standing.SKIPPED:
+        return f"not run yet: it needs {stage_needs(stage)}" if _requires(stage) else "not run yet"
+    return "not yet run on this version of the series"
+
+
+def stage_needs(stage: StageState) -> str:
+    return _requires(stage).replace("darwin", "macOS")
 
 
 def _requires(stage: StageState) -> str:

@@ -76,6 +76,8 @@ class StageState:
     run_id: str | None
     run_created_at: str | None
     log: str | None  # relative to the config folder, POSIX separators
+    machine: tuple[tuple[str, str], ...] = ()  # the run's machine as its evidence records it (os, arch, model)
+    tree: str | None = None  # the patched tree the run verified
 
     @property
     def passed(self) -> bool:
@@ -196,7 +198,12 @@ def _prose_sections(report: StatusReport) -> CheckResult | None:
 
     prose = next((c for c in report.checks if c.name == PROSE_CHECK), None)
     titles = " ".join(r.requirement.title for r in report.rows if r.check is prose)
-    asked = sections_asked(titles)
+    # What the checklist row names, then every configured section that is written: a template that drops one
+    # leaves the reviewer without it.
+    # A section whose file is missing is reported as missing already, not again as a missing heading.
+    written = tuple(p.name for p in report.prose if p.present)
+    unwritten = {p.name for p in report.prose if not p.present}
+    asked = tuple(n for n in dict.fromkeys((*sections_asked(titles), *written)) if n not in unwritten)
     if prose is None or not asked:
         return None
     missing = missing_sections(render_document("pr", report), asked)
@@ -204,8 +211,9 @@ def _prose_sections(report: StatusReport) -> CheckResult | None:
         return None
     template = f"templates/{DOCUMENTS['pr'][0]}"
     found = (f"the rendered PR description has no {', '.join(f'`## {h}`' for h in missing)} "
-             f"{'section' if len(missing) == 1 else 'sections'}, which the checklist asks for")
-    fix = f"add {' and '.join(f'`## {h}`' for h in missing)} with the fragment's prose to {template}"
+             f"{'section' if len(missing) == 1 else 'sections'}, which the checklist or [render].sections asks for")
+    fix = (f"list the section in [render].sections and write its file, or place it in {template} "
+           f"(add {' and '.join(f'`## {h}`' for h in missing)})")
     if prose.state == CheckState.FAILED:
         found, fix = f"{prose.detail}; {found}", f"{prose.fix}; {fix}"
     return CheckResult(prose.name, prose.title, CheckState.FAILED, found, fix)
@@ -272,7 +280,8 @@ def stage_state(
 
     def state(value: Standing, why: str) -> StageState:
         kind = definition.kind if definition else result.kind
-        return StageState(name, kind, definition, value, why, result, run.run_id, run.created_at, log)
+        return StageState(name, kind, definition, value, why, result, run.run_id, run.created_at, log,
+                          machine=run.machine, tree=run.tree)
 
     stale = _staleness(run, series_sha256, base, lock_exists=lock_exists)
     if stale:

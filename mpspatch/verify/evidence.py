@@ -27,6 +27,7 @@ from mpspatch.model.stack import default_stack_dir, load_current_stack, part_con
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
 from mpspatch.verify import patched_tree
+from mpspatch.verify.machine import describe_machine
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
 from mpspatch.verify.regressions import Regression
@@ -58,6 +59,9 @@ class EvidenceRun:
     # Failures that the newest earlier passing run of the same stage on another base did not have.
     regressions: tuple[Regression, ...] = ()
     part: int | None = None  # `verify --part K`: the stages ran on stack parts 1..K (their tree is `tree`)
+    # What the stages ran on, e.g. (("os", "darwin"), ("os_version", "15.1"), ("arch", "arm64"),
+    # ("model", "Apple M2")): the documents say where each figure was measured. Absent in older evidence.
+    machine: tuple[tuple[str, str], ...] = ()
 
     def stage(self, name: str) -> StageResult | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -238,6 +242,7 @@ def verify(
         regressions=find_regressions(outcome.results, planned.base,
                                      [r for r in readable_runs(config.evidence_dir) if r.part == part]),
         part=part,
+        machine=describe_machine(config.root),
     )
     path = write_run(config.evidence_dir, run)
     return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)

@@ -166,3 +166,47 @@ def with_torch(tools: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...
     else:
         current.pop("torch", None)
     return tuple(sorted(current.items()))
+
+
+def describe_machine(cwd: Path) -> tuple[tuple[str, str], ...]:
+    """What a run's evidence records about the machine: os, its version, arch and the CPU or SoC model.
+
+    The documents show it beside each figure ("macOS 15.1, arm64, Apple M2"), because a count from a GitHub
+    VM and one from an Apple Silicon machine do not mean the same. A value that cannot be read is left out.
+    """
+    current = Machine.current()
+    found = [("os", current.os)]
+    version = platform.mac_ver()[0] if current.os == "darwin" else _os_release()
+    if version:
+        found.append(("os_version", version))
+    found.append(("arch", current.arch))
+    model = _cpu_model(current.os, cwd)
+    if model:
+        found.append(("model", model))
+    return tuple(found)
+
+
+def _os_release() -> str:
+    try:
+        text = Path("/etc/os-release").read_text(encoding="utf-8")
+    except OSError:
+        return platform.release()
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return fields.get("PRETTY_NAME", "").strip().strip('"') or platform.release()
+
+
+def _cpu_model(os_name: str, cwd: Path) -> str:
+    if os_name == "darwin":
+        program = find_program("sysctl")
+        if program is None:
+            return ""
+        try:
+            done = proc.run([program, "-n", "machdep.cpu.brand_string"], cwd=cwd, timeout=10, check=False)
+        except (proc.CommandTimeoutError, ToolMissingError, CommandFailedError):
+            return ""
+        return done.stdout.strip() if done.ok else ""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")

@@ -163,8 +163,10 @@ def summary_markdown(title: str, rebase: Path | None, verify: Path | None) -> st
 
 MAX_ANNOTATIONS = 50  # per stage; GitHub shows at most 10 errors per step anyway, the rest is noise
 _FAILED = ("failed", "error")
-# Lint detail lines: "path:line: severity CODE/NAME: description" (the per-path tallies have no line).
-_LINT_AT = re.compile(r"(?P<path>[^\s:][^:]*):(?P<line>\d+): (?P<message>(?P<severity>\w+) .+)")
+# Lint detail lines: "path:line: severity CODE/NAME: description" (the per-path tallies have no line); with a
+# baseline, "severity (new)" or "severity (preexisting)": only new findings are annotated.
+_LINT_AT = re.compile(
+    r"(?P<path>[^\s:][^:]*):(?P<line>\d+): (?P<message>(?P<severity>\w+)(?: \((?P<origin>\w+)\))? .+)")
 # "SUMMARY: ThreadSanitizer: data race /x/MPSStream.mm:120:5 in foo" -> the file and line of the report.
 _TSAN_AT = re.compile(r"SUMMARY: ThreadSanitizer: .*? (?P<path>\S+?):(?P<line>\d+)(?::\d+)?(?: in |$)")
 
@@ -195,6 +197,8 @@ def _stage_findings(stage: dict[str, object]) -> Iterator[tuple[str, str, str | 
     kind = stage.get("kind")
     for detail in lines:
         if kind == "lint" and (lint := _LINT_AT.fullmatch(detail)):
+            if lint["origin"] == "preexisting":
+                continue
             level = "warning" if lint["severity"].lower() in ("warning", "advice") else "error"
             yield level, lint["message"], lint["path"], int(lint["line"])
         elif kind == "tsan" and (tsan := _TSAN_AT.match(detail)):

@@ -201,6 +201,14 @@ def test_annotate_caps_each_stage_and_counts_the_rest(tmp_path: Path) -> None:
     assert lines[-1] == "::error title=lint::10 more finding(s); the stage log has them all"
 
 
+def test_annotate_only_new_lint_findings_when_a_baseline_marks_them(tmp_path: Path) -> None:
+    verify = _verify(tmp_path, {"name": "lint", "kind": "lint", "status": "failed", "details": [
+        "a.py:1: error (new) E/e: added here",
+        "a.py:9: error (preexisting) E/e: upstream's own",
+    ]})
+    assert gha.annotation_lines(verify) == ["::error file=a.py,line=1,title=lint::error (new) E/e: added here"]
+
+
 def test_annotate_refuses_a_missing_file(tmp_path: Path) -> None:
     result = _cli("annotate", tmp_path / "verify.json")
     assert result.returncode == 2 and "verify.json: not found" in result.stderr

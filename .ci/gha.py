@@ -5,6 +5,14 @@
     Print ``base=...`` and ``series-sha256=...`` lines for ``$GITHUB_OUTPUT`` from ``mpspatch status --json``.
 ``summary --title T [--rebase FILE] [--verify FILE]``
     Print Markdown for ``$GITHUB_STEP_SUMMARY``.
+``annotate VERIFY_JSON``
+    Print workflow commands (``::error file=PATH,line=N,title=STAGE::message``) for the findings of
+    ``mpspatch verify --json``: lint messages and TSan reports at their file and line, and one line for each
+    other failed stage; at most 50 per stage plus a count of the rest.
+``drift-history --drift DRIFT_JSON --history HISTORY_JSONL [--date D] [--nights N]``
+    Append tonight's summary of ``mpspatch drift --json`` to the JSON-lines history (one record a night,
+    a rerun the same night replaces it) and print Markdown: a table of the last N nights and a Mermaid
+    ``xychart-beta`` of conflict regions over time.
 
 Standard library only, so it runs in any job whether or not mpspatch imported cleanly. It reads the JSON
 contract of design.md and nothing else. Exit codes follow mpspatch: 0 done, 2 bad input.
@@ -16,8 +24,9 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 # What a step output may hold. The values end up in cache keys and in shell variables, so anything
@@ -150,6 +159,159 @@ def summary_markdown(title: str, rebase: Path | None, verify: Path | None) -> st
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+# ------------------------------------------------------------------------------------- annotations
+
+MAX_ANNOTATIONS = 50  # per stage; GitHub shows at most 10 errors per step anyway, the rest is noise
+_FAILED = ("failed", "error")
+# Lint detail lines: "path:line: severity CODE/NAME: description" (the per-path tallies have no line); with a
+# baseline, "severity (new)" or "severity (preexisting)": only new findings are annotated.
+_LINT_AT = re.compile(
+    r"(?P<path>[^\s:][^:]*):(?P<line>\d+): (?P<message>(?P<severity>\w+)(?: \((?P<origin>\w+)\))? .+)")
+# "SUMMARY: ThreadSanitizer: data race /x/MPSStream.mm:120:5 in foo" -> the file and line of the report.
+_TSAN_AT = re.compile(r"SUMMARY: ThreadSanitizer: .*? (?P<path>\S+?):(?P<line>\d+)(?::\d+)?(?: in |$)")
+
+
+def escape_data(text: str) -> str:
+    """A workflow command's message, escaped as the runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value: like a message, and `:` and `,` too, which end a property."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command(level: str, message: str, *, title: str, file: str | None = None,
+                     line: int | None = None) -> str:
+    props = [f"file={escape_property(file)}"] if file else []
+    if file and line is not None:
+        props.append(f"line={line}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(props)}::{escape_data(message)}"
+
+
+def _stage_findings(stage: dict[str, object]) -> Iterator[tuple[str, str, str | None, int | None]]:
+    """(level, message, file, line) for each finding of one stage that has a place in a file."""
+    details = stage.get("details")
+    lines = [d for d in details if isinstance(d, str)] if isinstance(details, list) else []
+    kind = stage.get("kind")
+    for detail in lines:
+        if kind == "lint" and (lint := _LINT_AT.fullmatch(detail)):
+            if lint["origin"] == "preexisting":
+                continue
+            level = "warning" if lint["severity"].lower() in ("warning", "advice") else "error"
+            yield level, lint["message"], lint["path"], int(lint["line"])
+        elif kind == "tsan" and (tsan := _TSAN_AT.match(detail)):
+            yield "error", detail, tsan["path"], int(tsan["line"])
+
+
+def annotation_lines(path: Path) -> list[str]:
+    data = _load_object(path)
+    out: list[str] = []
+    for stage in _list_of_objects(data.get("stages")):
+        name = str(stage.get("name", "?"))
+        if stage.get("status") not in _FAILED:
+            continue
+        findings = list(_stage_findings(stage))
+        for level, message, file, line in findings[:MAX_ANNOTATIONS]:
+            out.append(workflow_command(level, message, title=name, file=file, line=line))
+        if len(findings) > MAX_ANNOTATIONS:
+            out.append(workflow_command("error", f"{len(findings) - MAX_ANNOTATIONS} more finding(s); "
+                                        "the stage log has them all", title=name))
+        if not findings:
+            log = stage.get("log")
+            where = f" (log {log})" if isinstance(log, str) and log else ""
+            out.append(workflow_command("error", f"{stage.get('status')}: {stage.get('reason') or ''}{where}",
+                                        title=name))
+    return out
+
+
+# ------------------------------------------------------------------------------------- drift history
+
+
+@dataclass(frozen=True)
+class DriftNight:
+    date: str  # YYYY-MM-DD (UTC)
+    onto: str
+    onto_ref: str
+    conflicts: int  # conflicting files
+    regions: int  # conflict regions over all files
+    absorbed: int  # our hunks already upstream
+    upstream_commits: int
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def drift_night(path: Path, date: str) -> DriftNight:
+    data = _load_object(path)
+    onto = data.get("onto")
+    if not isinstance(onto, str) or not _REF.fullmatch(onto):
+        raise BadInput(f"{path}: 'onto' is missing; it is not `mpspatch drift --json` output")
+    conflicts = _list_of_objects(data.get("conflicts"))
+    absorbed = _list_of_objects(data.get("absorbed"))
+    commits = data.get("upstream_commits")
+    return DriftNight(
+        date=date, onto=onto, onto_ref=str(data.get("onto_ref", onto)), conflicts=len(conflicts),
+        regions=sum(_int(c.get("regions")) for c in conflicts),
+        absorbed=sum(_int(a.get("hunks")) for a in absorbed),
+        upstream_commits=len(commits) if isinstance(commits, list) else 0,
+    )
+
+
+def read_history(path: Path) -> list[DriftNight]:
+    """The nights recorded so far; a line that is not a record (a torn write, a hand edit) is skipped."""
+    if not path.exists():
+        return []
+    nights = []
+    fields = set(DriftNight.__dataclass_fields__)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(item, dict) and set(item) >= fields:
+            nights.append(DriftNight(**{k: item[k] for k in fields}))
+    return nights
+
+
+def record_night(history: Path, night: DriftNight) -> list[DriftNight]:
+    """Add `night` to the history (replacing a record of the same date) and return every night, oldest first."""
+    nights = [n for n in read_history(history) if n.date != night.date] + [night]
+    nights.sort(key=lambda n: n.date)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    scratch = history.with_name(history.name + ".tmp")
+    scratch.write_text("".join(json.dumps(asdict(n), sort_keys=True) + "\n" for n in nights), encoding="utf-8")
+    scratch.replace(history)
+    return nights
+
+
+def history_markdown(nights: Sequence[DriftNight], last: int) -> str:
+    shown = list(nights)[-last:]
+    lines = [f"### Drift over the last {len(shown)} night(s)", ""]
+    if not shown:
+        return "\n".join([*lines, "No forecast recorded yet.", ""])
+    labels = ", ".join(json.dumps(n.date[5:]) for n in shown)  # MM-DD keeps the axis readable
+    top = max(1, *(n.regions for n in shown))
+    lines += [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Conflict regions per night"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "regions" 0 --> {top}',
+        f"    line [{', '.join(str(n.regions) for n in shown)}]",
+        "```",
+        "",
+        "| date | onto | conflicting files | regions | absorbed hunks | upstream commits |",
+        "|" + " --- |" * 6,
+    ]
+    for n in reversed(shown):
+        lines.append(f"| {_cell(n.date)} | `{_cell(n.onto_ref)}` `{_short(n.onto)}` | {n.conflicts}"
+                     f" | {n.regions} | {n.absorbed} | {n.upstream_commits} |")
+    return "\n".join([*lines, ""])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=".ci/gha.py", description="mpspatch JSON to GitHub Actions")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,11 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary.add_argument("--title", required=True)
     summary.add_argument("--rebase", type=Path)
     summary.add_argument("--verify", type=Path)
+    annotate = commands.add_parser("annotate", help="workflow commands for `mpspatch verify --json` findings")
+    annotate.add_argument("verify_json", type=Path)
+    trend = commands.add_parser("drift-history", help="record tonight's forecast, print the trend as Markdown")
+    trend.add_argument("--drift", type=Path, required=True)
+    trend.add_argument("--history", type=Path, required=True)
+    trend.add_argument("--date", default=datetime.now(UTC).strftime("%Y-%m-%d"))
+    trend.add_argument("--nights", type=int, default=30)
     args = parser.parse_args(argv)
     try:
         if args.command == "outputs":
             found = status_outputs(args.status_json)
             sys.stdout.write(f"base={found.base}\nseries-sha256={found.series_sha256}\n")
+        elif args.command == "annotate":
+            sys.stdout.write("".join(line + "\n" for line in annotation_lines(args.verify_json)))
+        elif args.command == "drift-history":
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date) or args.nights < 1:
+                raise BadInput("--date takes YYYY-MM-DD and --nights a positive number")
+            nights = record_night(args.history, drift_night(args.drift, args.date))
+            sys.stdout.write(history_markdown(nights, args.nights))
         else:
             sys.stdout.write(summary_markdown(args.title, args.rebase, args.verify))
     except BadInput as exc:

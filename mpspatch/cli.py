@@ -191,6 +191,7 @@ def rebase(
     from mpspatch.commands.rebase import RebaseAction, abort_rebase, rebase_action
     from mpspatch.commands.rebase import rebase as run_rebase
     from mpspatch.views import rebase as view
+    from mpspatch.views.progress import step_progress
 
     action = rebase_action(resume=resume, abort=abort, onto=onto, force=force)
     config = load()
@@ -203,7 +204,8 @@ def rebase(
         return
     if not as_json:
         view.show_rebase_started()
-    result = run_rebase(config, onto, resume=action == RebaseAction.CONTINUE)
+    with step_progress("rebase", as_json=as_json) as steps:
+        result = run_rebase(config, onto, resume=action == RebaseAction.CONTINUE, steps=steps)
     if as_json:
         console.emit_json(view.rebase_json(result))
     else:
@@ -277,10 +279,12 @@ def drift(
     """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
     from mpspatch.commands.drift import drift as forecast
     from mpspatch.views.drift import drift_json, show_drift
+    from mpspatch.views.progress import step_progress
 
     config = load()
     note_stopped_rebase(config)
-    report = forecast(config, onto, markdown=markdown)
+    with step_progress("drift", as_json=as_json) as steps:
+        report = forecast(config, onto, markdown=markdown, steps=steps)
     if as_json:
         console.emit_json(drift_json(report))
     else:
@@ -396,9 +400,12 @@ def split(
 ) -> None:
     """Cut the series into a proven stack of reviewable parts, one patch per PR."""
     from mpspatch.commands.split import split as run_split
+    from mpspatch.views.progress import step_progress
     from mpspatch.views.split import show_split, split_json
 
-    result = run_split(load(), max_lines=max_lines, out=out, branches=branches, force=force)
+    config = load()
+    with step_progress("split", as_json=as_json) as steps:
+        result = run_split(config, max_lines=max_lines, out=out, branches=branches, force=force, steps=steps)
     if as_json:
         console.emit_json(split_json(result))
     else:

@@ -3,6 +3,9 @@
 The upstream has a tag, a moving branch, an unrelated tag that must not be fetched, a commit named only by
 SHA, and a submodule, so the script's partial clone, ref mapping, checkout and submodule paths all run for
 real. Author, committer and dates are pinned, so the SHAs are stable between runs.
+
+Stand-in: the retry test puts a `git` script first on PATH that fails the first two `git clone` calls with
+exit 128 (what git exits with when the network drops) and runs the real git for everything else.
 """
 
 from __future__ import annotations
@@ -166,3 +169,42 @@ def test_usage_errors_exit_2(upstream: Upstream, tmp_path: Path) -> None:
     assert _fetch(upstream, "--bogus", tmp_path / "pytorch", upstream.url, "v1.0").returncode == 2
     lone = _fetch(upstream, "--submodules", tmp_path / "pytorch", upstream.url, "v1.0")
     assert lone.returncode == 2 and "--submodules needs --checkout" in lone.stderr
+
+
+def test_a_flaky_clone_is_tried_again_with_backoff(upstream: Upstream, tmp_path: Path) -> None:
+    import shutil
+
+    real_git = shutil.which("git", path=upstream.env.get("PATH"))
+    assert real_git is not None
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    counter = tmp_path / "clones"
+    stand_in = bindir / "git"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = clone ]; then\n'
+        f'  echo x >> "{counter}"\n'
+        f'  if [ "$(wc -l < "{counter}")" -le 2 ]; then echo "fatal: the network dropped" >&2; exit 128; fi\n'
+        "fi\n"
+        f'exec "{real_git}" "$@"\n',
+        encoding="utf-8",
+    )
+    stand_in.chmod(0o755)
+    env = {**upstream.env, "PATH": f"{bindir}{os.pathsep}{upstream.env.get('PATH', '')}",
+           "FETCH_PYTORCH_BACKOFF": "0"}
+    result = _run(["bash", SCRIPT, tmp_path / "pytorch", upstream.url, "v1.0"], env)
+    assert result.returncode == 0, result.stderr
+    assert counter.read_text().count("x") == 3
+    assert result.stderr.count("failed (git exit 128); trying again in 0s") == 2
+    assert _git(tmp_path / "pytorch", "rev-parse", "v1.0^{commit}", env=upstream.env) == upstream.base
+
+
+def test_retries_are_bounded_and_never_show_userinfo(upstream: Upstream, tmp_path: Path) -> None:
+    env = {**upstream.env, "FETCH_PYTORCH_BACKOFF": "0"}
+    remote = f"file://user:sekret@localhost{tmp_path / 'gone'}"
+    result = _run(["bash", SCRIPT, tmp_path / "pytorch", remote, "v1.0"], env)
+    assert result.returncode not in (0, 2)
+    ours = [line for line in result.stderr.splitlines() if line.startswith("fetch-pytorch:")]
+    assert len(ours) == 3, result.stderr
+    assert ours[-1] == f"fetch-pytorch: file://localhost{tmp_path / 'gone'}: giving up after 3 tries (git exit 128)"
+    assert not any("sekret" in line for line in ours)

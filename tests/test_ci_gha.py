@@ -151,3 +151,124 @@ def test_summary_says_when_a_step_left_no_json(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "**Rebase:** no result" in result.stdout and "r.json: not found" in result.stdout
     assert "**Verify:** no result" in result.stdout
+
+
+# ------------------------------------------------------------------------------------- annotations
+
+
+def _verify(tmp_path: Path, *stages: dict[str, object]) -> Path:
+    return _write(tmp_path, "verify.json", {"run_id": "r", "evidence": "e", "stages": list(stages)})
+
+
+def test_escaping_follows_githubs_rules() -> None:
+    assert gha.escape_data("50% done\r\nnext: a,b") == "50%25 done%0D%0Anext: a,b"
+    assert gha.escape_property("dir,x/a:b%\n.mm") == "dir%2Cx/a%3Ab%25%0A.mm"
+    line = gha.workflow_command("error", "bad\nthing", title="lint: c,d", file="a,b.mm", line=3)
+    assert line == "::error file=a%2Cb.mm,line=3,title=lint%3A c%2Cd::bad%0Athing"
+
+
+def test_annotate_lint_findings_tsan_reports_and_failed_stages(tmp_path: Path) -> None:
+    verify = _verify(
+        tmp_path,
+        {"name": "build", "kind": "build", "status": "passed", "details": []},
+        {"name": "lint", "kind": "lint", "status": "failed", "reason": "2 messages", "details": [
+            "torch/mps/__init__.py: 1 (SPACE x1)",
+            "torch/mps/__init__.py:3: error SPACE/trailing: 100% wrong, really",
+            "aten/src/ATen/mps/MPSStream.mm:12: warning CLANGFORMAT/format: reformat",
+        ]},
+        {"name": "tsan", "kind": "tsan", "status": "failed", "reason": "1 race", "details": [
+            "SUMMARY: ThreadSanitizer: data race aten/src/ATen/mps/MPSStream.mm:120:5 in getStream",
+        ]},
+        {"name": "tests", "kind": "tests", "status": "error", "reason": "no JUnit XML found at x.xml",
+         "log": "/runs/r/logs/tests.log", "details": []},
+    )
+    result = _cli("annotate", verify)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "::error file=torch/mps/__init__.py,line=3,title=lint::error SPACE/trailing: 100%25 wrong, really",
+        "::warning file=aten/src/ATen/mps/MPSStream.mm,line=12,title=lint::warning CLANGFORMAT/format: reformat",
+        "::error file=aten/src/ATen/mps/MPSStream.mm,line=120,title=tsan::"
+        "SUMMARY: ThreadSanitizer: data race aten/src/ATen/mps/MPSStream.mm:120:5 in getStream",
+        "::error title=tests::error: no JUnit XML found at x.xml (log /runs/r/logs/tests.log)",
+    ]
+
+
+def test_annotate_caps_each_stage_and_counts_the_rest(tmp_path: Path) -> None:
+    details = [f"a.py:{n}: error E/e: m" for n in range(1, 61)]
+    verify = _verify(tmp_path, {"name": "lint", "kind": "lint", "status": "failed", "details": details})
+    lines = gha.annotation_lines(verify)
+    assert len(lines) == 51
+    assert lines[-1] == "::error title=lint::10 more finding(s); the stage log has them all"
+
+
+def test_annotate_only_new_lint_findings_when_a_baseline_marks_them(tmp_path: Path) -> None:
+    verify = _verify(tmp_path, {"name": "lint", "kind": "lint", "status": "failed", "details": [
+        "a.py:1: error (new) E/e: added here",
+        "a.py:9: error (preexisting) E/e: upstream's own",
+    ]})
+    assert gha.annotation_lines(verify) == ["::error file=a.py,line=1,title=lint::error (new) E/e: added here"]
+
+
+def test_annotate_refuses_a_missing_file(tmp_path: Path) -> None:
+    result = _cli("annotate", tmp_path / "verify.json")
+    assert result.returncode == 2 and "verify.json: not found" in result.stderr
+
+
+# ------------------------------------------------------------------------------------- drift history
+
+
+def _drift(tmp_path: Path, onto: str, regions: list[int], absorbed_hunks: list[int], commits: int) -> Path:
+    return _write(tmp_path, f"drift-{onto[:6]}.json", {
+        "status": "conflict" if regions else "clean", "base": SHA_A, "base_ref": "v2.9.1", "onto": onto,
+        "onto_ref": "viable/strict",
+        "conflicts": [{"path": f"f{k}.mm", "regions": r} for k, r in enumerate(regions)],
+        "absorbed": [{"path": f"g{k}.py", "hunks": h} for k, h in enumerate(absorbed_hunks)],
+        "upstream_commits": [{"sha": SHA_B}] * commits,
+    })
+
+
+def test_drift_history_appends_a_night_and_charts_the_trend(tmp_path: Path) -> None:
+    history = tmp_path / "cache" / "drift-history.jsonl"
+    first = _cli("drift-history", "--drift", _drift(tmp_path, SHA_A, [], [1], 3), "--history", history,
+                 "--date", "2026-11-27")
+    assert first.returncode == 0, first.stderr
+    _cli("drift-history", "--drift", _drift(tmp_path, SHA_B, [2, 3], [1, 2], 40), "--history", history,
+         "--date", "2026-11-28")
+    # A rerun the same night replaces that night's record instead of adding a second point.
+    result = _cli("drift-history", "--drift", _drift(tmp_path, SHA_B, [2, 4], [1, 2], 41), "--history", history,
+                  "--date", "2026-11-28")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in history.read_text().splitlines()]
+    assert records == [
+        {"date": "2026-11-27", "onto": SHA_A, "onto_ref": "viable/strict", "conflicts": 0, "regions": 0,
+         "absorbed": 1, "upstream_commits": 3},
+        {"date": "2026-11-28", "onto": SHA_B, "onto_ref": "viable/strict", "conflicts": 2, "regions": 6,
+         "absorbed": 3, "upstream_commits": 41},
+    ]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "### Drift over the last 2 night(s)"
+    chart = lines[lines.index("```mermaid"):lines.index("```mermaid") + 7]
+    assert chart == ["```mermaid", "xychart-beta", '    title "Conflict regions per night"',
+                     '    x-axis ["11-27", "11-28"]', '    y-axis "regions" 0 --> 6', "    line [0, 6]", "```"]
+    assert "| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 |" in lines
+    assert lines.index("| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 |") < lines.index(
+        "| 2026-11-27 | `viable/strict` `d38164a545b4` | 0 | 0 | 1 | 3 |"), "newest night first"
+
+
+def test_drift_history_shows_only_the_last_n_nights_and_skips_torn_lines(tmp_path: Path) -> None:
+    history = tmp_path / "h.jsonl"
+    for day in range(1, 6):
+        gha.record_night(history, gha.DriftNight(f"2026-11-0{day}", SHA_A, "main", 1, day, 0, 2))
+    with history.open("a") as sink:
+        sink.write('{"date": "2026-11-0\n')
+    nights = gha.read_history(history)
+    assert [n.date for n in nights] == [f"2026-11-0{d}" for d in range(1, 6)]
+    text = gha.history_markdown(nights, 3)
+    assert '    x-axis ["11-03", "11-04", "11-05"]' in text and "2026-11-02" not in text
+
+
+def test_drift_history_refuses_what_is_not_drift_output(tmp_path: Path) -> None:
+    result = _cli("drift-history", "--drift", _write(tmp_path, "d.json", {"status": "clean"}),
+                  "--history", tmp_path / "h.jsonl")
+    assert result.returncode == 2 and "'onto' is missing" in result.stderr
+    assert not (tmp_path / "h.jsonl").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -15,7 +16,9 @@ import pytest
 from scenarios import STREAM_MM, TORCH_MPS, Scenario, build_scenario
 from test_rebase import git, run_cli
 
+from mpspatch.foundation.errors import InputError
 from mpspatch.git.verbs import PATCH_DIFF_ARGS
+from mpspatch.operations import regenerate as regenerate_module
 from mpspatch.operations.regenerate import CANONICAL_URL
 
 
@@ -282,3 +285,68 @@ def test_regenerate_from_fork_and_refusal_during_rebase(single: Scenario, tmp_pa
     assert run_cli(single, "rebase", "--onto", "v1.3").returncode == 1
     busy = run_cli(single, "regenerate")
     assert busy.returncode == 2 and "rebase --continue" in busy.stderr
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers 503 until `failures` requests have been refused, then the patch."""
+
+    failures = 0
+    seen = 0
+    body = b""
+
+    def do_GET(self) -> None:
+        type(self).seen += 1
+        if type(self).seen <= type(self).failures:
+            self.send_error(503, "busy")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _flaky_server(failures: int, body: bytes) -> Iterator[tuple[str, type[_Flaky]]]:
+    handler = type("Handler", (_Flaky,), {"failures": failures, "seen": 0, "body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/p.patch", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_retries_a_busy_server_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(regenerate_module.time, "sleep", waits.append)
+    with _flaky_server(2, b"diff --git a/x b/x\n") as (url, handler):
+        assert regenerate_module.download(url) == b"diff --git a/x b/x\n"
+    assert handler.seen == 3 and waits == [2.0, 4.0]
+
+
+def test_download_gives_up_after_three_tries_and_names_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(regenerate_module.time, "sleep", lambda _: None)
+    with _flaky_server(10, b"") as (url, handler), pytest.raises(InputError) as caught:
+        regenerate_module.download(url)
+    assert handler.seen == 3
+    assert caught.value.message.startswith(f"{url}: download failed with HTTP 503 busy after 3 tries; ")
+
+
+def test_a_missing_file_is_not_retried_and_userinfo_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(regenerate_module.time, "sleep", waits.append)
+    with _flaky_server(0, b"") as (url, _):
+        secret_url = url.replace("http://", "http://user:sekret@")
+        with pytest.raises(InputError) as caught:
+            regenerate_module.download(secret_url)
+    assert "sekret" not in caught.value.message and "user" not in caught.value.message
+    assert regenerate_module.url_for_message(secret_url) == url
+    waits.clear()
+    with pytest.raises(InputError):
+        regenerate_module.download("file:///nonexistent/p.patch")
+    assert waits == []

@@ -376,6 +376,20 @@ def test_tests_stage_with_real_pytest(project: Project) -> None:
     assert result.details == ("test.test_mps::test_b: failed: assert (2 + 2) == 5",)
 
 
+def test_the_junit_files_are_kept_next_to_the_log(project: Project) -> None:
+    suite = "def test_a():\n    pass\n"
+    project.set_patch({**DEFAULT_PATCH, "test/test_mps.py": suite})
+    project.stages(stage_toml("tests", "tests",
+                              [["{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/test_mps.py",
+                                "--junitxml=test-results/mps.xml"]],
+                              junit="test-results/*.xml", min_tests=1))
+    outcome = project.verify()
+    assert outcome.run.stages[0].status == "passed"
+    kept = outcome.run_dir / "logs" / "tests.junit.xml"
+    assert kept.read_bytes() == (project.tree / "test-results" / "mps.xml").read_bytes()
+    assert "test_a" in kept.read_text()
+
+
 def test_lint_stage_with_clang_format_and_lintrunner(project: Project, tmp_path: Path) -> None:
     if not (BIN / "lintrunner").exists() or not (BIN / "clang-format").exists():
         pytest.skip("lintrunner and clang-format wheels are not installed in this venv")

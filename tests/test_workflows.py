@@ -324,3 +324,34 @@ def test_ci_covers_both_systems_and_all_supported_pythons() -> None:
     runs = [step.run for step in _steps("ci.yml", "test")]
     for command in ("make test", "make demo", "ruff check", "mypy --strict"):
         assert any(command in run for run in runs), f"ci.yml does not run {command!r}"
+
+
+def test_drift_job_keeps_a_history_in_the_cache_and_charts_it() -> None:
+    steps = list(_steps("upstream.yml", "drift"))
+    caches = [s for s in steps if s.uses.startswith("actions/cache/")]
+    assert [s.uses.split("@")[0] for s in caches] == ["actions/cache/restore", "actions/cache/save"]
+    assert caches[0].with_.get("key") == caches[1].with_.get("key"), "restore and save must use one key"
+    assert "github.run_id" in str(caches[0].with_.get("key")), "each night needs a new key to save under"
+    assert "drift-history-" in str(caches[0].with_.get("restore-keys"))
+    assert caches[0].with_.get("path") == caches[1].with_.get("path")
+    record = next(s for s in steps if ".ci/gha.py drift-history" in s.run)
+    assert "GITHUB_STEP_SUMMARY" in record.run and "!cancelled()" in str(record.body.get("if"))
+    order = [s.body.get("name") for s in steps]
+    assert order.index(caches[0].body.get("name")) < order.index(record.body.get("name")) < order.index(
+        caches[1].body.get("name"))
+
+
+@pytest.mark.parametrize("job", ["build-lint", "mps"])
+def test_verify_findings_become_annotations(job: str) -> None:
+    steps = list(_steps("upstream.yml", job))
+    names = [s.body.get("name") for s in steps]
+    annotate = next(s for s in steps if ".ci/gha.py annotate" in s.run)
+    assert "!cancelled()" in str(annotate.body.get("if"))
+    verify = next(s for s in steps if "mpspatch verify" in s.run)
+    assert names.index(verify.body.get("name")) < names.index(annotate.body.get("name"))
+
+
+def test_mps_job_uploads_the_junit_files_from_the_evidence() -> None:
+    uploads = [s for s in _steps("upstream.yml", "mps") if s.uses.startswith("actions/upload-artifact@")]
+    junit = [s for s in uploads if s.with_.get("name") == "junit"]
+    assert junit and str(junit[0].with_.get("path")).endswith("/evidence/*/logs/*.junit.xml")

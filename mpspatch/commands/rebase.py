@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
+from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.model.state import state_path, stopped_summary
 from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
@@ -32,10 +33,11 @@ def rebase_action(*, resume: bool, abort: bool, onto: str | None, force: bool = 
     return RebaseAction.ABORT if abort else RebaseAction.CONTINUE if resume else RebaseAction.START
 
 
-def rebase(config: Config, onto: str | None = None, *, resume: bool = False) -> core.RebaseResult:
+def rebase(config: Config, onto: str | None = None, *, resume: bool = False,
+           steps: Steps = QUIET) -> core.RebaseResult:
     """Start a rebase onto `onto` (default: [upstream].target), or with `resume` go on with the one in progress."""
     ws = Workspace(config)
-    return core.resume(ws) if resume else core.start(ws, onto)
+    return core.resume(ws) if resume else core.start(ws, onto, steps)
 
 
 def abort_rebase(config: Config, *, force: bool = False) -> core.AbortResult:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mpspatch.foundation.files import sha256_file
 from mpspatch.foundation.ids import CommitSha, TreePath
+from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.git import objects
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
@@ -132,13 +133,14 @@ class DriftReport:
         return sum(1 for f in self.files if f.outcome == outcome)
 
 
-def compute_drift(ws: Workspace, onto_ref: str | None = None) -> DriftReport:
+def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> DriftReport:
     """Forecast the rebase of the configured series onto `onto_ref` (default: [upstream].target).
 
     The git calls that do not depend on each other run side by side: a forecast is a couple of dozen
     short git processes, and waiting for them one by one would cost more than the merge itself.
     """
     config = ws.config
+    steps.step("resolving the target")
     with ThreadPoolExecutor(max_workers=4) as pool:
         shadow_job = pool.submit(lambda: ws.shadow)  # also says so when the clone is missing
         span_job = pool.submit(ws.resolve_onto, onto_ref)
@@ -148,12 +150,15 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None) -> DriftReport:
         span = span_job.result()
         base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
         start_job = pool.submit(history.forecast_start, shadow, base, onto)
+        steps.step(f"building the series ({len(patches)} patches)")
         commits = series_commits_cached(shadow, base, config.series.patches)
         upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, series_paths(patches))
         diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
         checked.result()
+        steps.step(f"forecasting the merge onto {onto[:12]}")
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
         upstream = upstream_job.result()
+        steps.step(f"reading upstream history ({len(upstream)} commits)")
         already = history.already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
                                            series_diff=diff_job.result())
     return build_report(

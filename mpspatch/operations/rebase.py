@@ -22,6 +22,7 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, MpspatchError, StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
+from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
@@ -146,13 +147,14 @@ def _saved(config: Config, path: Path) -> SavedFile:
 # ------------------------------------------------------------------------------------------------- start
 
 
-def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
+def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> RebaseResult:
     config = ws.config
     existing = ws.rebase
     if existing is not None:
         raise StateError(f"{state_path(config)}: a rebase onto {existing.onto_ref} is in progress; run "
                          "`mpspatch rebase --continue` or `mpspatch rebase --abort`")
     notes: list[str] = []
+    steps.step("resolving the target")
     if shadow_repo.ensure_checkout(config.upstream.url, config.upstream.checkout):
         notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
     shadow = ws.shadow  # also checks that the checkout is a git repository
@@ -165,6 +167,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
     fetched = shadow_repo.prefetch_blobs(shadow, base, onto, series_paths(patches))
     if fetched:
         notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
+    steps.step(f"building the series ({len(patches)} patches)")
     build = commits.build_series(shadow, base, [p.path for p in patches])
     notes.extend(build.notes)
     tip = build.commits[-1]
@@ -188,6 +191,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
         pending = pool.submit(upstream_check, shadow, state)
         try:
             _interrupt_point("after-state")
+            steps.step(f"rebasing onto {onto_ref} ({onto[:12]})")
             return _run_from_scratch(config, shadow, state, pending, fresh=True)
         except MpspatchError:
             # A failure (not an interruption) leaves nothing behind: the user's files were never touched.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -90,19 +91,48 @@ def is_url(source: str) -> bool:
     return urllib.parse.urlparse(source).scheme in ("http", "https", "file")
 
 
+DOWNLOAD_TRIES = 3
+DOWNLOAD_BACKOFF_S = 2.0  # wait 2 s, then 4 s, between tries
+
+
+def url_for_message(url: str) -> str:
+    """`url` without `user:password@`, for a message or a log."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth another try: the network or the server hiccuped (not a 404, not a bad URL)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code == 429 or exc.code >= 500
+    return isinstance(exc, urllib.error.URLError | OSError)
+
+
 def download(url: str, timeout: float = 60) -> bytes:
-    """The bytes at `url` (http, https or file), or an InputError saying what to do instead."""
+    """The bytes at `url` (http, https or file), or an InputError saying what to do instead.
+
+    A network failure or a 5xx/429 answer is tried again, DOWNLOAD_TRIES times in all, with backoff."""
     fix = "check the URL, or download the file yourself and import it by path"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # only http(s)/file: see is_url
-            data: bytes = response.read(MAX_DOWNLOAD + 1)
-    except urllib.error.HTTPError as exc:
-        raise InputError(f"{url}: download failed with HTTP {exc.code} {exc.reason}; {fix}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"{url}: download failed ({reason}); {fix}") from None
+    shown = url_for_message(url)
+    tries = 1 if urllib.parse.urlsplit(url).scheme == "file" else DOWNLOAD_TRIES
+    for attempt in range(1, tries + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # only http(s)/file: see is_url
+                data: bytes = response.read(MAX_DOWNLOAD + 1)
+            break
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            if attempt < tries and _transient(exc):
+                time.sleep(DOWNLOAD_BACKOFF_S * 2 ** (attempt - 1))
+                continue
+            after = f" after {attempt} tries" if attempt > 1 else ""
+            if isinstance(exc, urllib.error.HTTPError):
+                raise InputError(f"{shown}: download failed with HTTP {exc.code} {exc.reason}{after}; {fix}") from None
+            reason = getattr(exc, "reason", exc)
+            raise InputError(f"{shown}: download failed ({reason}){after}; {fix}") from None
     if len(data) > MAX_DOWNLOAD:
-        raise InputError(f"{url}: more than {MAX_DOWNLOAD // (1024 * 1024)} MiB, not a patch; {fix}")
+        raise InputError(f"{shown}: more than {MAX_DOWNLOAD // (1024 * 1024)} MiB, not a patch; {fix}")
     return data
 
 

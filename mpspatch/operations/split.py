@@ -45,6 +45,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import GitError, InputError, MpspatchError
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
+from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.git import commits
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
@@ -225,6 +226,7 @@ def split_series(
     out_dir: Path | None = None,
     branch_prefix: str | None = None,
     force: bool = False,
+    steps: Steps = QUIET,
 ) -> SplitResult:
     config = ws.config
     ws.refuse_during_rebase("split")
@@ -233,6 +235,7 @@ def split_series(
     _check_out_dir(out)
     patches = load_series(config)
     checkout, base, base_ref = ws.checkout, ws.base, ws.base_ref
+    steps.step(f"building the series ({len(patches)} patches)")
     with _scratch(ws, base, series_paths(patches)) as sc:
         series_tree = _series_tree(sc, base, patches)
         base_tree = git.tree_sha_of(sc.repo, base)
@@ -244,6 +247,7 @@ def split_series(
         whole = (sum(c.insertions for c in changes), sum(c.deletions for c in changes))
         budget = limit
         for attempt in range(1, _MAX_PLANS + 1):
+            steps.step(f"planning the parts (attempt {attempt})")
             plan = plan_parts(changes, config.split.groups, config.categories, limit, budget=budget)
             trees = _part_trees(sc, base, series_tree, changes, plan)
             messages = [part_message(plan, k, changes, config.render.title, base_ref)
@@ -271,6 +275,7 @@ def split_series(
                 target = staging / f"{k:04d}-{part.slug}.patch"
                 target.write_bytes(source.read_bytes())
                 files.append(target)
+            steps.step(f"proving the stack ({len(files)} parts)")
             _prove(sc, base, files, trees, series_tree)
             _check_nets(plan, parsed, changes)
             parts = tuple(
@@ -285,6 +290,8 @@ def split_series(
                           series_sha256=tuple(p.sha256 for p in patches), tree=series_tree,
                           insertions=whole[0], deletions=whole[1])
             STACK.write(staging / STACK_NAME, stack)
+            if branch_prefix:
+                steps.step(f"committing {len(files)} branches")
             branch_commits = (
                 _branch_commits(checkout, sc.folder, base, files, trees, messages) if branch_prefix else ()
             )

@@ -302,6 +302,7 @@ def _run_one(
             break
     duration = time.monotonic() - started
     found = tests_parser.junit_files(junit_pattern, cwd) if junit_pattern else ()
+    tests_parser.keep_junit(found, log)
     parsed = kind.parse(ParseInput(
         commands=tuple(outputs), tree=str(tree.path.resolve()), junit_files=found, junit_pattern=junit_pattern,
         min_tests=stage.min_tests, env=env,

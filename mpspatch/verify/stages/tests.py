@@ -6,6 +6,7 @@ tests on a machine without a usable GPU, so zero tests (or fewer than `min_tests
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,18 @@ class JUnitCounts:
     @property
     def ran(self) -> int:
         return self.passed + self.failed + self.errors
+
+
+def keep_junit(files: Sequence[str], log: Path) -> tuple[Path, ...]:
+    """Copy the JUnit files a stage wrote next to its log (`<stage>.junit.xml`, or `<stage>.<k>.junit.xml` when
+    there are several), so the evidence run folder keeps what the counts were read from."""
+    stem = log.name.removesuffix(".log")
+    kept = []
+    for k, name in enumerate(files, start=1):
+        target = log.with_name(f"{stem}.junit.xml" if len(files) == 1 else f"{stem}.{k}.junit.xml")
+        shutil.copyfile(name, target)
+        kept.append(target)
+    return tuple(kept)
 
 
 def read_junit(files: Sequence[str]) -> JUnitCounts:

@@ -211,10 +211,10 @@ def test_first_submission_opens_the_issue_pushes_the_branch_opens_the_pr_and_lab
 
     # Labels applied with gh pr edit --add-label, no bot comments.
     labels = [a[a.index("--add-label") + 1] for a in hub.argvs("pr", "edit") if "--add-label" in a]
-    assert labels == ["release notes: mps", "ciflow/mps"]
+    assert labels == ["module: mps", "release notes: mps"]
     assert not hub.argvs("pr", "comment")
     assert [(lb.name, lb.outcome) for lb in result.parts[0].labels] == [
-        ("release notes: mps", LabelOutcome.APPLIED), ("ciflow/mps", LabelOutcome.APPLIED)]
+        ("module: mps", LabelOutcome.APPLIED), ("release notes: mps", LabelOutcome.APPLIED)]
 
     # Recorded: issue, PR, SHA, series sha256, as v1.
     record = read_submission(project.config())
@@ -237,7 +237,7 @@ def test_labels_refused_become_pytorchbot_comments_and_are_never_claimed_applied
     render_all(project)
     result = submit(project.config())
     comments = [a[a.index("--body") + 1] for a in hub.argvs("pr", "comment")]
-    assert comments == ['@pytorchbot label "release notes: mps"', '@pytorchbot label "ciflow/mps"']
+    assert comments == ['@pytorchbot label "module: mps"', '@pytorchbot label "release notes: mps"']
     assert {lb.outcome for lb in result.parts[0].labels} == {LabelOutcome.REQUESTED}
     assert any("asked @pytorchbot" in n for n in result.notes)
     # A second run asks again for nothing.
@@ -341,7 +341,7 @@ def test_dry_run_prints_every_command_and_changes_nothing(tmp_path: Path, hub: H
                c.endswith(":refs/heads/mps-pool/part-01") for c in commands)
     assert any(c.startswith("gh pr create --repo pytorch/pytorch --base main --head ada:mps-pool/part-01 ")
                for c in commands)
-    assert "gh pr edit '<PR of part 1>' --repo pytorch/pytorch --add-label ciflow/mps" in commands
+    assert "gh pr edit '<PR of part 1>' --repo pytorch/pytorch --add-label 'release notes: mps'" in commands
     # Only the read-only query ran (it makes the plan exact: create or update); everything else is planned.
     assert all(s["outcome"] == "" for s in plan["steps"] if not s["command"].startswith("gh pr list "))
     # Nothing happened: no gh call that changes anything, no branch, no record, documents untouched.

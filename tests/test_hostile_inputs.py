@@ -1,0 +1,112 @@
+"""Hostile inputs and faults: paths that leave the tree, special files as outputs, secrets in stage output,
+bytes that are not UTF-8, resource bounds and fixable input that must not crash.
+
+Every test drives real git repositories and the installed CLI (or the module under test) directly; no
+stand-in programs are used.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import Repo, cpp_source, write_config
+
+from mpspatch.foundation.config import Category
+from mpspatch.model.series import compute_stats, is_allowed, parse_patch_bytes
+
+MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MPSPATCH, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120,
+                          env=env)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    upstream = Repo.create(tmp_path / "upstream")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 6))
+    upstream.commit("base", tag="v1.0")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 8, variant=" pooled"))
+    upstream.git("add", "-A")
+    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(patch)
+    write_config(project, patches=["patches/pool.patch"])
+    return project
+
+
+def _upstream(project: Path) -> Repo:
+    return Repo(project.parent / "upstream")
+
+
+# ------------------------------------------------------------------------------ paths that leave the tree
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("test/test_mps.pyEVIL/x", False),
+    ("test/test_mps.py", True),
+    ("test/test_mps.py/inner", True),
+    ("aten/src/ATen/mps/../../x", False),
+    ("aten/src/ATen/mps/./x", False),
+    ("/etc/passwd", False),
+    ("aten/src/ATen/mps/Stream.mm", True),
+    ("aten/src/ATen/mpsX/Stream.mm", False),
+])
+def test_allowed_paths_match_whole_components(path: str, allowed: bool) -> None:
+    assert is_allowed(path, ("aten/src/ATen/mps/", "test/test_mps.py")) is allowed
+
+
+def test_paths_with_dot_dot_are_refused_even_without_allowed_paths() -> None:
+    assert not is_allowed("a/../../x", ())
+    assert is_allowed("a/b", ())
+
+
+def _symlink_patch(upstream: Repo, link: str, target: str) -> str:
+    os.symlink(target, upstream.path / link)
+    upstream.git("add", "-A")
+    text = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    (upstream.path / link).unlink(missing_ok=True)
+    return text
+
+
+def test_a_symlink_out_of_the_tree_is_outside_allowed(tmp_path: Path) -> None:
+    upstream = Repo.create(tmp_path / "up")
+    upstream.write("aten/src/ATen/mps/A.mm", "a\n")
+    upstream.commit("base", tag="v1.0")
+    text = _symlink_patch(upstream, "aten/src/ATen/mps/evil", "../../../../../etc/passwd")
+    assert "new file mode 120000" in text
+    patch = parse_patch_bytes(tmp_path / "p.patch", text.encode())
+    stats = compute_stats((patch,), (Category("Core", ("aten/**",)),), ("aten/src/ATen/mps/",))
+    assert stats.outside_allowed == ("aten/src/ATen/mps/evil -> ../../../../../etc/passwd (a symlink out of the tree)",)
+    inside = parse_patch_bytes(tmp_path / "q.patch", _symlink_patch(upstream, "aten/src/ATen/mps/ok", "A.mm").encode())
+    assert compute_stats((inside,), (), ("aten/src/ATen/mps/",)).outside_allowed == ()
+
+
+def test_import_refuses_a_symlink_out_of_the_tree(project: Path) -> None:
+    upstream = _upstream(project)
+    text = _symlink_patch(upstream, "aten/src/ATen/mps/evil", "/etc/passwd")
+    (project / "evil.patch").write_text(text)
+    before = (project / "patches/pool.patch").read_bytes()
+    result = run_cli("import", "evil.patch", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "aten/src/ATen/mps/evil -> /etc/passwd (a symlink out of the tree)" in result.stderr
+    assert (project / "patches/pool.patch").read_bytes() == before
+
+
+def test_a_series_with_a_lookalike_prefix_is_refused(project: Path) -> None:
+    upstream = _upstream(project)
+    upstream.write("test/test_mps.pyEVIL/x", "evil\n")
+    upstream.git("add", "-A")
+    (project / "patches/pool.patch").write_text(upstream.git("diff", "--cached", "--full-index", "v1.0"))
+    upstream.git("reset", "-q", "--hard")
+    result = run_cli("drift", "--json", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "outside [series].allowed_paths: test/test_mps.pyEVIL/x" in result.stderr

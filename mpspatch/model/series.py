@@ -266,13 +266,13 @@ def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
     return outside + escaping_symlinks((patch,))
 
 
-def escaping_symlinks(patches: Iterable[Patch]) -> list[str]:
-    found: list[str] = []
+def escaping_symlinks(patches: Iterable[Patch]) -> list[TreePath]:
+    found: list[TreePath] = []
     for patch in patches:
         for change in patch.files:
             target = symlink_target(change)
             if target is not None and leaves_tree(change.path, target):
-                found.append(f"{change.path} -> {target} (a symlink out of the tree)")
+                found.append(TreePath(f"{change.path} -> {target} (a symlink out of the tree)"))
     return found
 
 

@@ -263,7 +263,7 @@ def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
     """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted, and every symlink
     the patch makes that points out of the tree, as `path -> target (symlink out of the tree)`."""
     outside = [path for path in series_paths((patch,)) if not is_allowed(path, allowed)]
-    return outside + escaping_symlinks((patch,))
+    return outside + [str(p) for p in escaping_symlinks((patch,))]
 
 
 def escaping_symlinks(patches: Iterable[Patch]) -> list[TreePath]:

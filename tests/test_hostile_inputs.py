@@ -110,3 +110,52 @@ def test_a_series_with_a_lookalike_prefix_is_refused(project: Path) -> None:
     result = run_cli("drift", "--json", cwd=project)
     assert result.returncode == 2, result.stderr
     assert "outside [series].allowed_paths: test/test_mps.pyEVIL/x" in result.stderr
+
+
+# --------------------------------------------------------------------- outputs that are not regular files
+
+
+def test_out_through_a_symlink_keeps_the_link_and_writes_its_target(project: Path) -> None:
+    (project / "docs").mkdir()
+    (project / "docs/audit.md").write_text("OLD-MARKER\n")
+    (project / "audit-link.md").symlink_to("docs/audit.md")
+    result = run_cli("render-audit", "--out", "audit-link.md", cwd=project)
+    assert result.returncode in (0, 1), result.stderr
+    assert (project / "audit-link.md").is_symlink()
+    assert "OLD-MARKER" not in (project / "docs/audit.md").read_text()
+
+
+def test_out_naming_a_fifo_or_a_folder_is_refused(project: Path) -> None:
+    os.mkfifo(project / "pipe")
+    (project / "folder").mkdir()
+    for name, what in (("pipe", "is a FIFO"), ("folder", "is a folder")):
+        result = run_cli("render-audit", "--out", name, cwd=project)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and what in result.stderr and name in result.stderr
+    assert (project / "pipe").is_fifo() and (project / "folder").is_dir()
+
+
+def test_drift_markdown_naming_a_folder_is_refused(project: Path) -> None:
+    (project / "summary").mkdir()
+    result = run_cli("drift", "--markdown", "summary", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "summary: is a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_naming_a_device_writes_through_and_keeps_the_device(project: Path) -> None:
+    import stat
+
+    node = project / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the same device as /dev/null
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here ({exc}); needs root outside a restricted container")
+    result = run_cli("render-audit", "--out", "null", cwd=project)
+    assert result.returncode in (0, 1), result.stderr
+    assert stat.S_ISCHR(node.lstat().st_mode)
+    full = project / "full"
+    os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # the same device as /dev/full: every write ENOSPC
+    result = run_cli("render-audit", "--out", "full", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "full: the disk is full" in result.stderr and result.stderr.count("\n") == 1
+    assert stat.S_ISCHR(full.lstat().st_mode)

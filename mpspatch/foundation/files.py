@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     rename() within one filesystem is atomic, so readers see the old file or the new one, never a mix,
     even when the process is killed half-way. A folder that cannot be made or written (a file in the way, no
     permission, a full disk) is the user's to fix, so it is an InputError naming the path, not a crash.
+
+    Only a regular file is ever replaced. A symlink stays a symlink: its target is written atomically. A
+    character device (`/dev/null`, `/dev/stdout`) is written through, never replaced by a file; a folder, a FIFO
+    or a socket at the path is refused.
     """
+    path = _resolve_link(path)
+    kind = _special_kind(path)
+    if kind == "device":
+        _write_through(path, data)
+        return
+    if kind is not None:
+        raise InputError(f"{path}: is a {kind}, not a file; name a file to write instead")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,9 +47,57 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         else:
             os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_failed(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _resolve_link(path: Path) -> Path:
+    """The file a symlink (or a chain of them) names, so the link itself is kept; other paths unchanged."""
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError):
+        raise InputError(f"{path}: a symlink that loops or cannot be followed; point it at a file or remove it")\
+            from None
+
+
+def _special_kind(path: Path) -> str | None:
+    """What stands at `path` when it is neither missing nor a regular file: device, folder, FIFO, socket."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    return "socket" if stat.S_ISSOCK(mode) else "special file"
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    try:
+        with path.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
+
+
+def _write_failed(path: Path, exc: OSError) -> InputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InputError(f"{path}: the disk is full ({exc.strerror}); free some space or write elsewhere")
+    if exc.errno == errno.EROFS:
+        return InputError(f"{path}: the file system is read-only; write elsewhere")
+    return InputError(f"{path}: cannot write ({exc.strerror or exc}); choose another path or fix its permissions")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

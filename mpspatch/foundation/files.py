@@ -109,4 +109,9 @@ def sha256_bytes(data: bytes) -> ContentSha256:
 
 
 def sha256_file(path: Path) -> ContentSha256:
-    return sha256_bytes(path.read_bytes())
+    """Read in chunks: a stage log can be gigabytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return ContentSha256(digest.hexdigest())

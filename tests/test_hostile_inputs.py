@@ -159,3 +159,58 @@ def test_out_naming_a_device_writes_through_and_keeps_the_device(project: Path) 
     assert result.returncode == 2, result.stderr
     assert "full: the disk is full" in result.stderr and result.stderr.count("\n") == 1
     assert stat.S_ISCHR(full.lstat().st_mode)
+
+
+# ------------------------------------------------------------------------------------ bytes that are not UTF-8
+
+
+def test_a_patch_with_bytes_that_are_not_utf8_is_refused_naming_the_line(project: Path) -> None:
+    upstream = _upstream(project)
+    upstream.write("aten/src/ATen/mps/Latin1.mm", b"// caf\xe9\nint x;\n")
+    upstream.git("add", "-A")
+    data = subprocess.run(
+        ["git", "diff", "--cached", "--full-index", "v1.0"], cwd=upstream.path, capture_output=True, check=True,
+    ).stdout
+    upstream.git("reset", "-q", "--hard")
+    assert b"caf\xe9" in data
+    (project / "latin1.patch").write_bytes(data)
+    before = (project / "patches/pool.patch").read_bytes()
+    result = run_cli("import", "latin1.patch", cwd=project)
+    assert result.returncode == 2, result.stderr
+    line = data[: data.index(b"\xe9")].count(b"\n") + 1
+    assert f"latin1.patch:{line}: byte 0xe9 at column 8 is not UTF-8 (in aten/src/ATen/mps/Latin1.mm)" in result.stderr
+    assert (project / "patches/pool.patch").read_bytes() == before
+    (project / "patches/pool.patch").write_bytes(data)
+    for command in ("drift", "regenerate", "stats"):
+        result = run_cli(command, cwd=project)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "is not UTF-8" in result.stderr and "\ufffd" not in result.stderr
+    assert (project / "patches/pool.patch").read_bytes() == data
+
+
+# ------------------------------------------------------------------------ upstream text and upstream URLs
+
+
+def test_upstream_subjects_are_inert_in_the_drift_markdown(project: Path) -> None:
+    upstream = _upstream(project)
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 7, variant=" upstream"))
+    evil = "Fix <img src=x onerror=alert(1)> ![pwn](https://evil.example/p.png) [click](https://evil.example)"
+    upstream.commit(evil)
+    result = run_cli("drift", "--markdown", "drift.md", cwd=project)
+    assert result.returncode in (0, 1), result.stderr
+    text = (project / "drift.md").read_text()
+    assert "Fix" in text and "onerror" in text  # the subject is shown, as text
+    assert "<img" not in text and "&lt;img" in text
+    assert "![pwn](" not in text and "[click](" not in text
+
+
+def test_a_token_in_the_upstream_url_is_never_shown(project: Path) -> None:
+    token = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text()
+                      .replace("https://example.invalid/upstream.git", f"https://bot:{token}@127.0.0.1:9/x.git")
+                      .replace("../upstream", "../not-cloned-yet"))
+    result = run_cli("rebase", "--onto", "main", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "could not clone" in result.stderr and "127.0.0.1:9" in result.stderr
+    assert token not in result.stderr + result.stdout

@@ -104,6 +104,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def utf8_patch(data: bytes, name: str) -> str:
+    """A patch's bytes as text, or an InputError naming the line and file with bytes that are not UTF-8.
+
+    Decoding with replacement would silently rewrite those bytes as U+FFFD in the patch written back.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        header = data.rfind(b"\ndiff --git ", 0, exc.start) + 1 or (0 if data.startswith(b"diff --git ") else -1)
+        in_file = ""
+        if header >= 0:
+            first = data[header: data.find(b"\n", header)].decode("utf-8", errors="replace")
+            in_file = f" (in {first.split(' b/', 1)[-1]})" if " b/" in first else ""
+        raise InputError(
+            f"{name}:{line}: byte 0x{data[exc.start]:02x} at column {exc.start - start + 1} is not UTF-8{in_file}; "
+            "patches are kept as UTF-8 text: convert that file to UTF-8, or mark it `binary` in .gitattributes "
+            "and regenerate the patch") from None
+
+
 def sha256_bytes(data: bytes) -> ContentSha256:
     return ContentSha256(hashlib.sha256(data).hexdigest())
 

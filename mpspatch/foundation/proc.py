@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
+from mpspatch.foundation.redact import redact_shapes
 
 TAIL_LINES = 20
 
@@ -53,11 +54,13 @@ class CommandTimeoutError(CommandFailedError):
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    """The last lines of a command's output for a message, secrets such as URL passwords masked."""
+    return redact_shapes("\n".join(text.rstrip("\n").splitlines()[-lines:]))
 
 
 def describe(argv: Sequence[str]) -> str:
-    return shlex.join(argv)
+    """A command as shown in messages and logs: a token in a URL (`https://user:TOKEN@...`) masked."""
+    return redact_shapes(shlex.join(argv))
 
 
 def _merged_env(env: Mapping[str, str] | None, *, inherit: bool) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Category, Config, matches_any
 from mpspatch.foundation.errors import InputError, PatchFormatError
-from mpspatch.foundation.files import sha256_bytes
+from mpspatch.foundation.files import sha256_bytes, utf8_patch
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
 from mpspatch.model.diff import DiffParseError, FileChange, parse_diff
 from mpspatch.model.store import StateFile
@@ -86,7 +86,10 @@ def parse_patch(path: Path) -> Patch:
 
 
 def parse_patch_bytes(path: Path, data: bytes) -> Patch:
-    text = data.decode("utf-8", errors="replace")
+    try:
+        text = utf8_patch(data, str(path))
+    except InputError as exc:
+        raise PatchFormatError(exc.message) from None
     if not text.strip():
         raise PatchFormatError(f"{path}: the patch is empty; regenerate it with `git diff --full-index BASE`")
     text = _undo_whole_file_crlf(text)

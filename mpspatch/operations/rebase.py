@@ -22,6 +22,7 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, MpspatchError, StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
+from mpspatch.foundation.redact import redact_url
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
@@ -154,7 +155,7 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
                          "`mpspatch rebase --continue` or `mpspatch rebase --abort`")
     notes: list[str] = []
     if shadow_repo.ensure_checkout(config.upstream.url, config.upstream.checkout):
-        notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
+        notes.append(f"cloned {redact_url(config.upstream.url)} into {config.upstream.checkout} (blobless, sparse)")
     shadow = ws.shadow  # also checks that the checkout is a git repository
     span = ws.resolve_onto(onto_ref)
     base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref

@@ -379,7 +379,23 @@ def abort(ws: Workspace, *, force: bool = False) -> AbortResult:
     kept = tuple((path, keep_copy(config, path)) for path in edited)
     restored = _restore(config, state)
     _cleanup(config, shadow, worktree)
+    prune_unresolved_rerere(shadow)
     return AbortResult(worktree=worktree, restored=restored, kept=kept)
+
+
+def prune_unresolved_rerere(shadow: Path) -> None:
+    """Drop the conflict records no resolution was ever recorded for: each aborted rebase leaves some, and
+    the cache would grow without end. Recorded resolutions (a `postimage`) stay, to be replayed.
+
+    `git rerere gc` with gc.rerereUnresolved=0 spares records made in the current second, that is, the ones
+    of the rebase just aborted, so the records are pruned here directly, in the shadow mpspatch owns.
+    """
+    cache = shadow / "rr-cache"
+    if not cache.is_dir():
+        return
+    for entry in cache.iterdir():
+        if entry.is_dir() and not any(p.name.startswith("postimage") for p in entry.iterdir()):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def edited_patches(config: Config, state: RebaseState) -> tuple[Path, ...]:

@@ -214,3 +214,59 @@ def test_a_token_in_the_upstream_url_is_never_shown(project: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "could not clone" in result.stderr and "127.0.0.1:9" in result.stderr
     assert token not in result.stderr + result.stdout
+
+
+# ------------------------------------------------------------------------------- fixable input, not a crash
+
+
+def test_a_checkout_that_is_a_file_is_bad_input(project: Path) -> None:
+    (project.parent / "afile").write_text("not a clone\n")
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text().replace('checkout = "../upstream"', 'checkout = "../afile"'))
+    for command in ("drift", "lock"):
+        result = run_cli(command, cwd=project)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "afile: is a file" in result.stderr and "internal error" not in result.stderr
+    status = run_cli("status", cwd=project)  # status reports what it can
+    assert status.returncode in (0, 1, 2) and "internal error" not in status.stderr
+
+
+def test_prose_that_is_not_utf8_is_bad_input(project: Path) -> None:
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + '\n[render]\nprose = "prose"\n')
+    (project / "prose").mkdir()
+    (project / "prose/summary.md").write_bytes(b"# Summary\ncaf\xe9\n")
+    result = run_cli("render-audit", "--out", "audit.md", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "prose/summary.md:2: byte 0xe9 is not UTF-8" in result.stderr
+
+
+def test_a_stage_program_that_is_not_executable_is_named_with_the_fix(project: Path) -> None:
+    script = project / "stage.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + f'\n[[stages]]\nname = "s"\nkind = "command"\nrun = [["{script}"]]\n')
+    result = run_cli("verify", "--json", cwd=project)
+    assert result.returncode == 1, result.stderr
+    assert "internal error" not in result.stderr
+    (stage,) = __import__("json").loads(result.stdout)["stages"]
+    assert stage["status"] == "error" and "cannot be run" in stage["reason"] and "chmod +x" in stage["reason"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: chmod does not make a folder read-only for root")
+def test_read_only_commands_work_on_a_read_only_project(project: Path) -> None:
+    assert run_cli("lock", cwd=project).returncode == 0
+    assert run_cli("drift", cwd=project).returncode in (0, 1)  # the shadow exists before the folder is locked
+    modes = {p: p.stat().st_mode for p in [project, *project.rglob("*")] if p.is_dir()}
+    try:
+        for folder in modes:
+            folder.chmod(0o555)
+        for args in (("drift",), ("regenerate", "--check"), ("status",)):
+            result = run_cli(*args, cwd=project)
+            assert result.returncode in (0, 1), (args, result.stderr)
+        result = run_cli("render-audit", "--out", "audit.md", cwd=project)
+        assert result.returncode == 2 and "audit.md" in result.stderr, result.stderr
+    finally:
+        for folder, mode in modes.items():
+            folder.chmod(mode)

@@ -108,6 +108,9 @@ def _spawn(
         if not cwd.is_dir():
             raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
         raise _missing(argv, cwd) from exc
+    except NotADirectoryError as exc:
+        raise CommandFailedError(f"{cwd} is a file, not a folder; point the setting that names it at a folder "
+                                 "(a clone, a checkout)") from exc
     except PermissionError as exc:
         raise _not_executable(argv, exc) from exc
     except subprocess.TimeoutExpired as exc:

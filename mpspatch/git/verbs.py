@@ -122,6 +122,8 @@ def require_repo(path: Path, role: str = "checkout") -> Path:
     """The top of the git repository at `path`, or a GitError naming the config key to fix."""
     if not path.exists():
         raise GitError(f"{path}: the upstream {role} does not exist; clone it there or fix [upstream].checkout")
+    if not path.is_dir():
+        raise GitError(f"{path}: is a file, not a clone; point [upstream].checkout at a clone of the upstream")
     result = git(path, "rev-parse", "--show-toplevel", check=False)
     if not result.ok:
         raise GitError(f"{path}: not a git repository; point [upstream].checkout at a clone of the upstream")

@@ -86,10 +86,9 @@ def parse_patch(path: Path) -> Patch:
 
 
 def parse_patch_bytes(path: Path, data: bytes) -> Patch:
-    try:
-        text = utf8_patch(data, str(path))
-    except InputError as exc:
-        raise PatchFormatError(exc.message) from None
+    # Read leniently: stats, status and split handle bytes that are not UTF-8. The commands that write a patch
+    # back (import, regenerate, rebase) refuse them first with `require_utf8`, so none becomes U+FFFD.
+    text = data.decode("utf-8", errors="replace")
     if not text.strip():
         raise PatchFormatError(f"{path}: the patch is empty; regenerate it with `git diff --full-index BASE`")
     text = _undo_whole_file_crlf(text)
@@ -111,6 +110,14 @@ def parse_patch_bytes(path: Path, data: bytes) -> Patch:
         mail_header=text.startswith("From ") and "\nSubject:" in text.split("\ndiff --git", 1)[0],
         files=files,
     )
+
+
+def require_utf8(path: Path, data: bytes | None = None) -> None:
+    """Refuse, naming the line, a patch whose bytes are not UTF-8: writing it back would rewrite them."""
+    try:
+        utf8_patch(path.read_bytes() if data is None else data, str(path))
+    except InputError as exc:
+        raise PatchFormatError(exc.message) from None
 
 
 def _undo_whole_file_crlf(text: str) -> str:

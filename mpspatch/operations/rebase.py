@@ -26,7 +26,15 @@ from mpspatch.foundation.redact import redact_url
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
-from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, series_paths, write_lock
+from mpspatch.model.series import (
+    Patch,
+    load_series,
+    make_lock,
+    parse_patch_bytes,
+    require_utf8,
+    series_paths,
+    write_lock,
+)
 from mpspatch.model.state import (
     RebasePhase,
     RebaseState,
@@ -160,6 +168,8 @@ def start(ws: Workspace, onto_ref: str | None = None) -> RebaseResult:
     span = ws.resolve_onto(onto_ref)
     base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
     patches = load_series(config)
+    for patch in patches:
+        require_utf8(patch.path)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")

@@ -224,13 +224,11 @@ def test_missing_checkout_exits_2(project: Path, tmp_path: Path) -> None:
     assert "upstream checkout does not exist" in result.stderr
 
 
-def test_internal_error_exits_3_without_traceback(project: Path) -> None:
-    (project / "patches/series.lock").mkdir()  # a folder where a file belongs: not a user mistake we model
+def test_a_folder_where_a_file_belongs_is_bad_input(project: Path) -> None:
+    (project / "patches/series.lock").mkdir()  # the user can remove it: exit 2 naming it, not a crash
     result = run_cli("lock", cwd=project)
-    assert result.returncode == 3
-    assert "internal error" in result.stderr and "Traceback" not in result.stderr
-    debug = run_cli("--debug", "lock", cwd=project)
-    assert "Traceback" in debug.stderr
+    assert result.returncode == 2, result.stderr
+    assert "series.lock: is a folder, not a file" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("debug", [False, True])

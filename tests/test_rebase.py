@@ -618,3 +618,16 @@ def test_rebase_json_keeps_the_range_diff_and_names_its_file(scenario: Scenario)
     kept = scenario.project / ".mpspatch/range-diff.txt"
     assert data["range_diff"] and data["range_diff"] == kept.read_text()
     assert data["range_diff_file"] == str(kept)
+
+
+def test_abort_prunes_the_unresolved_conflict_records_rerere_kept(scenario: Scenario) -> None:
+    # Each aborted rebase left its conflicts' preimages in the shadow's rr-cache, which grew without end.
+    assert run_cli(scenario, "lock").returncode == 0
+    cache = scenario.project / ".mpspatch/shadow.git/rr-cache"
+    for _ in range(2):
+        code, _data = rebase_json(scenario, "--onto", "v1.3")
+        assert code == 1
+        assert any(cache.iterdir()), "the stopped rebase recorded its conflicts"
+        code, _aborted = rebase_json(scenario, "--abort")
+        assert code == 0
+        assert [p.name for p in cache.iterdir() if not (p / "postimage").exists()] == []

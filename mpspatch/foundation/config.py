@@ -7,6 +7,7 @@ the most common way a run goes wrong and a traceback would hide which key it was
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -341,8 +342,9 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
             raise t.fail("env", "values must be strings", 'env = { TSAN_OPTIONS = "halt_on_error=0" }')
         req = _Table(file, f"stages.{name}.requires", t.table("requires"), ("os", "arch", "mps"))
         timeout = t.get("timeout", float, "timeout = 1800", 3600.0)
-        if timeout <= 0:
-            raise t.fail("timeout", "must be positive", "timeout = 1800")
+        if not math.isfinite(timeout) or timeout <= 0:
+            # nan compares false with everything, so `timeout <= 0` alone let it through and disabled the timeout.
+            raise t.fail("timeout", f"must be a positive number of seconds, not {timeout!r}", "timeout = 1800")
         min_tests = t.get("min_tests", int, "min_tests = 1", 1)
         stages.append(
             Stage(

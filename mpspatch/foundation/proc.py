@@ -10,13 +10,16 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
+from mpspatch.foundation.redact import redact_shapes
 
 TAIL_LINES = 20
 
@@ -51,11 +54,13 @@ class CommandTimeoutError(CommandFailedError):
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    """The last lines of a command's output for a message, secrets such as URL passwords masked."""
+    return redact_shapes("\n".join(text.rstrip("\n").splitlines()[-lines:]))
 
 
 def describe(argv: Sequence[str]) -> str:
-    return shlex.join(argv)
+    """A command as shown in messages and logs: a token in a URL (`https://user:TOKEN@...`) masked."""
+    return redact_shapes(shlex.join(argv))
 
 
 def _merged_env(env: Mapping[str, str] | None, *, inherit: bool) -> dict[str, str]:
@@ -69,6 +74,15 @@ def _missing(argv: Sequence[str], cwd: Path) -> ToolMissingError:
     return ToolMissingError(
         f"{argv[0]}: program not found (needed for `{describe(argv)}` in {cwd}); install it or put it on PATH"
     )
+
+
+class NotExecutableError(ToolMissingError):
+    """The program exists but cannot be run: no execute permission, or a folder."""
+
+
+def _not_executable(argv: Sequence[str], exc: OSError) -> NotExecutableError:
+    return NotExecutableError(f"{argv[0]}: cannot be run ({exc.strerror or exc}); make it executable "
+                              f"(`chmod +x {argv[0]}`) or run it through its interpreter")
 
 
 def _spawn(
@@ -94,6 +108,11 @@ def _spawn(
         if not cwd.is_dir():
             raise CommandFailedError(f"working directory {cwd} does not exist for `{describe(argv)}`") from exc
         raise _missing(argv, cwd) from exc
+    except NotADirectoryError as exc:
+        raise CommandFailedError(f"{cwd} is a file, not a folder; point the setting that names it at a folder "
+                                 "(a clone, a checkout)") from exc
+    except PermissionError as exc:
+        raise _not_executable(argv, exc) from exc
     except subprocess.TimeoutExpired as exc:
         raise CommandTimeoutError(f"`{describe(argv)}` timed out after {timeout:g}s in {cwd}") from exc
     return completed, time.monotonic() - started
@@ -140,12 +159,18 @@ def run_logged(
     env: Mapping[str, str] | None = None,
     timeout: float = 3600,
     inherit_env: bool = True,
+    on_output: Callable[[bytes], None] | None = None,
 ) -> Logged:
     """Run argv with stdout and stderr streamed (interleaved) to the end of `log`.
 
     Streaming to a file rather than a pipe keeps memory flat for hour-long builds and leaves a usable log
     when the process is killed. A timeout kills the whole process group, so compilers spawned by a build go too.
+
+    With `on_output`, the output goes through a pipe instead, in chunks of at most CHUNK bytes, to
+    `on_output`, which writes the log itself (the verify runner redacts and bounds it there).
     """
+    if on_output is not None:
+        return _run_piped(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env, sink=on_output)
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
@@ -165,6 +190,8 @@ def run_logged(
             if not cwd.is_dir():
                 raise CommandFailedError(f"working directory {cwd} does not exist") from exc
             raise _missing(argv, cwd) from exc
+        except PermissionError as exc:
+            raise _not_executable(argv, exc) from exc
         try:
             code: int | None = proc.wait(timeout=timeout)
             timed_out = False
@@ -179,9 +206,60 @@ def run_logged(
     )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    import signal
+CHUNK = 64 * 1024
+DRAIN_WAIT_S = 2.0  # how long output may keep coming after the command itself exited
 
+
+def _run_piped(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float, inherit_env: bool,
+    sink: Callable[[bytes], None],
+) -> Logged:
+    started = time.monotonic()
+    sink(f"$ {describe(argv)}\n".encode())
+    try:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=_merged_env(env, inherit=inherit_env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise CommandFailedError(f"working directory {cwd} does not exist") from exc
+        raise _missing(argv, cwd) from exc
+    except PermissionError as exc:
+        raise _not_executable(argv, exc) from exc
+    assert proc.stdout is not None
+    pipe = proc.stdout
+
+    def drain() -> None:
+        fd = pipe.fileno()
+        while chunk := os.read(fd, CHUNK):
+            sink(chunk)
+
+    reader = threading.Thread(target=drain, name="mpspatch-log", daemon=True)
+    reader.start()
+    timed_out = False
+    code: int | None
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        code, timed_out = None, True
+    except BaseException:
+        _kill_group(proc)
+        reader.join(DRAIN_WAIT_S)
+        raise
+    reader.join(DRAIN_WAIT_S)
+    if reader.is_alive():
+        # Something the command started still holds the output open: it goes with the command's group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        reader.join(DRAIN_WAIT_S)
+    return Logged(
+        argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -17,6 +17,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha
+from mpspatch.foundation.redact import redact_url
 from mpspatch.git.verbs import SERIES_IDENTITY, common_dir, git, require_repo
 
 SHADOW_NAME = "shadow.git"
@@ -33,7 +34,7 @@ def ensure_checkout(url: str, checkout: Path) -> bool:
     result = git(checkout.parent, "clone", "--quiet", "--filter=blob:none", "--sparse", "--no-checkout",
                  url, str(checkout), check=False, timeout=7200)
     if not result.ok:
-        raise GitError(f"{checkout}: could not clone {url} ({proc.tail(result.stderr, 3)}); "
+        raise GitError(f"{checkout}: could not clone {redact_url(url)} ({proc.tail(result.stderr, 3)}); "
                        "fix [upstream].url or clone it there yourself")
     return True
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.errors import CommandFailedError, GitCommandError, GitError, ToolMissingError
+from mpspatch.foundation.files import utf8_patch
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha, tree_sha
 
 # Reproducible, non-interactive git: no pager, no editor, no user config surprises in plumbing output.
@@ -121,6 +122,8 @@ def require_repo(path: Path, role: str = "checkout") -> Path:
     """The top of the git repository at `path`, or a GitError naming the config key to fix."""
     if not path.exists():
         raise GitError(f"{path}: the upstream {role} does not exist; clone it there or fix [upstream].checkout")
+    if not path.is_dir():
+        raise GitError(f"{path}: is a file, not a clone; point [upstream].checkout at a clone of the upstream")
     result = git(path, "rev-parse", "--show-toplevel", check=False)
     if not result.ok:
         raise GitError(f"{path}: not a git repository; point [upstream].checkout at a clone of the upstream")
@@ -252,12 +255,20 @@ def patch_text(repo: Path, old: str, new: str, paths: Sequence[str] = ()) -> str
     args = [*PATCH_DIFF_ARGS, old, new]
     if paths:
         args += ["--", *paths]
-    return git(repo, *args, env=pinned_env()).stdout
+    return _utf8_diff(repo, args, pinned_env())
 
 
 def worktree_patch_text(repo: Path, base: str) -> str:
     """patch_text of a working tree against `base`, read without taking even the optional index lock."""
-    return git(repo, *PATCH_DIFF_ARGS, base, env={**pinned_env(), "GIT_OPTIONAL_LOCKS": "0"}).stdout
+    return _utf8_diff(repo, [*PATCH_DIFF_ARGS, base], {**pinned_env(), "GIT_OPTIONAL_LOCKS": "0"})
+
+
+def _utf8_diff(repo: Path, args: Sequence[str], env: Mapping[str, str]) -> str:
+    """A diff as text; one holding bytes that are not UTF-8 is refused naming the line, never rewritten."""
+    text = git(repo, *args, env=env).stdout
+    if "\ufffd" not in text:
+        return text
+    return utf8_patch(git_bytes(repo, *args, input_bytes=b""), f"`git diff` in {repo}")
 
 
 def untracked_files(repo: Path, prefixes: Sequence[str]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Category, Config, matches_any
 from mpspatch.foundation.errors import InputError, PatchFormatError
-from mpspatch.foundation.files import sha256_bytes
+from mpspatch.foundation.files import sha256_bytes, utf8_patch
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
 from mpspatch.model.diff import DiffParseError, FileChange, parse_diff
 from mpspatch.model.store import StateFile
@@ -86,6 +86,8 @@ def parse_patch(path: Path) -> Patch:
 
 
 def parse_patch_bytes(path: Path, data: bytes) -> Patch:
+    # Read leniently: stats, status and split handle bytes that are not UTF-8. The commands that write a patch
+    # back (import, regenerate, rebase) refuse them first with `require_utf8`, so none becomes U+FFFD.
     text = data.decode("utf-8", errors="replace")
     if not text.strip():
         raise PatchFormatError(f"{path}: the patch is empty; regenerate it with `git diff --full-index BASE`")
@@ -108,6 +110,14 @@ def parse_patch_bytes(path: Path, data: bytes) -> Patch:
         mail_header=text.startswith("From ") and "\nSubject:" in text.split("\ndiff --git", 1)[0],
         files=files,
     )
+
+
+def require_utf8(path: Path, data: bytes | None = None) -> None:
+    """Refuse, naming the line, a patch whose bytes are not UTF-8: writing it back would rewrite them."""
+    try:
+        utf8_patch(path.read_bytes() if data is None else data, str(path))
+    except InputError as exc:
+        raise PatchFormatError(exc.message) from None
 
 
 def _undo_whole_file_crlf(text: str) -> str:
@@ -205,13 +215,75 @@ def categorize(path: str, categories: Sequence[Category]) -> str | None:
     return None
 
 
+SYMLINK_MODE = "120000"
+
+
+def _components(path: str) -> tuple[str, ...] | None:
+    """The components of a tree path, or None when it is not one: absolute, empty, or with `..` or `.`."""
+    if not path or path.startswith("/") or "\0" in path:
+        return None
+    parts = tuple(p for p in path.split("/") if p != "")
+    if not parts or any(p in (".", "..") for p in parts):
+        return None
+    return parts
+
+
 def is_allowed(path: str, allowed_paths: Sequence[str]) -> bool:
-    return not allowed_paths or any(path.startswith(prefix) for prefix in allowed_paths)
+    """Whether `path` lies in the tree and under one of `allowed_paths`, compared by whole path components.
+
+    `test/test_mps.py` allows that file (or folder) and nothing named `test/test_mps.pyEVIL`; a path with `..`
+    or a leading `/` is never allowed, whatever the prefixes say.
+    """
+    parts = _components(path)
+    if parts is None:
+        return False
+    if not allowed_paths:
+        return True
+    for prefix in allowed_paths:
+        wanted = _components(prefix)
+        if wanted is not None and parts[: len(wanted)] == wanted:
+            return True
+    return False
+
+
+def symlink_target(change: FileChange) -> str | None:
+    """The target a change makes its path a symlink to, or None when the new file is no symlink."""
+    if change.new_mode != SYMLINK_MODE:
+        return None
+    added = [line for hunk in change.hunks for line in hunk.added_lines]
+    return added[0] if added else ""
+
+
+def leaves_tree(path: str, target: str) -> bool:
+    """Whether a symlink at `path` pointing at `target` resolves outside the tree (or is absolute)."""
+    if not target or target.startswith("/"):
+        return True
+    depth = len(path.split("/")) - 1  # folders between the tree root and the link
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def outside_allowed(patch: Patch, allowed: Sequence[str]) -> list[str]:
-    """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted."""
-    return [path for path in series_paths((patch,)) if not is_allowed(path, allowed)]
+    """The paths of `patch` (both sides of a rename) that no allowed prefix covers, sorted, and every symlink
+    the patch makes that points out of the tree, as `path -> target (symlink out of the tree)`."""
+    outside = [path for path in series_paths((patch,)) if not is_allowed(path, allowed)]
+    return outside + [str(p) for p in escaping_symlinks((patch,))]
+
+
+def escaping_symlinks(patches: Iterable[Patch]) -> list[TreePath]:
+    found: list[TreePath] = []
+    for patch in patches:
+        for change in patch.files:
+            target = symlink_target(change)
+            if target is not None and leaves_tree(change.path, target):
+                found.append(TreePath(f"{change.path} -> {target} (a symlink out of the tree)"))
+    return found
 
 
 def series_paths(patches: Iterable[Patch], *, renamed_from: bool = True) -> tuple[TreePath, ...]:
@@ -263,7 +335,8 @@ def compute_stats(
         lines=sum(p.line_count for p in patches),
         categories=category_stats,
         uncategorized=tuple(sorted(uncategorized)),
-        outside_allowed=tuple(p for p in series_paths(patches) if not is_allowed(p, allowed_paths)),
+        outside_allowed=tuple(p for p in series_paths(patches) if not is_allowed(p, allowed_paths))
+        + tuple(escaping_symlinks(patches)),
         unmatched_globs=unmatched,
     )
 

@@ -289,10 +289,22 @@ def render_markdown(report: DriftReport, generated_by: str = "mpspatch drift") -
         lstrip_blocks=True,
     )
     env.filters["cell"] = _md_cell
+    env.filters["text"] = md_text
     text = env.get_template(TEMPLATE).render(report=report, generated_by=generated_by, outcomes=OUTCOMES)
     return text.rstrip("\n") + "\n"
 
 
 def _md_cell(value: object) -> str:
-    """Text safe inside a Markdown table cell: pipes escaped, newlines flattened."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a Markdown table cell: pipes escaped, newlines flattened, no backtick to end a code span."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def md_text(value: object) -> str:
+    """Untrusted text (an upstream commit subject) as inert Markdown in a table cell: no HTML, image or link.
+
+    `<`, `>` and `&` become entities (no tag, no autolink); `![` and `](` get a backslash, so `[MPS]` stays
+    as it reads while `[x](url)` and `![x](img)` are no longer a link or an image.
+    """
+    text = str(value).replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
+    return text.replace("![", "!\\[").replace("](", "]\\(")

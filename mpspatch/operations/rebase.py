@@ -23,10 +23,19 @@ from mpspatch.foundation.errors import InputError, MpspatchError, StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
 from mpspatch.foundation.progress import QUIET, Steps
+from mpspatch.foundation.redact import redact_url
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
-from mpspatch.model.series import Patch, load_series, make_lock, parse_patch_bytes, series_paths, write_lock
+from mpspatch.model.series import (
+    Patch,
+    load_series,
+    make_lock,
+    parse_patch_bytes,
+    require_utf8,
+    series_paths,
+    write_lock,
+)
 from mpspatch.model.state import (
     RebasePhase,
     RebaseState,
@@ -156,11 +165,13 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
     notes: list[str] = []
     steps.step("resolving the target")
     if shadow_repo.ensure_checkout(config.upstream.url, config.upstream.checkout):
-        notes.append(f"cloned {config.upstream.url} into {config.upstream.checkout} (blobless, sparse)")
+        notes.append(f"cloned {redact_url(config.upstream.url)} into {config.upstream.checkout} (blobless, sparse)")
     shadow = ws.shadow  # also checks that the checkout is a git repository
     span = ws.resolve_onto(onto_ref)
     base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
     patches = load_series(config)
+    for patch in patches:
+        require_utf8(patch.path)
     names = [p.path.name for p in patches]
     if len(set(names)) != len(names):
         raise InputError(f"{config.path}: two patches in [series].patches share a file name; give each its own name")
@@ -382,7 +393,23 @@ def abort(ws: Workspace, *, force: bool = False) -> AbortResult:
     kept = tuple((path, keep_copy(config, path)) for path in edited)
     restored = _restore(config, state)
     _cleanup(config, shadow, worktree)
+    prune_unresolved_rerere(shadow)
     return AbortResult(worktree=worktree, restored=restored, kept=kept)
+
+
+def prune_unresolved_rerere(shadow: Path) -> None:
+    """Drop the conflict records no resolution was ever recorded for: each aborted rebase leaves some, and
+    the cache would grow without end. Recorded resolutions (a `postimage`) stay, to be replayed.
+
+    `git rerere gc` with gc.rerereUnresolved=0 spares records made in the current second, that is, the ones
+    of the rebase just aborted, so the records are pruned here directly, in the shadow mpspatch owns.
+    """
+    cache = shadow / "rr-cache"
+    if not cache.is_dir():
+        return
+    for entry in cache.iterdir():
+        if entry.is_dir() and not any(p.name.startswith("postimage") for p in entry.iterdir()):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def edited_patches(config: Config, state: RebaseState) -> tuple[Path, ...]:

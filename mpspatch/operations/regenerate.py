@@ -28,7 +28,15 @@ from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import forkpoint
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import SeriesInconsistentError, build_series
-from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
+from mpspatch.model.series import (
+    Patch,
+    make_lock,
+    outside_allowed,
+    parse_patch_bytes,
+    parse_series,
+    require_utf8,
+    write_lock,
+)
 from mpspatch.model.state import previous_dir
 from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
 
@@ -306,6 +314,7 @@ def import_patch(ws: Workspace, source: str | None, to: Path | None = None, base
         except OSError as exc:
             raise InputError(f"{source}: cannot read the patch ({exc.strerror}); give an existing file, a URL or "
                              "a fork checkout folder") from None
+    require_utf8(Path(source), data)
     parsed = parse_patch_bytes(Path(source), data)
     refuse_outside(config, source, parsed)
 
@@ -382,6 +391,8 @@ def regenerate(ws: Workspace, source: Path | None = None, *, check: bool = False
         else:
             base, ref = ws.base, ws.base_ref
         originals = {p: p.read_bytes() for p in config.series.patches}
+        for path, original in originals.items():
+            require_utf8(path, original)
         fresh = canonical_series(ws, originals, base)
         label = "series at its base"
     synced = tuple(_compare(path, text) for path, text in fresh.items())

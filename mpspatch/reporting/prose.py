@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mpspatch.foundation.config import Config
+from mpspatch.foundation.errors import InputError
 from mpspatch.reporting.text import relative
 
 PROSE = ("summary", "motivation", "alternatives", "limitations")  # the sections when config lists none
@@ -41,9 +42,17 @@ def read_prose(config: Config) -> tuple[ProseFragment, ...]:
             continue
         path = folder / f"{name}.md"
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            data = path.read_bytes()
         except FileNotFoundError:
-            text = ""
+            data = b""
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a folder; the prose fragment must be a Markdown file") from None
+        try:
+            text = data.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputError(f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8 "
+                             f"(e.g. `iconv -f latin1 -t utf-8`)") from None
         unwritten = not _COMMENT.sub("", text).strip()
         fragments.append(ProseFragment(name, relative(path, config.root), None if unwritten else text, required))
     return tuple(fragments)

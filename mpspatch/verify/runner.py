@@ -23,7 +23,9 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
+from mpspatch.foundation.redact import Redactor, excerpt
 from mpspatch.verify import findings
+from mpspatch.verify.logsink import LogWriter
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import (
@@ -48,7 +50,9 @@ from mpspatch.verify.stages.kinds import kind_of
 
 CACHE_VERSION = 1
 MAX_PARSED_BYTES = 16 * 1024 * 1024  # parsers read at most the last 16 MiB of a command's output
-SECRET_MARKERS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+MAX_REASON_CHARS = 500  # what of a stage's output may reach evidence, JSON and documents: short excerpts
+MAX_DETAIL_CHARS = 300
+MAX_DETAILS = 50
 
 
 # ----------------------------------------------------------------------------------------------- progress
@@ -109,7 +113,19 @@ Lookup = Callable[[str], CachedResult | None]
 
 
 def redact(env: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, "***" if any(m in k.upper() for m in SECRET_MARKERS) else v) for k, v in env)
+    """A stage's env fit for evidence: values secret by name or shape masked (see foundation/redact.py)."""
+    return Redactor.from_env(os.environ, env).env(env)
+
+
+def _recorded(result: StageResult, redactor: Redactor) -> StageResult:
+    """The one gate between a stage's output and evidence: reason and details redacted, short and few."""
+    return replace(
+        result,
+        reason=excerpt(redactor.text(result.reason), MAX_REASON_CHARS),
+        details=tuple(excerpt(redactor.text(d), MAX_DETAIL_CHARS) for d in result.details[:MAX_DETAILS]),
+        commands=tuple(redactor.argv(c) for c in result.commands),
+        env=redactor.env(result.env),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -243,7 +259,6 @@ def _interrupted(stage: Stage, key: str, log: Path, run_dir: Path) -> StageResul
 def _run_one(
     stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress
 ) -> StageResult:
-    kind = kind_of(stage.kind)
     ph = Placeholders(python=request.python, jobs=request.jobs or default_jobs(), tree=tree.path,
                       root=request.config.root, patched=tuple(tree.paths))
     commands = tuple(expand_argv(stage, argv, ph) for argv in stage.run)
@@ -251,6 +266,7 @@ def _run_one(
     env = expand_env(stage, ph)
     cwd = Path(expand_scalars(stage, stage.cwd, ph, "cwd"))
     cwd = cwd if cwd.is_absolute() else tree.path / cwd
+    kind = kind_of(stage.kind)
     if kind.split is not None:
         commands, nothing = _split(kind.split, commands, nothing, cwd)
     junit_pattern = expand_scalars(stage, stage.junit, ph, "junit") if stage.junit else None
@@ -258,8 +274,24 @@ def _run_one(
         # A results file left by an earlier run must never be counted as this run's.
         for stale in tests_parser.junit_files(junit_pattern, cwd):
             Path(stale).unlink(missing_ok=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.touch()
+    redactor = Redactor.from_env(os.environ, env)
+    writer = LogWriter(log, redactor)
+    try:
+        return _recorded(
+            _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
+                          writer),
+            redactor,
+        )
+    finally:
+        writer.close()
+
+
+def _run_commands(
+    stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
+    commands: tuple[tuple[str, ...], ...], nothing: tuple[str | None, ...], env: tuple[tuple[str, str], ...],
+    cwd: Path, junit_pattern: str | None, writer: LogWriter,
+) -> StageResult:
+    kind = kind_of(stage.kind)
     started_at, started = _now(), time.monotonic()
     deadline = started + stage.timeout
     outputs: list[CommandOutput] = []
@@ -267,32 +299,38 @@ def _run_one(
     path_env = dict(env).get("PATH", os.environ.get("PATH", ""))
     for argv, empty in zip(commands, nothing, strict=True):
         if empty is not None:
-            _append(log, f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
+            writer.note(f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
             continue
         if kind.precheck and (why := kind.precheck(argv, cwd, tree.path)):
             trouble = why
-            _append(log, f"$ {command_label(argv)}\nmpspatch: not run: {why}\n")
+            writer.note(f"$ {command_label(argv)}\nmpspatch: not run: {why}\n")
             break
         program = find_program(argv[0], path_env) if argv else None
         run_argv = (program, *argv[1:]) if program else argv
         progress.command_started(stage, run_argv)
+        writer.end_command()
         offset = log.stat().st_size
         try:
             done = proc.run_logged(run_argv, cwd=cwd, log=log, env=dict(env),
-                                   timeout=max(deadline - time.monotonic(), 0.001))
+                                   timeout=max(deadline - time.monotonic(), 0.001), on_output=writer.feed)
+        except proc.NotExecutableError as exc:
+            trouble = exc.message
+            writer.note(f"mpspatch: {trouble}\n")
+            break
         except ToolMissingError:
             trouble = f"program not found: {argv[0]} (install it or put it on PATH)"
-            _append(log, f"mpspatch: {trouble}\n")
+            writer.note(f"mpspatch: {trouble}\n")
             break
         except CommandFailedError as exc:
             trouble = exc.message
-            _append(log, f"mpspatch: {trouble}\n")
+            writer.note(f"mpspatch: {trouble}\n")
             break
+        writer.end_command()
         output, truncated = _read_from(log, offset)
         outputs.append(CommandOutput(argv=argv, exit_code=done.returncode, output=output, truncated=truncated))
         if done.timed_out:
             trouble = f"timed out after {stage.timeout:g}s in `{command_label(argv)}`"
-            _append(log, f"mpspatch: {trouble}; the process group was killed\n")
+            writer.note(f"mpspatch: {trouble}; the process group was killed\n")
             break
         code = done.returncode if done.returncode is not None else 0
         if code < 0:
@@ -313,6 +351,7 @@ def _run_one(
     elif all(e is not None for e in nothing):
         skipped = ", ".join(sorted({e for e in nothing if e}))
         parsed = Parsed(StageStatus.SKIPPED, f"no patched file matches {skipped}", (), ())
+    writer.close()
     if kind.scrub_line is not None:
         _scrub_log(log, kind.scrub_line)
     return StageResult(
@@ -331,11 +370,6 @@ def _split(
     `{patched}` verdict."""
     pairs = [(part, empty) for argv, empty in zip(commands, nothing, strict=True) for part in split(argv, cwd)]
     return tuple(p for p, _ in pairs), tuple(e for _, e in pairs)
-
-
-def _append(log: Path, text: str) -> None:
-    with log.open("a", encoding="utf-8") as sink:
-        sink.write(text)
 
 
 def _read_from(log: Path, offset: int) -> tuple[str, bool]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from mpspatch.verify.stages import FAILED, PASSED, Parsed, ParseInput, command_label, describe_exit
+from mpspatch.verify.stages import ERROR, FAILED, PASSED, Parsed, ParseInput, command_label, describe_exit
 
 MAX_ERROR_LINES = 12
 BAD_COUNTS = frozenset({"crashes", "failed", "failures", "errors", "mismatches", "hangs"})
@@ -24,6 +24,11 @@ _ERROR_LINE = re.compile(
     re.IGNORECASE,
 )
 _COUNTS = re.compile(r"^mpspatch-counts:((?:\s+[A-Za-z_][\w-]*=\d+)+)\s*$", re.M)
+_COUNTS_LINE = re.compile(r"^mpspatch-counts:.*$", re.M)
+
+
+class MalformedCounts(ValueError):
+    """A `mpspatch-counts:` line that does not read `key=N ...`: ignoring it could turn a failure into a pass."""
 
 
 def keeps_going(exit_code: int, env: Sequence[tuple[str, str]] = ()) -> bool:
@@ -39,6 +44,11 @@ def error_lines(text: str, limit: int = MAX_ERROR_LINES) -> tuple[str, ...]:
 
 
 def reported_counts(text: str) -> tuple[tuple[str, int], ...]:
+    """The pairs of the last `mpspatch-counts:` line. Raises MalformedCounts quoting the first bad one."""
+    for line in _COUNTS_LINE.findall(text):
+        if not _COUNTS.match(line):
+            raise MalformedCounts(f"malformed counts line {line.strip()[:120]!r}; print `mpspatch-counts: "
+                                  "key=N ...` with whole numbers")
     matches = _COUNTS.findall(text)
     if not matches:
         return ()
@@ -47,7 +57,10 @@ def reported_counts(text: str) -> tuple[tuple[str, int], ...]:
 
 
 def parse(inp: ParseInput) -> Parsed:
-    counts = reported_counts("\n".join(c.output for c in inp.commands))
+    try:
+        counts = reported_counts("\n".join(c.output for c in inp.commands))
+    except MalformedCounts as exc:
+        return Parsed(ERROR, str(exc), (), ())
     for command in inp.commands:
         if command.exit_code not in (0, None):
             reason = f"`{command_label(command.argv)}` {describe_exit(command.exit_code)}"

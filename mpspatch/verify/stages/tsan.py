@@ -21,7 +21,7 @@ from mpspatch.verify.stages import (
     describe_exit,
     plural,
 )
-from mpspatch.verify.stages.build import BAD_COUNTS, reported_counts
+from mpspatch.verify.stages.build import BAD_COUNTS, MalformedCounts, reported_counts
 
 TSAN_EXIT = 66  # the runtime's default exit code when it reported anything
 MAX_SUMMARIES = 50
@@ -63,6 +63,10 @@ def _key(kind: str) -> str:
 
 def parse(inp: ParseInput) -> Parsed:
     text = "\n".join(c.output for c in inp.commands)
+    try:
+        harness = reported_counts(text)
+    except MalformedCounts as exc:
+        return Parsed(ERROR, str(exc), (), ())
     by_kind: dict[str, int] = {}
     for match in _WARNING.finditer(text):
         by_kind[match.group("kind")] = by_kind.get(match.group("kind"), 0) + 1
@@ -80,7 +84,7 @@ def parse(inp: ParseInput) -> Parsed:
     counts["warnings"] = max(found, reported)
     if suppressed:
         counts["suppressed"] = suppressed
-    for key, value in reported_counts(text):  # the harness's own tally (mismatches against the CPU...)
+    for key, value in harness:  # the harness's own tally (mismatches against the CPU...)
         counts.setdefault(key, value)
     ordered = tuple(counts.items())
     tsan_exit = exit_code_from(inp.env)
@@ -94,7 +98,7 @@ def parse(inp: ParseInput) -> Parsed:
                       signatures)
     if runtime_errors:
         return Parsed(ERROR, runtime_errors[0], ordered, runtime_errors)
-    bad = [f"{key}={n}" for key, n in reported_counts(text) if key in BAD_COUNTS and n > 0]
+    bad = [f"{key}={n}" for key, n in harness if key in BAD_COUNTS and n > 0]
     if bad:
         return Parsed(FAILED, f"no ThreadSanitizer report, but the harness reported {', '.join(bad)}", ordered, ())
     for command in inp.commands:

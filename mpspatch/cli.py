@@ -119,7 +119,8 @@ def status(
 
 @app.command()
 def lock(
-    base: Annotated[str | None, typer.Option("--base", help="Ref the series applies to (default: [upstream].base).")]
+    base: Annotated[str | None, typer.Option(
+        "--base", help="Ref the series applies to (default: the base the lock records, else [upstream].base).")]
     = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -273,7 +273,8 @@ def verify(
 
     config = load()
     with verify_progress() as progress:
-        outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress)
+        outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress,
+                             note=console.note)
     if as_json:
         console.emit_json(verify_json(outcome))
     else:

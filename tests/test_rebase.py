@@ -227,7 +227,7 @@ def test_abort_leaves_patches_and_lock_byte_identical(scenario: Scenario) -> Non
     shadow = scenario.project / ".mpspatch/shadow.git"
     assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
     assert len(git(shadow, "worktree", "list", "--porcelain").strip().split("\n\n")) == 1
-    assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git"]
+    assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git", "writer.lock"]
     again = run_cli(scenario, "rebase", "--abort")
     assert again.returncode == 2 and "no rebase in progress" in again.stderr
 

@@ -7,6 +7,7 @@ subclasses Progress to draw live progress, so the core never imports rich.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
+from mpspatch.verify import stage_group
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import (
@@ -273,8 +275,13 @@ def _run_one(
         progress.command_started(stage, run_argv)
         offset = log.stat().st_size
         try:
-            done = proc.run_logged(run_argv, cwd=cwd, log=log, env=dict(env),
-                                   timeout=max(deadline - time.monotonic(), 0.001))
+            try:
+                done = proc.run_logged(run_argv, cwd=cwd, log=log, env=dict(env),
+                                       timeout=max(deadline - time.monotonic(), 0.001),
+                                       on_start=functools.partial(stage_group.record, request.config.state_dir,
+                                                                  what=stage.name))
+            finally:
+                stage_group.clear(request.config.state_dir)
         except ToolMissingError:
             trouble = f"program not found: {argv[0]} (install it or put it on PATH)"
             _append(log, f"mpspatch: {trouble}\n")

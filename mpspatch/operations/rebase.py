@@ -31,6 +31,7 @@ from mpspatch.model.state import (
     RebaseState,
     SavedFile,
     backup_dir,
+    keep_previous,
     previous_dir,
     range_diff_path,
     state_path,
@@ -577,25 +578,6 @@ def _patch_record(path: Path, data: bytes) -> Patch:
     if not data.strip():
         return Patch(path=path, sha256=sha256_bytes(data), line_count=0, mail_header=False, files=())
     return parse_patch_bytes(path, data)
-
-
-def keep_previous(config: Config, name: str, data: bytes) -> Path:
-    """Keep `data` as the next numbered previous version of `name` (`NAME.1`, `NAME.2`, ...), never
-    overwriting an earlier one; a version equal to the newest kept one is not kept twice."""
-    folder = previous_dir(config)
-    numbers = sorted(int(p.name[len(name) + 1:]) for p in folder.glob(f"{glob_escape(name)}.*")
-                     if p.name[len(name) + 1:].isdigit()) if folder.is_dir() else []
-    if numbers:
-        newest = folder / f"{name}.{numbers[-1]}"
-        if newest.read_bytes() == data:
-            return newest
-    target = folder / f"{name}.{(numbers[-1] if numbers else 0) + 1}"
-    atomic_write_bytes(target, data)
-    return target
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...],

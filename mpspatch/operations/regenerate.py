@@ -28,7 +28,7 @@ from mpspatch.git import forkpoint
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import SeriesInconsistentError, build_series
 from mpspatch.model.series import Patch, make_lock, outside_allowed, parse_patch_bytes, parse_series, write_lock
-from mpspatch.model.state import previous_dir
+from mpspatch.model.state import keep_previous
 from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
 
 # The public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
@@ -237,9 +237,7 @@ def canonical_series(ws: Workspace, texts: dict[Path, bytes], base: CommitSha) -
 def _keep_previous(config: Config, path: Path) -> Path | None:
     if not path.exists():
         return None
-    kept = previous_dir(config) / path.name
-    atomic_write_bytes(kept, path.read_bytes())
-    return kept
+    return keep_previous(config, path.name, path.read_bytes())
 
 
 def _relock(config: Config, base: CommitSha, base_ref: str, command: str) -> None:

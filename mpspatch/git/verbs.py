@@ -28,18 +28,6 @@ _GIT_ENV = {
     "LC_ALL": "C",
 }
 
-# Variables that tie git to one repository (`git rev-parse --local-env-vars`). A git hook exports them for the
-# repository it runs in; inherited, they would point every command at that repository instead of the clone or
-# shadow named by `repo` (GIT_DIR), or at its index (GIT_INDEX_FILE). Git drops the same list itself when it
-# enters a submodule.
-_REPO_LOCAL_VARS = frozenset({
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
-    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
-    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
-})
-
-
 # The user's git setup stays out of the shadow repository, its worktrees and the clone: no global or system
 # config (core.autocrlf, core.splitIndex, merge.renormalize, filters, init templates), no hooks and no
 # fsmonitor (a hook path in the clone's own config included), and no optional index writes, so reading the
@@ -50,9 +38,10 @@ _ISOLATED_ENV = {
     "GIT_OPTIONAL_LOCKS": "0",
     "GIT_CONFIG_PARAMETERS": f"'core.hooksPath={os.devnull}' 'core.fsmonitor=false'",
 }
-# Inherited GIT_* variables are dropped (GIT_DIFF_OPTS, GIT_EXTERNAL_DIFF, GIT_TRACE*, GIT_DIR...), except the
-# one that says where git's own programs are; `user_config` calls keep what reaching a remote or naming the
-# user needs.
+# Inherited GIT_* variables are dropped, except the one that says where git's own programs are; `user_config`
+# calls keep what reaching a remote or naming the user needs. GIT_DIFF_OPTS or GIT_EXTERNAL_DIFF would change
+# patch bytes; the repository-local ones a git hook exports (GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE...) would
+# point every command at that hook's repository instead of the clone or shadow named by `repo`.
 _KEPT_GIT_VARS = frozenset({"GIT_EXEC_PATH"})
 _USER_GIT_VARS = frozenset({
     "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "GIT_ASKPASS", "GIT_PROXY_COMMAND", "GIT_PROXY_SSL_CERT",

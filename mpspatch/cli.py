@@ -156,7 +156,8 @@ def status(
 
 @app.command()
 def lock(
-    base: Annotated[str | None, typer.Option("--base", help="Ref the series applies to (default: [upstream].base).")]
+    base: Annotated[str | None, typer.Option(
+        "--base", help="Ref the series applies to (default: the base the lock records, else [upstream].base).")]
     = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -319,7 +320,7 @@ def verify(
     config = load()
     with verify_progress() as progress:
         outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress,
-                             part=part)
+                             part=part, note=console.note)
     if as_json:
         console.emit_json(verify_json(outcome))
     else:

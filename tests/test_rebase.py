@@ -113,7 +113,7 @@ def test_clean_drift_rewrites_patches_that_give_gits_own_tree(scenario: Scenario
     assert "index 0000000000000000000000000000000000000000.." in text  # the added header, full index
     assert all(len(line.split()[1].split("..")[0]) == 40 for line in text.splitlines() if line.startswith("index "))
     # The previous versions are kept next to the state.
-    kept = scenario.project / ".mpspatch/previous" / scenario.patches[0].name
+    kept = scenario.project / ".mpspatch/previous" / f"{scenario.patches[0].name}.1"
     assert kept.read_bytes() != scenario.patches[0].read_bytes()
     assert not (scenario.project / ".mpspatch/rebase.json").exists()
     assert not (scenario.project / ".mpspatch/worktrees").exists()
@@ -227,7 +227,7 @@ def test_abort_leaves_patches_and_lock_byte_identical(scenario: Scenario) -> Non
     shadow = scenario.project / ".mpspatch/shadow.git"
     assert git(shadow, "for-each-ref", "refs/heads", "refs/mpspatch").strip() == ""
     assert len(git(shadow, "worktree", "list", "--porcelain").strip().split("\n\n")) == 1
-    assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git"]
+    assert sorted(p.name for p in (scenario.project / ".mpspatch").iterdir()) == ["shadow.git", "writer.lock"]
     again = run_cli(scenario, "rebase", "--abort")
     assert again.returncode == 2 and "no rebase in progress" in again.stderr
 

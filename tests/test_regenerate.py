@@ -59,7 +59,7 @@ def test_import_file_rewrites_abbreviated_index_lines_in_canonical_form(single: 
     lock = json.loads((single.project / "patches/series.lock").read_text())
     assert lock["base"] == single.tags["v1.0"] and lock["written_by"] == "mpspatch import"
     assert lock["patches"][0]["sha256"] == sha(patch)
-    assert (single.project / ".mpspatch/previous" / patch.name).read_bytes() == canonical
+    assert (single.project / ".mpspatch/previous" / f"{patch.name}.1").read_bytes() == canonical
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
 from mpspatch.foundation.progress import QUIET, Steps
+from mpspatch.foundation.project_lock import project_lock
 from mpspatch.model.state import state_path, stopped_summary
 from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
@@ -36,12 +37,14 @@ def rebase_action(*, resume: bool, abort: bool, onto: str | None, force: bool = 
 def rebase(config: Config, onto: str | None = None, *, resume: bool = False,
            steps: Steps = QUIET) -> core.RebaseResult:
     """Start a rebase onto `onto` (default: [upstream].target), or with `resume` go on with the one in progress."""
-    ws = Workspace(config)
-    return core.resume(ws) if resume else core.start(ws, onto, steps)
+    with project_lock(config.state_dir, "rebase --continue" if resume else "rebase"):
+        ws = Workspace(config)
+        return core.resume(ws) if resume else core.start(ws, onto, steps)
 
 
 def abort_rebase(config: Config, *, force: bool = False) -> core.AbortResult:
-    return core.abort(Workspace(config), force=force)
+    with project_lock(config.state_dir, "rebase --abort"):
+        return core.abort(Workspace(config), force=force)
 
 
 def stopped_rebase_note(config: Config) -> str | None:
@@ -58,9 +61,13 @@ def stopped_rebase_note(config: Config) -> str | None:
 
 
 def import_(config: Config, source: str | None, to: Path | None, base: str | None) -> ImportResult:
-    return import_patch(Workspace(config), source, to, base)
+    with project_lock(config.state_dir, "import"):
+        return import_patch(Workspace(config), source, to, base)
 
 
 def regenerate(config: Config, source: Path | None, *, check: bool, to: Path | None,
                base: str | None) -> RegenerateResult:
-    return regenerate_series(Workspace(config), source, check=check, to=to, base_ref=base)
+    if check:  # writes nothing: no lock, so it works beside a running command and on a read-only project
+        return regenerate_series(Workspace(config), source, check=check, to=to, base_ref=base)
+    with project_lock(config.state_dir, "regenerate"):
+        return regenerate_series(Workspace(config), source, check=check, to=to, base_ref=base)

@@ -34,14 +34,19 @@ class LockWritten:
 
 
 def lock(config: Config, base_ref: str | None = None, *, written_by: str = "mpspatch lock") -> LockWritten:
-    """Resolve `base_ref` (default: [upstream].base) in the clone and write the lock for the current series."""
+    """Write the lock for the current series at `base_ref`, resolved in the clone; without it, at the base the
+    lock already records (a rebase moved it there), or [upstream].base when there is no lock yet."""
+    from mpspatch.foundation.project_lock import project_lock
     from mpspatch.model.series import make_lock, write_lock
     from mpspatch.model.workspace import Workspace
 
-    ref = base_ref or config.upstream.base
-    ws = Workspace(config)
-    ws.refuse_during_rebase("lock")
-    sha = ws.resolve(ref)
-    written = make_lock(config, sha, ref, parse_series(config.series.patches), written_by)
-    write_lock(config.series.lock, written)
+    with project_lock(config.state_dir, "lock"):
+        ws = Workspace(config)
+        ws.refuse_during_rebase("lock")
+        if base_ref is None:
+            sha, ref = ws.base, ws.base_ref
+        else:
+            ref, sha = base_ref, ws.resolve(base_ref)
+        written = make_lock(config, sha, ref, parse_series(config.series.patches), written_by)
+        write_lock(config.series.lock, written)
     return LockWritten(lock=config.series.lock, base=sha, base_ref=ref, patches=tuple(p.path for p in written.patches))

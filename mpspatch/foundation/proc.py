@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,39 @@ class Logged:
 
 class CommandTimeoutError(CommandFailedError):
     pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a logged command ran; its process group was stopped first.
+
+    A KeyboardInterrupt, so every caller that handles Ctrl-C (evidence marked interrupted, exit 130) handles
+    a terminal hang-up or a `kill` the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _forward_termination() -> Iterator[None]:
+    """While the body runs, SIGTERM and SIGHUP raise Terminated (whose handler stops the child's group) instead
+    of ending mpspatch at once and leaving the group running. Signal handlers exist in the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in _FORWARDED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -160,17 +193,21 @@ def run_logged(
     timeout: float = 3600,
     inherit_env: bool = True,
     on_output: Callable[[bytes], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Logged:
     """Run argv with stdout and stderr streamed (interleaved) to the end of `log`.
 
     Streaming to a file rather than a pipe keeps memory flat for hour-long builds and leaves a usable log
-    when the process is killed. A timeout kills the whole process group, so compilers spawned by a build go too.
+    when the process is killed. The command runs in a process group of its own, and a timeout, Ctrl-C,
+    SIGTERM or SIGHUP stops the whole group, so compilers spawned by a build go too. `on_start` gets the
+    group's id once it exists (to record it where a later run can find it should mpspatch be SIGKILLed).
 
     With `on_output`, the output goes through a pipe instead, in chunks of at most CHUNK bytes, to
     `on_output`, which writes the log itself (the verify runner redacts and bounds it there).
     """
     if on_output is not None:
-        return _run_piped(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env, sink=on_output)
+        return _run_piped(argv, cwd=cwd, env=env, timeout=timeout, inherit_env=inherit_env, sink=on_output,
+                          on_start=on_start)
     started = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
@@ -193,13 +230,16 @@ def run_logged(
         except PermissionError as exc:
             raise _not_executable(argv, exc) from exc
         try:
-            code: int | None = proc.wait(timeout=timeout)
+            with _forward_termination():
+                if on_start is not None:
+                    on_start(proc.pid)
+                code: int | None = proc.wait(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             code, timed_out = None, True
-        except BaseException:
-            _kill_group(proc)
+        except BaseException as exc:
+            _kill_group(proc, exc.signum if isinstance(exc, Terminated) else None)
             raise
     return Logged(
         argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
@@ -212,7 +252,7 @@ DRAIN_WAIT_S = 2.0  # how long output may keep coming after the command itself e
 
 def _run_piped(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, timeout: float, inherit_env: bool,
-    sink: Callable[[bytes], None],
+    sink: Callable[[bytes], None], on_start: Callable[[int], None] | None = None,
 ) -> Logged:
     started = time.monotonic()
     sink(f"$ {describe(argv)}\n".encode())
@@ -240,12 +280,15 @@ def _run_piped(
     timed_out = False
     code: int | None
     try:
-        code = proc.wait(timeout=timeout)
+        with _forward_termination():
+            if on_start is not None:
+                on_start(proc.pid)
+            code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         code, timed_out = None, True
-    except BaseException:
-        _kill_group(proc)
+    except BaseException as exc:
+        _kill_group(proc, exc.signum if isinstance(exc, Terminated) else None)
         reader.join(DRAIN_WAIT_S)
         raise
     reader.join(DRAIN_WAIT_S)
@@ -259,8 +302,14 @@ def _run_piped(
     )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+def _kill_group(proc: subprocess.Popen[bytes], first: int | None = None) -> None:
+    """Stop the child's process group: `first` (a forwarded SIGTERM/SIGHUP) with a short grace, then SIGKILL."""
+    if first is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, first)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 

@@ -41,6 +41,7 @@ class RebaseStep:
     stopped_at: CommitSha | None  # the series commit being replayed when it stopped
     unmerged: tuple[str, ...]
     output: str
+    empty: bool = False  # stopped on a pick whose resolution leaves no change (nothing to commit)
 
 
 def _rebase_step(worktree: Path, result: proc.Completed) -> RebaseStep:
@@ -69,12 +70,34 @@ def run_rebase(worktree: Path, base: CommitSha, onto: CommitSha, branch: str) ->
 
 
 def continue_rebase(worktree: Path) -> RebaseStep:
+    """`git add --all` and `git rebase --continue`. A pick that the resolution left with no change is NOT
+    skipped here: the caller decides whether that change is really upstream (see skip_rebase)."""
     git(worktree, "add", "--all", env=pinned_env())
+    pick = _rebase_head(worktree)
+    if pick is not None and git(worktree, "diff", "--cached", "--quiet", "HEAD", "--", env=pinned_env(),
+                                check=False).returncode == 0:
+        # git would drop the pick without a word (--empty=drop): leave that decision to the caller.
+        return RebaseStep(done=False, stopped_at=pick, unmerged=(), output="nothing to commit", empty=True)
     result = git(worktree, "rebase", "--continue", env=rebase_env(), check=False)
-    if not result.ok and "nothing to commit" in result.stdout + result.stderr and rebase_in_progress(worktree):
-        # The resolution made the commit empty (everything already upstream): drop it and go on.
-        result = git(worktree, "rebase", "--skip", env=rebase_env(), check=False)
+    if not result.ok and rebase_in_progress(worktree) and not unmerged_paths(worktree) \
+            and _nothing_to_commit(result.stdout + result.stderr):
+        return RebaseStep(done=False, stopped_at=_rebase_head(worktree), unmerged=(),
+                          output=result.stdout + result.stderr, empty=True)
     return _rebase_step(worktree, result)
+
+
+def skip_rebase(worktree: Path) -> RebaseStep:
+    """`git rebase --skip`: drop the pick being replayed (the caller has checked its change is upstream)."""
+    return _rebase_step(worktree, git(worktree, "rebase", "--skip", env=rebase_env(), check=False))
+
+
+def _nothing_to_commit(output: str) -> bool:
+    return "nothing to commit" in output or "No changes" in output
+
+
+def _rebase_head(worktree: Path) -> CommitSha | None:
+    found = git(worktree, "rev-parse", "--verify", "--quiet", "REBASE_HEAD", check=False)
+    return commit_sha(found.stdout.strip()) if found.ok and found.stdout.strip() else None
 
 
 def rebase_in_progress(worktree: Path) -> bool:

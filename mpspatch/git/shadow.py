@@ -32,7 +32,7 @@ def ensure_checkout(url: str, checkout: Path) -> bool:
         return False
     checkout.parent.mkdir(parents=True, exist_ok=True)
     result = git(checkout.parent, "clone", "--quiet", "--filter=blob:none", "--sparse", "--no-checkout",
-                 url, str(checkout), check=False, timeout=7200)
+                 url, str(checkout), check=False, timeout=7200, user_config=True)  # proxies, credentials
     if not result.ok:
         raise GitError(f"{checkout}: could not clone {redact_url(url)} ({proc.tail(result.stderr, 3)}); "
                        "fix [upstream].url or clone it there yourself")
@@ -117,7 +117,7 @@ def prefetch_blobs(shadow: Path, base: str, onto: str, paths: Sequence[str]) -> 
     if missing:
         git(shadow, "-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags",
             "--no-write-fetch-head", "--recurse-submodules=no", "--filter=blob:none", "--stdin", remote,
-            input_text="\n".join(sorted(missing)) + "\n", timeout=3600)
+            input_text="\n".join(sorted(missing)) + "\n", timeout=3600, user_config=True)
     return len(missing)
 
 

@@ -29,22 +29,40 @@ _GIT_ENV = {
     "LC_ALL": "C",
 }
 
-# Variables that tie git to one repository (`git rev-parse --local-env-vars`). A git hook exports them for the
-# repository it runs in; inherited, they would point every command at that repository instead of the clone or
-# shadow named by `repo` (GIT_DIR), or at its index (GIT_INDEX_FILE). Git drops the same list itself when it
-# enters a submodule.
-_REPO_LOCAL_VARS = frozenset({
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
-    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
-    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
+# The user's git setup stays out of the shadow repository, its worktrees and the clone: no global or system
+# config (core.autocrlf, core.splitIndex, merge.renormalize, filters, init templates), no hooks and no
+# fsmonitor (a hook path in the clone's own config included), and no optional index writes, so reading the
+# clone never rewrites its index. Given as GIT_CONFIG_PARAMETERS, which `-c` options add to and override.
+_ISOLATED_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_CONFIG_PARAMETERS": f"'core.hooksPath={os.devnull}' 'core.fsmonitor=false'",
+}
+# Inherited GIT_* variables are dropped, except the one that says where git's own programs are; `user_config`
+# calls keep what reaching a remote or naming the user needs. GIT_DIFF_OPTS or GIT_EXTERNAL_DIFF would change
+# patch bytes; the repository-local ones a git hook exports (GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE...) would
+# point every command at that hook's repository instead of the clone or shadow named by `repo`.
+_KEPT_GIT_VARS = frozenset({"GIT_EXEC_PATH"})
+_USER_GIT_VARS = frozenset({
+    "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT", "GIT_ASKPASS", "GIT_PROXY_COMMAND", "GIT_PROXY_SSL_CERT",
+    "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "GIT_SSL_CERT", "GIT_SSL_KEY", "GIT_SSL_NO_VERIFY", "GIT_HTTP_USER_AGENT",
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
 })
 
 
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The whole environment for a git command: ours minus inherited repo-local variables, plus `extra`."""
-    merged = {k: v for k, v in os.environ.items() if k not in _REPO_LOCAL_VARS}
+def _env(extra: Mapping[str, str] | None = None, *, user_config: bool = False) -> dict[str, str]:
+    """The whole environment for a git command: the inherited one without git's variables, ours, then `extra`.
+
+    `user_config` keeps the user's global and system config and identity: only for talking to a remote (a
+    clone, a fetch: proxies, credentials) and for commits made in the user's clone under the user's name.
+    """
+    kept = _KEPT_GIT_VARS | (_USER_GIT_VARS if user_config else frozenset())
+    merged = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in kept}
     merged.update(_GIT_ENV)
+    merged.update(_ISOLATED_ENV)
+    if user_config:
+        del merged["GIT_CONFIG_NOSYSTEM"], merged["GIT_CONFIG_GLOBAL"]
     if extra:
         merged.update(extra)
     return merged
@@ -81,11 +99,14 @@ def git(
     env: Mapping[str, str] | None = None,
     input_text: str | None = None,
     timeout: float = 600,
+    user_config: bool = False,
 ) -> proc.Completed:
     """Run git in `repo`. With check, a non-zero exit is a GitCommandError (exit 3): a failure that is the
-    user's to fix is recognised by the caller, which passes check=False and raises a GitError naming the fix."""
+    user's to fix is recognised by the caller, which passes check=False and raises a GitError naming the fix.
+    The user's git config, hooks and GIT_* variables are kept out (see _env); `user_config` lets them in."""
     try:
-        result = proc.run(["git", *args], cwd=repo, env=_env(env), check=False, input_text=input_text,
+        result = proc.run(["git", *args], cwd=repo, env=_env(env, user_config=user_config), check=False,
+                          input_text=input_text,
                           timeout=timeout, inherit_env=False)
     except ToolMissingError:
         raise ToolMissingError("git: not found on PATH; install git 2.38 or newer") from None
@@ -364,7 +385,8 @@ def diff_trees_to_file(repo: Path, old: str, new: str, output: Path) -> bytes:
 
 def commit_tree_as(repo: Path, tree: str, parent: str, message: str, env: Mapping[str, str]) -> CommitSha:
     """A commit of `tree` on `parent` with the identity and date `env` gives (git's defaults where it gives none)."""
-    result = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", env=env, input_text=message, check=False)
+    result = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", env=env, input_text=message, check=False,
+                 user_config=True)
     if not result.ok:
         fix = "set user.name and user.email in that clone" if "identity" in result.stderr else "see the message"
         raise GitError(f"{repo}: cannot create a commit ({proc.tail(result.stderr, 3).strip()}); {fix}")
@@ -380,8 +402,8 @@ def format_patches(repo: Path, base: str, tip: str, out_dir: Path, env: Mapping[
 
 
 def has_identity(repo: Path) -> bool:
-    return git(repo, "var", "GIT_AUTHOR_IDENT", check=False).ok and git(repo, "var", "GIT_COMMITTER_IDENT",
-                                                                         check=False).ok
+    return (git(repo, "var", "GIT_AUTHOR_IDENT", check=False, user_config=True).ok
+            and git(repo, "var", "GIT_COMMITTER_IDENT", check=False, user_config=True).ok)
 
 
 def valid_branch_name(repo: Path, name: str) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from mpspatch.foundation.config import Config
+from mpspatch.foundation.files import atomic_write_bytes
 from mpspatch.foundation.ids import CommitSha, ContentSha256
 from mpspatch.model.store import StateFile
 
@@ -69,6 +71,20 @@ def backup_dir(config: Config) -> Path:
 
 def previous_dir(config: Config) -> Path:
     return config.state_dir / "previous"
+
+
+def keep_previous(config: Config, name: str, data: bytes) -> Path:
+    """Keep `data` as the next numbered previous version of `name` (`NAME.1`, `NAME.2`, ...: the highest is the
+    newest), never overwriting an earlier one; a version equal to the newest kept one is not kept twice."""
+    folder = previous_dir(config)
+    pattern = re.compile(re.escape(name) + r"\.([0-9]+)")
+    numbers = sorted(int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else ())
+                     if (m := pattern.fullmatch(p.name)))
+    if numbers and (newest := folder / f"{name}.{numbers[-1]}").read_bytes() == data:
+        return newest
+    target = folder / f"{name}.{(numbers[-1] if numbers else 0) + 1}"
+    atomic_write_bytes(target, data)
+    return target
 
 
 def range_diff_path(config: Config) -> Path:

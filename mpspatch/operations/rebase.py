@@ -41,6 +41,7 @@ from mpspatch.model.state import (
     RebaseState,
     SavedFile,
     backup_dir,
+    keep_previous,
     previous_dir,
     range_diff_path,
     state_path,
@@ -60,6 +61,8 @@ SERIES_REF = "refs/mpspatch/rebase/series"
 # Test hook: a comma-separated list of points at which to raise KeyboardInterrupt, standing in for a Ctrl-C
 # or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write.
 INTERRUPT_ENV = "MPSPATCH_TEST_INTERRUPT"
+# The same points, where the process sends itself SIGKILL instead.
+KILL_ENV = "MPSPATCH_TEST_KILL"
 
 _MARKER = re.compile(r"^(<<<<<<<|>>>>>>>|\|\|\|\|\|\|\|)( |$)")
 
@@ -140,6 +143,10 @@ class AbortResult:
 def _interrupt_point(point: str) -> None:
     if point in os.environ.get(INTERRUPT_ENV, "").split(","):
         raise KeyboardInterrupt(f"test interrupt at {point}")
+    if point in os.environ.get(KILL_ENV, "").split(","):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no handler, no finally, no cleanup
 
 
 def _rel(config: Config, path: Path) -> str:
@@ -205,9 +212,20 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
             steps.step(f"rebasing onto {onto_ref} ({onto[:12]})")
             return _run_from_scratch(config, shadow, state, pending, fresh=True)
         except MpspatchError:
-            # A failure (not an interruption) leaves nothing behind: the user's files were never touched.
-            _cleanup(config, shadow, worktree)
+            # A failure (not an interruption) before any patch file or the lock changed leaves nothing behind;
+            # one after keeps the state and the backup, so `--abort` can put them back.
+            if _untouched(config, state):
+                _cleanup(config, shadow, worktree)
             raise
+
+
+def _untouched(config: Config, state: RebaseState) -> bool:
+    """Whether every patch file and the lock still hold the bytes recorded at the start of the rebase."""
+    for saved in (*state.patches, state.lock):
+        path = config.root / saved.path
+        if (sha256_file(path) if path.is_file() else None) != saved.sha256:
+            return False
+    return True
 
 
 def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
@@ -238,11 +256,27 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
                 pending: Future[UpstreamView] | None = None) -> RebaseResult:
     worktree = config.root / state.worktree
     reused: list[str] = []
-    while not step.done and not step.unmerged:
-        # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
+    tried: set[tuple[str, str | None]] = set()
+    # Every pass must move the rebase on (a new HEAD or a new pick); git failing the same way twice is
+    # reported, never retried again. The count bounds it too: one pass per patch, plus one.
+    for _ in range(len(state.series) + 2):
         reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
-        step = rebasing.continue_rebase(worktree)
-    reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
+        if step.done or step.unmerged:
+            break
+        where = (git.head_of(worktree), step.stopped_at)
+        if where in tried:
+            raise _stuck(worktree, step)
+        tried.add(where)
+        if step.empty:
+            # The pick's resolution leaves no change. That is right only when upstream already has the change;
+            # after a reset worktree or a killed git it would silently drop the patch.
+            _require_upstream(shadow, worktree, state, step.stopped_at)
+            step = rebasing.skip_rebase(worktree)
+        else:
+            # rerere replayed a recorded resolution for every conflicted path: nothing is left for a person to do.
+            step = rebasing.continue_rebase(worktree)
+    else:
+        raise _stuck(worktree, step)
     if step.done:
         return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), tuple(reused), pending)
     state = replace(state, conflicted=step.unmerged)
@@ -259,6 +293,70 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
         range_diff_summary=(), range_diff_file=None, previous_dir=None,
         notes=(*state.notes, *view.notes),
     )
+
+
+def _stuck(worktree: Path, step: rebasing.RebaseStep) -> StateError:
+    said = [line.strip() for line in step.output.splitlines() if line.strip()]
+    verdict = next((line for line in said if line.startswith(("fatal:", "error:"))), said[-1] if said else "no output")
+    return StateError(f"{worktree}: `git rebase --continue` made no progress ({verdict}); nothing was written. "
+                      "Fix what git reports (a full disk, a missing file under the worktree's rebase-merge "
+                      "folder), then run `mpspatch rebase --continue` again, or `mpspatch rebase --abort`")
+
+
+def _upstream_has(shadow: Path, at: CommitSha, pick: CommitSha) -> bool:
+    """Whether cherry-picking series commit `pick` onto `at` changes nothing: `at` already has its change."""
+    from mpspatch.git import objects
+
+    parent = git.commit_of(shadow, f"{pick}^")
+    if parent is None:
+        return False
+    ours = objects.commit_tree(shadow, f"{at}^{{tree}}", [parent], "mpspatch: result so far")
+    merged = objects.merge_tree(shadow, ours, pick)
+    return merged.clean and merged.tree == git.tree_sha_of(shadow, at)
+
+
+def _patch_name(state: RebaseState, pick: CommitSha | None) -> str:
+    if pick in state.series:
+        return Path(state.patches[state.series.index(pick)].path).name
+    return f"commit {pick[:12]}" if pick else "the patch being replayed"
+
+
+def _require_upstream(shadow: Path, worktree: Path, state: RebaseState, pick: CommitSha | None) -> None:
+    """Refuse (exit 2, the rebase kept for --abort) to drop a pick whose change upstream does not have."""
+    head = git.head_of(worktree)
+    if pick is not None and _upstream_has(shadow, head, pick):
+        return
+    raise StateError(
+        f"{worktree}: the resolution of {_patch_name(state, pick)} drops all of its changes, and upstream does "
+        "not have them (was the rebase worktree reset, or a git step killed?); nothing was written. Run "
+        "`mpspatch rebase --abort` and start the rebase again, or put the patch's changes back in the worktree "
+        "and run `mpspatch rebase --continue`")
+
+
+def _check_result(shadow: Path, worktree: Path, state: RebaseState, new_tip: CommitSha,
+                  by_name: dict[str, CommitSha]) -> None:
+    """Before anything is written: the rebased tree differs from onto only in the series' paths, and a patch
+    that comes out empty is one whose every change upstream already has."""
+    foreign = sorted(set(git.diff_tree_paths(shadow, state.onto, new_tip)) - set(state.paths))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise StateError(f"{worktree}: the rebased tree changes {shown}, which no patch of the series touches; "
+                         "nothing was written. Run `mpspatch rebase --abort` and start again")
+    at: CommitSha = state.onto
+    lost: list[str] = []
+    for saved, pick in zip(state.patches, state.series, strict=True):
+        name = Path(saved.path).name
+        rebased = by_name.get(name)
+        if rebased is not None and git.diff_tree_paths(shadow, f"{rebased}^", rebased):
+            at = rebased
+            continue
+        if not _upstream_has(shadow, at, pick):
+            lost.append(name)
+    if lost:
+        raise StateError(
+            f"{worktree}: the rebased series lost every change of {', '.join(lost)}, and upstream does not have "
+            "them (was the rebase worktree reset, or a git step killed?); nothing was written. Run "
+            "`mpspatch rebase --abort` and start again")
 
 
 @dataclass(frozen=True)
@@ -520,13 +618,11 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     paths = [config.root / p.path for p in state.patches]
     backups = [backup_dir(config) / f"{i:03d}-{p.name}" for i, p in enumerate(paths)]
     by_name = commits.series_names(shadow, state.onto, new_tip)
+    # Nothing is written before the result is known to hold the series: a rebase that lost a patch (a reset
+    # worktree, a killed git) is refused here, with everything still in place for --abort.
+    _check_result(shadow, worktree, state, new_tip, by_name)
     new_texts = [git.patch_text(shadow, f"{by_name[p.name]}^", by_name[p.name]) if p.name in by_name else ""
                  for p in paths]
-    # Record what each file is about to become, so --abort after an interrupted write knows it from an edit.
-    state = replace(state, rewritten=tuple(SavedFile(path=s.path, sha256=sha256_bytes(t.encode("utf-8")))
-                                           for s, t in zip(state.patches, new_texts, strict=True)))
-    write_state(config, state)
-    _interrupt_point("before-write")
     for saved, path, text in zip(state.patches, paths, new_texts, strict=True):
         current = sha256_file(path) if path.exists() else None
         # After an interrupted write a file may already hold its new text; anything else is a user's edit.
@@ -534,19 +630,8 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
             raise StateError(f"{path}: changed while the rebase was stopped; undo that edit or run "
                              "`mpspatch rebase --abort`")
     old_records = [_patch_record(p, b.read_bytes()) for p, b in zip(paths, backups, strict=True)]
-    keep = previous_dir(config)
-    for path, backup in zip(paths, backups, strict=True):
-        atomic_write_bytes(keep / path.name, backup.read_bytes())
-    if state.lock.sha256 is not None:
-        atomic_write_bytes(keep / config.series.lock.name, (backup_dir(config) / "series.lock").read_bytes())
-    new_records = []
-    for number, (path, text) in enumerate(zip(paths, new_texts, strict=True)):
-        data = text.encode("utf-8")
-        atomic_write_bytes(path, data)
-        new_records.append(_patch_record(path, data))
-        if number == 0:
-            _interrupt_point("mid-write")
-    write_lock(config.series.lock, make_lock(config, state.onto, state.onto_ref, new_records, "mpspatch rebase"))
+    new_records = [_patch_record(p, t.encode("utf-8")) for p, t in zip(paths, new_texts, strict=True)]
+    # Everything that can fail without touching the user's files runs first: the upstream check, the range-diff.
     # A rebase that never stopped gives the tree the forecast computed; otherwise check the real result.
     view = pending.result() if pending is not None else None
     if view is None or view.tree != git.tree_sha_of(shadow, new_tip):
@@ -556,12 +641,28 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "
                  "[series].patches" for r in new_records if not r.files)
     changed = rebasing.range_diff(shadow, state.base, state.series_tip, state.onto, new_tip)
+    lock = make_lock(config, state.onto, state.onto_ref, new_records, "mpspatch rebase")
+    # Record what each file is about to become, so --abort after an interrupted write knows it from an edit.
+    state = replace(state, rewritten=tuple(SavedFile(path=s.path, sha256=sha256_bytes(t.encode("utf-8")))
+                                           for s, t in zip(state.patches, new_texts, strict=True)))
+    write_state(config, state)
+    _interrupt_point("before-write")
+    for path, backup in zip(paths, backups, strict=True):
+        keep_previous(config, path.name, backup.read_bytes())
+    if state.lock.sha256 is not None:
+        keep_previous(config, config.series.lock.name, (backup_dir(config) / "series.lock").read_bytes())
     # The whole range-diff can run to thousands of lines: it is kept in a file, and the terminal gets a summary.
     changed_file = range_diff_path(config)
     if changed:
         atomic_write_bytes(changed_file, changed.encode("utf-8"))
     else:
         changed_file.unlink(missing_ok=True)  # an earlier rebase's would describe another series
+    # The patch files and the lock are written last, and the state is removed only after they all are.
+    for number, (path, text) in enumerate(zip(paths, new_texts, strict=True)):
+        atomic_write_bytes(path, text.encode("utf-8"))
+        if number == 0:
+            _interrupt_point("mid-write")
+    write_lock(config.series.lock, lock)
     result = RebaseResult(
         status=RebaseStatus.REBASED, base=state.base, base_ref=state.base_ref, onto=state.onto,
         onto_ref=state.onto_ref, conflicts=(), absorbed=absorbed,
@@ -573,7 +674,7 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
             for o, n in zip(old_records, new_records, strict=True)),
         range_diff=changed, range_diff_summary=rebasing.range_diff_summary(changed),
         range_diff_file=changed_file if changed else None,
-        previous_dir=keep, notes=tuple(notes),
+        previous_dir=previous_dir(config), notes=tuple(notes),
     )
     _cleanup(config, shadow, worktree)
     return result

@@ -37,7 +37,7 @@ from mpspatch.model.series import (
     require_utf8,
     write_lock,
 )
-from mpspatch.model.state import previous_dir
+from mpspatch.model.state import keep_previous
 from mpspatch.model.workspace import Workspace, resolve_base, resolve_ref
 
 # The public home of the cumulative patch is dropbox/dML, folder metal_mps_parallel/, file
@@ -275,9 +275,7 @@ def canonical_series(ws: Workspace, texts: dict[Path, bytes], base: CommitSha) -
 def _keep_previous(config: Config, path: Path) -> Path | None:
     if not path.exists():
         return None
-    kept = previous_dir(config) / path.name
-    atomic_write_bytes(kept, path.read_bytes())
-    return kept
+    return keep_previous(config, path.name, path.read_bytes())
 
 
 def _relock(config: Config, base: CommitSha, base_ref: str, command: str) -> None:

@@ -7,6 +7,7 @@ subclasses Progress to draw live progress, so the core never imports rich.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.files import sha256_file
 from mpspatch.foundation.redact import Redactor, excerpt
-from mpspatch.verify import findings
+from mpspatch.verify import findings, stage_group
 from mpspatch.verify.logsink import LogWriter
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
@@ -311,8 +312,13 @@ def _run_commands(
         writer.end_command()
         offset = log.stat().st_size
         try:
-            done = proc.run_logged(run_argv, cwd=cwd, log=log, env=dict(env),
-                                   timeout=max(deadline - time.monotonic(), 0.001), on_output=writer.feed)
+            try:
+                done = proc.run_logged(run_argv, cwd=cwd, log=log, env=dict(env),
+                                       timeout=max(deadline - time.monotonic(), 0.001), on_output=writer.feed,
+                                       on_start=functools.partial(stage_group.record, request.config.state_dir,
+                                                                  what=stage.name))
+            finally:
+                stage_group.clear(request.config.state_dir)
         except proc.NotExecutableError as exc:
             trouble = exc.message
             writer.note(f"mpspatch: {trouble}\n")

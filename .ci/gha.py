@@ -14,7 +14,9 @@
     a rerun the same night replaces it) and print Markdown: a table of the last N nights and a Mermaid
     ``xychart-beta`` of conflict regions over time.
 
-Standard library only, so it runs in any job whether or not mpspatch imported cleanly. It reads the JSON
+Standard library only, so it runs in any job whether or not mpspatch installed cleanly; `drift-history` uses
+mpspatch/reporting/trend.py from this source tree (standard library only too), the code behind
+`mpspatch drift --history`. It reads the JSON
 contract of design.md and nothing else. Exit codes follow mpspatch: 0 done, 2 bad input.
 """
 
@@ -25,9 +27,11 @@ import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 # What a step output may hold. The values end up in cache keys and in shell variables, so anything
 # outside git's ref alphabet is refused rather than quoted.
@@ -227,89 +231,33 @@ def annotation_lines(path: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------- drift history
+# One implementation, the package's (mpspatch/reporting/trend.py, standard library only), imported from the
+# source tree this script sits in, so it works whether or not mpspatch installed.
 
 
-@dataclass(frozen=True)
-class DriftNight:
-    date: str  # YYYY-MM-DD (UTC)
-    onto: str
-    onto_ref: str
-    conflicts: int  # conflicting files
-    regions: int  # conflict regions over all files
-    absorbed: int  # our hunks already upstream
-    upstream_commits: int
+def _trend() -> ModuleType:
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from mpspatch.reporting import trend
+
+    return trend
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def drift_night(path: Path, date: str) -> Any:
+    """Tonight's record (a trend.DriftNight) from the `mpspatch drift --json` output at `path`."""
+    trend = _trend()
+    try:
+        return trend.night_from_drift_json(_load_object(path), date)
+    except trend.NotDriftOutput as exc:
+        raise BadInput(f"{path}: {exc}") from None
 
 
-def drift_night(path: Path, date: str) -> DriftNight:
-    data = _load_object(path)
-    onto = data.get("onto")
-    if not isinstance(onto, str) or not _REF.fullmatch(onto):
-        raise BadInput(f"{path}: 'onto' is missing; it is not `mpspatch drift --json` output")
-    conflicts = _list_of_objects(data.get("conflicts"))
-    absorbed = _list_of_objects(data.get("absorbed"))
-    commits = data.get("upstream_commits")
-    return DriftNight(
-        date=date, onto=onto, onto_ref=str(data.get("onto_ref", onto)), conflicts=len(conflicts),
-        regions=sum(_int(c.get("regions")) for c in conflicts),
-        absorbed=sum(_int(a.get("hunks")) for a in absorbed),
-        upstream_commits=len(commits) if isinstance(commits, list) else 0,
-    )
-
-
-def read_history(path: Path) -> list[DriftNight]:
-    """The nights recorded so far; a line that is not a record (a torn write, a hand edit) is skipped."""
-    if not path.exists():
-        return []
-    nights = []
-    fields = set(DriftNight.__dataclass_fields__)
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict) and set(item) >= fields:
-            nights.append(DriftNight(**{k: item[k] for k in fields}))
-    return nights
-
-
-def record_night(history: Path, night: DriftNight) -> list[DriftNight]:
-    """Add `night` to the history (replacing a record of the same date) and return every night, oldest first."""
-    nights = [n for n in read_history(history) if n.date != night.date] + [night]
-    nights.sort(key=lambda n: n.date)
-    history.parent.mkdir(parents=True, exist_ok=True)
-    scratch = history.with_name(history.name + ".tmp")
-    scratch.write_text("".join(json.dumps(asdict(n), sort_keys=True) + "\n" for n in nights), encoding="utf-8")
-    scratch.replace(history)
-    return nights
-
-
-def history_markdown(nights: Sequence[DriftNight], last: int) -> str:
-    shown = list(nights)[-last:]
-    lines = [f"### Drift over the last {len(shown)} night(s)", ""]
-    if not shown:
-        return "\n".join([*lines, "No forecast recorded yet.", ""])
-    labels = ", ".join(json.dumps(n.date[5:]) for n in shown)  # MM-DD keeps the axis readable
-    top = max(1, *(n.regions for n in shown))
-    lines += [
-        "```mermaid",
-        "xychart-beta",
-        '    title "Conflict regions per night"',
-        f"    x-axis [{labels}]",
-        f'    y-axis "regions" 0 --> {top}',
-        f"    line [{', '.join(str(n.regions) for n in shown)}]",
-        "```",
-        "",
-        "| date | onto | conflicting files | regions | absorbed hunks | upstream commits |",
-        "|" + " --- |" * 6,
-    ]
-    for n in reversed(shown):
-        lines.append(f"| {_cell(n.date)} | `{_cell(n.onto_ref)}` `{_short(n.onto)}` | {n.conflicts}"
-                     f" | {n.regions} | {n.absorbed} | {n.upstream_commits} |")
-    return "\n".join([*lines, ""])
+def __getattr__(name: str) -> Any:
+    # DriftNight, read_history, record_night, history_markdown: the package's, under their old names here.
+    if name in ("DriftNight", "read_history", "record_night", "history_markdown"):
+        return getattr(_trend(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,8 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "drift-history":
             if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date) or args.nights < 1:
                 raise BadInput("--date takes YYYY-MM-DD and --nights a positive number")
-            nights = record_night(args.history, drift_night(args.drift, args.date))
-            sys.stdout.write(history_markdown(nights, args.nights))
+            history = _trend()
+            nights = history.record_night(args.history, drift_night(args.drift, args.date))
+            sys.stdout.write(history.history_markdown(nights, args.nights))
         else:
             sys.stdout.write(summary_markdown(args.title, args.rebase, args.verify))
     except BadInput as exc:

@@ -276,6 +276,9 @@ def drift(
     as_json: JsonOpt = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown "
                                                   "(e.g. $GITHUB_STEP_SUMMARY).")] = None,
+    history: Annotated[Path | None, typer.Option(
+        "--history", metavar="DIR", help="Record tonight's forecast in DIR/drift-history.jsonl; with --markdown, "
+        "add a chart of the history.")] = None,
 ) -> None:
     """Forecast the next rebase without changing anything; exit 1 when it predicts conflicts."""
     from mpspatch.commands.drift import drift as forecast
@@ -285,7 +288,7 @@ def drift(
     config = load()
     note_stopped_rebase(config)
     with step_progress("drift", as_json=as_json) as steps:
-        report = forecast(config, onto, markdown=markdown, steps=steps)
+        report = forecast(config, onto, markdown=markdown, history=history, steps=steps)
     if as_json:
         console.emit_json(drift_json(report))
     else:
@@ -377,6 +380,28 @@ def render_issue(out: OutOpt = None, check: CheckOpt = False, as_json: JsonOpt =
 def render_audit(out: OutOpt = None, check: CheckOpt = False, as_json: JsonOpt = False) -> None:
     """Render the submission audit: requirements, gaps, verification, statistics, checklist and files."""
     _render("audit", out, check, as_json=as_json)
+
+
+@app.command()
+def report(
+    html: Annotated[Path, typer.Option("--html", metavar="OUT", help="Write the page here (one self-contained "
+                                       "HTML file: inline CSS and SVG, nothing fetched).")],
+    history: Annotated[Path | None, typer.Option(
+        "--history", metavar="DIR", help="Chart the drift forecasts recorded in DIR/drift-history.jsonl "
+        "(by `mpspatch drift --history DIR`).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one HTML page: the readiness and gaps, the stage history of every verify run, the drift chart."""
+    from mpspatch.commands.report import report as write_report
+    from mpspatch.views.report import report_json, show_report
+
+    config = load()
+    note_stopped_rebase(config)
+    written = write_report(config, html, history=history)
+    if as_json:
+        console.emit_json(report_json(written))
+    else:
+        show_report(written)
 
 
 # ------------------------------------------------------------------------------------------------ split

@@ -224,6 +224,7 @@ def _drift(tmp_path: Path, onto: str, regions: list[int], absorbed_hunks: list[i
         "conflicts": [{"path": f"f{k}.mm", "regions": r} for k, r in enumerate(regions)],
         "absorbed": [{"path": f"g{k}.py", "hunks": h} for k, h in enumerate(absorbed_hunks)],
         "upstream_commits": [{"sha": SHA_B}] * commits,
+        "files": [{"path": "f0.mm", "hunks": 5}, {"path": "g0.py", "hunks": 2}],
     })
 
 
@@ -241,18 +242,18 @@ def test_drift_history_appends_a_night_and_charts_the_trend(tmp_path: Path) -> N
     records = [json.loads(line) for line in history.read_text().splitlines()]
     assert records == [
         {"date": "2026-11-27", "onto": SHA_A, "onto_ref": "viable/strict", "conflicts": 0, "regions": 0,
-         "absorbed": 1, "upstream_commits": 3},
+         "absorbed": 1, "upstream_commits": 3, "patch_hunks": 7},
         {"date": "2026-11-28", "onto": SHA_B, "onto_ref": "viable/strict", "conflicts": 2, "regions": 6,
-         "absorbed": 3, "upstream_commits": 41},
+         "absorbed": 3, "upstream_commits": 41, "patch_hunks": 7},
     ]
     lines = result.stdout.splitlines()
     assert lines[0] == "### Drift over the last 2 night(s)"
     chart = lines[lines.index("```mermaid"):lines.index("```mermaid") + 7]
     assert chart == ["```mermaid", "xychart-beta", '    title "Conflict regions per night"',
                      '    x-axis ["11-27", "11-28"]', '    y-axis "regions" 0 --> 6', "    line [0, 6]", "```"]
-    assert "| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 |" in lines
-    assert lines.index("| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 |") < lines.index(
-        "| 2026-11-27 | `viable/strict` `d38164a545b4` | 0 | 0 | 1 | 3 |"), "newest night first"
+    assert "| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 | 7 |" in lines
+    assert lines.index("| 2026-11-28 | `viable/strict` `1f0e2d3c4b5a` | 2 | 6 | 3 | 41 | 7 |") < lines.index(
+        "| 2026-11-27 | `viable/strict` `d38164a545b4` | 0 | 0 | 1 | 3 | 7 |"), "newest night first"
 
 
 def test_drift_history_shows_only_the_last_n_nights_and_skips_torn_lines(tmp_path: Path) -> None:
@@ -272,3 +273,20 @@ def test_drift_history_refuses_what_is_not_drift_output(tmp_path: Path) -> None:
                   "--history", tmp_path / "h.jsonl")
     assert result.returncode == 2 and "'onto' is missing" in result.stderr
     assert not (tmp_path / "h.jsonl").exists()
+
+
+def test_drift_history_is_the_packages_code_and_needs_no_installed_mpspatch(tmp_path: Path) -> None:
+    # -I -S: no site-packages, no PYTHONPATH; the script must still find mpspatch/reporting/trend.py beside it.
+    from mpspatch.reporting import trend
+
+    assert gha.DriftNight is trend.DriftNight and gha.history_markdown is trend.history_markdown
+    history = tmp_path / "h.jsonl"
+    old = {"date": "2026-11-01", "onto": SHA_A, "onto_ref": "main", "conflicts": 1, "regions": 2, "absorbed": 0,
+           "upstream_commits": 4}  # a record older than patch_hunks
+    history.write_text(json.dumps(old) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", SCRIPT, "drift-history", "--drift", _drift(tmp_path, SHA_B, [1], [], 2),
+         "--history", history, "--date", "2026-11-02"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "    line [2, 1]" in result.stdout
+    assert [n.patch_hunks for n in trend.read_history(history)] == [0, 7]

@@ -15,6 +15,8 @@ import pytest
 from scenarios import build_scenario
 from support import Repo, cpp_source, write_config
 
+import mpspatch
+
 MPSPATCH = [sys.executable, "-m", "mpspatch.cli"]
 
 
@@ -145,7 +147,8 @@ def test_lock_then_status(project: Path) -> None:
     locked = run_cli("lock", cwd=project)
     assert locked.returncode == 0, locked.stderr
     lock = json.loads((project / "patches/series.lock").read_text())
-    assert lock["base_ref"] == "v1.0" and len(lock["base"]) == 40 and lock["written_by"] == "mpspatch lock"
+    assert lock["base_ref"] == "v1.0" and len(lock["base"]) == 40
+    assert lock["written_by"] == f"mpspatch lock (mpspatch {mpspatch.__version__})"  # who wrote it, which release
     after = json.loads(run_cli("status", "--json", cwd=project).stdout)
     assert after["lock"]["matches"] is True
     assert after["base"] == lock["base"]

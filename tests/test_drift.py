@@ -240,6 +240,41 @@ def test_markdown_report_matches_the_golden_file(two: Scenario, tmp_path: Path) 
     assert "| `aten/src/ATen/mps/MPSStream.mm` | conflict | 2 | 1 of 3 |" in text
 
 
+def test_history_records_tonights_forecast_and_charts_every_night(two: Scenario, tmp_path: Path) -> None:
+    history = tmp_path / "nightly"
+    history.mkdir()
+    older = {"date": "2000-01-01", "onto": "ab" * 20, "onto_ref": "v1.2", "conflicts": 1, "regions": 1,
+             "absorbed": 0, "upstream_commits": 2, "patch_hunks": 3}
+    (history / "drift-history.jsonl").write_text(json.dumps(older) + "\n")
+    out = tmp_path / "summary.md"
+    code, data = drift_json(two, "v1.3", "--markdown", str(out), "--history", str(history))
+    assert code == 1  # the exit code and the JSON contract are the forecast's, history or not
+    records = [json.loads(line) for line in (history / "drift-history.jsonl").read_text().splitlines()]
+    assert records[0] == older and len(records) == 2
+    tonight = records[1]
+    assert tonight["onto"] == data["onto"] and tonight["onto_ref"] == "v1.3"
+    assert tonight["conflicts"] == len(data["conflicts"]) == 3
+    assert tonight["regions"] == sum(c["regions"] for c in data["conflicts"])
+    assert tonight["absorbed"] == sum(a["hunks"] for a in data["absorbed"]) > 0
+    assert tonight["upstream_commits"] == len(data["upstream_commits"])
+    assert tonight["patch_hunks"] == sum(f["hunks"] for f in data["files"]) > 0
+    text = out.read_text()
+    assert text.startswith((GOLDEN / "drift_v1.3.md").read_text().rstrip("\n"))  # the forecast, then the trend
+    assert "```mermaid\nxychart-beta\n" in text
+    assert f'    x-axis ["01-01", "{tonight["date"][5:]}"]' in text
+    assert f"    line [1, {tonight['regions']}]" in text
+    # A second forecast the same night replaces tonight's record rather than adding a point.
+    assert run_cli(two, "drift", "--onto", "v1.3", "--history", str(history)).returncode == 1
+    assert len((history / "drift-history.jsonl").read_text().splitlines()) == 2
+
+
+def test_history_must_be_a_folder(two: Scenario, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "history.jsonl"
+    not_a_folder.write_text("")
+    result = run_cli(two, "drift", "--onto", "v1.3", "--history", str(not_a_folder))
+    assert result.returncode == 2 and "not a folder" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_pull_request_links_only_for_github_upstreams() -> None:
     assert drift.pull_request_url("https://github.com/pytorch/pytorch.git") == "https://github.com/pytorch/pytorch/pull/"
     assert drift.pull_request_url("git@github.com:pytorch/pytorch.git") == "https://github.com/pytorch/pytorch/pull/"

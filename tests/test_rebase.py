@@ -23,6 +23,7 @@ from scenarios import (
 )
 from support import Repo, git_env
 
+import mpspatch
 from mpspatch.foundation.ids import commit_sha
 from mpspatch.git import commits
 from mpspatch.model.history import pull_request_of
@@ -108,7 +109,7 @@ def test_clean_drift_rewrites_patches_that_give_gits_own_tree(scenario: Scenario
     assert tree_after_patches(scenario, "v1.1", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.1")
     lock = json.loads((scenario.project / "patches/series.lock").read_text())
     assert lock["base"] == scenario.tags["v1.1"] and lock["base_ref"] == "v1.1"
-    assert lock["written_by"] == "mpspatch rebase"
+    assert lock["written_by"] == f"mpspatch rebase (mpspatch {mpspatch.__version__})"
     text = scenario.patches[0].read_text()
     assert "index 0000000000000000000000000000000000000000.." in text  # the added header, full index
     assert all(len(line.split()[1].split("..")[0]) == 40 for line in text.splitlines() if line.startswith("index "))

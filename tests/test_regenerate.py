@@ -16,6 +16,7 @@ import pytest
 from scenarios import STREAM_MM, TORCH_MPS, Scenario, build_scenario
 from test_rebase import git, run_cli
 
+import mpspatch
 from mpspatch.foundation.errors import InputError
 from mpspatch.git.verbs import PATCH_DIFF_ARGS
 from mpspatch.operations import regenerate as regenerate_module
@@ -57,7 +58,8 @@ def test_import_file_rewrites_abbreviated_index_lines_in_canonical_form(single: 
     assert data["kind"] == "file" and data["canonical"] is True and data["base"] == single.tags["v1.0"]
     assert patch.read_bytes() == canonical  # full index lines restored from the blobs at the base
     lock = json.loads((single.project / "patches/series.lock").read_text())
-    assert lock["base"] == single.tags["v1.0"] and lock["written_by"] == "mpspatch import"
+    assert lock["base"] == single.tags["v1.0"]
+    assert lock["written_by"] == f"mpspatch import (mpspatch {mpspatch.__version__})"
     assert lock["patches"][0]["sha256"] == sha(patch)
     assert (single.project / ".mpspatch/previous" / f"{patch.name}.1").read_bytes() == canonical
 

@@ -356,7 +356,7 @@ class SeriesLock:
     base_ref: str
     patches: tuple[LockedPatch, ...]
     written_at: str  # ISO 8601, UTC
-    written_by: str  # the command that wrote it
+    written_by: str  # the command that wrote it and the mpspatch version: "mpspatch lock (mpspatch 0.1.0)"
 
 
 SERIES_LOCK = StateFile(
@@ -381,12 +381,14 @@ def relative_path(path: Path, root: Path) -> str:
 
 
 def make_lock(config: Config, base: CommitSha, base_ref: str, patches: Sequence[Patch], command: str) -> SeriesLock:
+    from mpspatch import __version__
+
     return SeriesLock(
         base=base,
         base_ref=base_ref,
         patches=tuple(LockedPatch(path=relative_path(p.path, config.root), sha256=p.sha256) for p in patches),
         written_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        written_by=command,
+        written_by=f"{command} (mpspatch {__version__})",
     )
 
 

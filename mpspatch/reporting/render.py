@@ -63,7 +63,8 @@ def environment(folders: tuple[Path, ...]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(f) for f in folders]),
         undefined=jinja2.StrictUndefined,  # a misspelled variable is an error, never an empty string
-        autoescape=False,  # Markdown, not HTML
+        # The documents are Markdown and must not be escaped; the HTML report (*.html.j2) must be.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, Generic, NewType, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
-from mpspatch.foundation.errors import InputError, StateError
+from mpspatch.foundation.errors import StateError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import (
     CommitSha,
@@ -109,15 +109,15 @@ class StateFile(Generic[T]):
     def read(self, path: Path) -> T | None:
         """The value in `path`, or None when there is no such file (or, for a cache, an unreadable one).
 
-        Only a missing file counts as absent. A folder in its place is bad input the user can remove (exit 2
-        naming it); other OS errors propagate as they are.
+        Only a missing file counts as absent. A folder in its place is bad input (exit 2 naming it, with this
+        kind's fix); other OS errors propagate as they are.
         """
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         except IsADirectoryError:
-            raise InputError(f"{path}: is a folder, not a file; remove it or move it aside") from None
+            raise self.error(path, "is a folder, not a file") from None
         try:
             return self.loads(path, data)
         except StateFileError:

@@ -224,7 +224,7 @@ def test_split_applies_in_order_and_adds_up_to_the_series(project: tuple[Path, R
     assert [p["files"] for p in oversized] == [["test/test_mps.py"]] and oversized[0]["lines"] > LIMIT
     # The file split by hunks spans parts; the pinned group comes first and alone.
     assert sum("aten/src/ATen/mps/MPSStream.mm" in p["files"] for p in parts) >= 2
-    assert parts[0]["title"] == "Allocator changes" and parts[0]["files"] == ["aten/src/ATen/mps/MPSAllocator.mm"]
+    assert parts[0]["title"] == "pool: Allocator changes" and parts[0]["files"] == ["aten/src/ATen/mps/MPSAllocator.mm"]
     assert all("aten/src/ATen/mps/MPSAllocator.mm" not in p["files"] for p in parts[1:])
 
     trees = apply_in_clone(up, tmp_path / "check", [Path(p["path"]) for p in parts])
@@ -272,7 +272,7 @@ def test_splitting_twice_is_byte_identical_and_leaves_the_clone_alone(project: t
     assert not list((root / ".mpspatch" / "tmp").iterdir())  # the scratch repository is gone
 
 
-def test_a_larger_limit_gives_fewer_parts_and_stale_files_go(project: tuple[Path, Repo]) -> None:
+def test_a_series_under_the_limit_is_one_part_and_stale_files_go(project: tuple[Path, Repo]) -> None:
     root, _ = project
     assert run_cli("split", "--max-lines", str(LIMIT), cwd=root).returncode == 0
     many = len(list((root / "patches/stack").glob("*.patch")))
@@ -280,8 +280,10 @@ def test_a_larger_limit_gives_fewer_parts_and_stale_files_go(project: tuple[Path
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["max_lines"] == 2000 and data["within_limit"] is True
+    # The whole series fits one PR: one part, named after the series, holding every file with its tests.
     titles = [p["title"] for p in data["parts"]]
-    assert titles == ["Allocator changes", "Core MPS", "Operations", "Python bindings", "Tests"]
+    assert titles == [load_config(root / "mpspatch.toml").render.title]
+    assert "test/test_mps.py" in data["parts"][0]["files"]
     assert len(list((root / "patches/stack").glob("*.patch"))) == len(titles) < many
 
 
@@ -302,7 +304,7 @@ def test_branches_form_a_chain_without_touching_head_or_worktree(project: tuple[
         assert up.git("rev-parse", f"{branch}^").strip() == parent
         parent = up.git("rev-parse", branch).strip()
     assert up.git("rev-parse", f"{names[-1]}^{{tree}}").strip() == data["tree"]
-    assert up.git("log", "-1", "--format=%s", names[0]).strip() == f"[MPS] Allocator changes (1/{len(names)})"
+    assert up.git("log", "-1", "--format=%s", names[0]).strip() == f"[MPS] pool: Allocator changes (1/{len(names)})"
     assert up.git("rev-parse", "HEAD") == head and up.git("status", "--porcelain") == status
     assert up.git("ls-files", "-s") == index and up.git("symbolic-ref", "HEAD").strip() == "refs/heads/main"
 
@@ -399,7 +401,7 @@ def test_part_context_states_place_dependencies_and_size(project: tuple[Path, Re
     first, second = part_context(stack, 1), part_context(stack, 2)
     assert (first.index, first.total, first.depends_on) == (1, n, ())
     assert first.followed_by[0].index == 2
-    assert second.depends_on[0].title == "Allocator changes"
+    assert second.depends_on[0].title == "pool: Allocator changes"
     assert second.subject == f"[MPS] {stack.parts[1].title} (2/{n})"
     assert second.lines == stack.parts[1].lines and second.files == stack.parts[1].files
     with pytest.raises(Exception, match="--part"):
@@ -554,3 +556,115 @@ def test_a_blobless_clone_is_enough_and_gains_nothing(project: tuple[Path, Repo]
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["parts"]) >= 5
     assert clone.git("count-objects", "-v") == before  # the blobs went to the shadow repository
+
+
+# ------------------------------------------------------------------------------ a stack reviewers want
+
+
+def build_four_patch_project(root: Path, extra: str = "") -> tuple[Path, Repo, list[str]]:
+    """An upstream at v1.0 and a 4-patch `git format-patch` series; each patch changes code in two categories
+    and the tests of that code. Returns the project, the upstream and the tree after each patch."""
+    up = Repo.create(root / "upstream")
+    up.write("aten/src/ATen/mps/MPSStream.mm", source("MPSStream.mm", 24))
+    up.write("aten/src/ATen/native/mps/operations/Linear.mm", source("Linear.mm", 24))
+    up.write("test/test_mps.py", "import unittest\n\n\nclass TestMPS(unittest.TestCase):\n    pass\n")
+    up.commit("base", tag="v1.0")
+    subjects = ["Add the stream pool", "Use the pool in Linear", "Pool events", "Document the pool"]
+    trees = []
+    for n, subject in enumerate(subjects):
+        up.write("aten/src/ATen/mps/MPSStream.mm",
+                 source("MPSStream.mm", 24, changed=frozenset(i for k in range(n + 1) for i in range(k * 6, k * 6 + 3)),
+                        grow=3))
+        up.write("aten/src/ATen/native/mps/operations/Linear.mm",
+                 source("Linear.mm", 24, changed=frozenset(i for k in range(n + 1) for i in range(k * 6, k * 6 + 2)),
+                        grow=2))
+        tests = "".join(f"    def test_{k}(self):\n        self.assertTrue({k})\n\n" for k in range(4 * (n + 1)))
+        up.write("test/test_mps.py", f"import unittest\n\n\nclass TestMPS(unittest.TestCase):\n{tests}")
+        up.commit(subject)
+        trees.append(up.git("rev-parse", "HEAD^{tree}").strip())
+    project = root / "project"
+    (project / "patches").mkdir(parents=True)
+    up.git("format-patch", "-q", "v1.0", "-o", str(project / "patches"))
+    names = sorted(p.name for p in (project / "patches").glob("*.patch"))
+    up.git("reset", "-q", "--hard", "v1.0")
+    write_config(project, patches=[f"patches/{n}" for n in names], extra=extra)
+    return project, up, trees
+
+
+def test_a_four_patch_series_keeps_its_patch_boundaries(tmp_path: Path) -> None:
+    root, _, after = build_four_patch_project(tmp_path)
+    patches = sorted((root / "patches").glob("*.patch"))
+    sizes = [parse_patch(p).insertions + parse_patch(p).deletions for p in patches]
+    limit = max(sizes) + 1  # every patch fits alone, no two fit together
+    assert sum(sorted(sizes)[:2]) > limit
+    result = run_cli("split", "--max-lines", str(limit), "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    parts = json.loads(result.stdout)["parts"]
+    trees = [p.tree for p in read_stack(root / "patches/stack/stack.json").parts]
+    # One part per patch, each ending exactly where its patch ends, titled by the patch's subject; each part
+    # carries the tests its patch added instead of all tests going into a last part of their own.
+    assert trees == after
+    assert [p["title"] for p in parts] == ["Add the stream pool", "Use the pool in Linear", "Pool events",
+                                           "Document the pool"]
+    assert all("test/test_mps.py" in p["files"] for p in parts)
+
+
+def test_small_whole_patches_are_packed_together(tmp_path: Path) -> None:
+    root, _, after = build_four_patch_project(tmp_path)
+    patches = sorted((root / "patches").glob("*.patch"))
+    sizes = [parse_patch(p).insertions + parse_patch(p).deletions for p in patches]
+    limit = sizes[0] + sizes[1]  # the first two fit together; the whole series does not
+    result = run_cli("split", "--max-lines", str(limit), "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    parts = json.loads(result.stdout)["parts"]
+    trees = [p.tree for p in read_stack(root / "patches/stack/stack.json").parts]
+    # Every part ends at a patch boundary: packing joins whole patches, it never cuts one.
+    assert set(trees) <= set(after) and trees[-1] == after[-1] and len(parts) < 4
+    assert trees[0] == after[1] and parts[0]["title"] == "Add the stream pool; Use the pool in Linear"
+
+
+def test_tests_travel_with_their_group(tmp_path: Path) -> None:
+    """A one-patch series over the limit: the group's `tests` go with the group's code, not into a last part."""
+    pinned = '''
+[[split.groups]]
+title = "Stream pool core"
+paths = ["aten/src/ATen/mps/MPSAllocator.mm", "aten/src/ATen/mps/MPSStream.mm"]
+tests = ["test/test_mps.py"]
+'''
+    root, up = build_project(tmp_path)
+    write_config(root, patches=["patches/0001-pool.patch"], extra=pinned)
+    result = run_cli("split", "--max-lines", "100", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    parts = json.loads(result.stdout)["parts"]
+    assert len(parts) > 1
+    with_tests = [p for p in parts if "test/test_mps.py" in p["files"]]
+    assert len(with_tests) == 1 and with_tests[0]["title"].startswith("Stream pool core")
+    assert "aten/src/ATen/mps/MPSStream.mm" in with_tests[0]["files"]
+    assert with_tests[0]["index"] < len(parts)  # not a tests-only last part
+    # The proof still holds: the parts add up to the series in a plain clone.
+    stack = sorted((root / "patches/stack").glob("*.patch"))
+    assert apply_in_clone(up, tmp_path / "verify", stack)[-1] == json.loads(result.stdout)["tree"]
+
+
+def test_a_tests_only_part_takes_the_code_before_it_when_it_fits(project: tuple[Path, Repo]) -> None:
+    root, _ = project
+    changes = parse_patch_bytes(Path("p"), (root / "patches/0001-pool.patch").read_bytes()).files
+    group = SplitGroup("Stream pool core", ("aten/src/ATen/mps/MPSAllocator.mm", "aten/src/ATen/mps/MPSStream.mm"),
+                       ("test/test_mps.py",))
+    plan = [p for p in plan_parts(changes, (group,), (), 100) if p.bucket == "Stream pool core"]
+    # Allocator (14 lines) and MPSStream.mm (96) do not fit together; the tests (84) alone would be a part with
+    # no code, so the last hunks of MPSStream.mm move in with them.
+    last = plan[-1]
+    paths = [changes[u.file].path for u in last.units]
+    assert paths[-1] == "test/test_mps.py" and "aten/src/ATen/mps/MPSStream.mm" in paths
+    assert all(p.lines <= 100 for p in plan)
+    covered = [(u.file, h) for p in plan for u in p.units for h in u.hunks]
+    assert len(covered) == len(set(covered)) == sum(len(changes[i].hunks) for i in {f for f, _ in covered})
+
+
+def test_a_group_with_a_bad_tests_key_is_refused(tmp_path: Path) -> None:
+    root, _ = build_project(tmp_path)
+    write_config(root, patches=["patches/0001-pool.patch"],
+                 extra='[[split.groups]]\ntitle = "Core"\npaths = ["aten/**"]\ntests = "test/test_mps.py"\n')
+    result = run_cli("split", cwd=root)
+    assert result.returncode == 2 and "tests" in result.stderr and "Traceback" not in result.stderr

@@ -326,6 +326,87 @@ def test_a_stack_of_three_parts_gives_three_branches_and_three_prs_in_order(tmp_
     assert f"Depends on #{numbers[0]}, #{numbers[1]}." in bodies[2]
 
 
+# With 46 lines a part the series is two: the core, then the operations with the bindings and the tests.
+TWO_PARTS = 46
+
+
+def test_a_part_that_landed_upstream_is_reported_and_dropped_from_the_stack(tmp_path: Path, hub: Hub) -> None:
+    project = ready_project(tmp_path, hub, max_lines=TWO_PARTS)
+    stacked = split(project)
+    assert [p.files[0] for p in stacked.stack.parts] == ["aten/src/ATen/mps/MPSStream.mm",
+                                                        "aten/src/ATen/native/mps/operations/Linear.mm"]
+    render_all(project, parts=2)
+    first = submit(project.config())
+    prs = [p.pr for p in first.parts]
+    stack_files = sorted((project.root / "patches/stack").glob("*.patch"))
+
+    # A maintainer merges part 1: the merge bot lands its change upstream with the trailer naming its PR, and
+    # the series is rebased onto that commit (here the tag moves, as `rebase` moves the base).
+    up = project.upstream
+    up.git("apply", "--index", str(stack_files[0]))
+    up.commit(f"[MPS] {stacked.stack.parts[0].title}\n\nPull Request resolved: "
+              f"https://github.com/pytorch/pytorch/pull/{prs[0]}")
+    landed_sha = up.git("rev-parse", "HEAD").strip()
+    up.git("tag", "-f", "v1.0")
+    up.git("apply", "--index", str(stack_files[1]))
+    project.patch().write_text(up.git("diff", "--cached", "--full-index", "HEAD"))
+    up.git("reset", "-q", "--hard")
+    project.relock()
+    project.write_evidence(RUN_2, passing_stages())
+    assert len(split(project).stack.parts) == 1
+    render_all(project, parts=1)
+    second = submit(project.config())
+
+    # Part 1 is reported as landed and dropped; part 2 goes on as the new part 1 with its own branch and PR,
+    # updated in place: no PR is opened again, and nothing is stale.
+    assert [(p.index, p.pr, p.upstream) for p in second.landed] == [(1, prs[0], landed_sha)]
+    assert any(f"landed upstream as {landed_sha[:12]} by PR #{prs[0]}" in n for n in second.notes)
+    assert len(hub.argvs("pr", "create")) == 2
+    assert [(p.branch, p.pr, p.action) for p in second.parts] == [(branch_name("mps-pool", 2), prs[1], "updated")]
+    assert hub.branches()[branch_name("mps-pool", 2)] == second.parts[0].commit
+    assert hub.git("rev-parse", f"{second.parts[0].commit}^").strip() == landed_sha
+    assert not second.stale
+    status = json.loads(subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True,
+                                       text=True).stdout)["submission"]
+    assert [p["pr"] for p in status["landed"]] == [prs[0]] and [p["pr"] for p in status["parts"]] == prs[1:]
+    text = subprocess.run([*MPSPATCH, "status"], cwd=project.root, capture_output=True, text=True).stdout
+    assert f"landed upstream: #{prs[0]}" in text
+
+    # Submitting again finds nothing new that landed, and keeps the record of what did.
+    third = submit(project.config())
+    assert not third.landed and third.version == second.version
+    record = read_submission(project.config())
+    assert record is not None and [p.pr for p in record.landed] == [prs[0]]
+
+
+def test_parts_the_stack_no_longer_has_are_reported_stale_and_left_alone(tmp_path: Path, hub: Hub) -> None:
+    project = ready_project(tmp_path, hub, max_lines=THREE_PARTS)
+    assert len(split(project).stack.parts) == 3
+    render_all(project, parts=3)
+    first = submit(project.config())
+    prs = [p.pr for p in first.parts]
+
+    # The whole series now fits one PR: part 1 keeps its branch and PR, parts 2 and 3 are stale.
+    project.config_path.write_text(project.config_path.read_text().replace(
+        f"max_lines = {THREE_PARTS}", "max_lines = 2000"))
+    assert len(split(project).stack.parts) == 1
+    render_all(project, parts=1)
+    second = submit(project.config())
+    assert [(p.branch, p.pr) for p in second.parts] == [(branch_name("mps-pool", 1), prs[0])]
+    stale = [(branch_name("mps-pool", k), prs[k - 1]) for k in (2, 3)]
+    assert [(s.branch, s.pr) for s in second.stale] == stale and not second.landed
+    assert {b for b, _ in stale} <= set(hub.branches()), "a stale branch is reported, never deleted"
+    assert len(hub.argvs("pr", "create")) == 3 and not hub.argvs("pr", "close")
+    assert any(f"branch {stale[0][0]} and PR #{stale[0][1]}" in n for n in second.notes)
+    shown = subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True, text=True)
+    assert [(p["branch"], p["pr"]) for p in json.loads(shown.stdout)["submission"]["stale"]] == stale
+    text = subprocess.run([*MPSPATCH, "status"], cwd=project.root, capture_output=True, text=True).stdout
+    assert f"stale, not in the stack: {stale[0][0]} (#{stale[0][1]})" in text
+    json_run = subprocess.run([*MPSPATCH, "submit", "--dry-run", "--json"], cwd=project.root, capture_output=True,
+                              text=True)
+    assert [(p["branch"], p["pr"]) for p in json.loads(json_run.stdout)["stale"]] == stale
+
+
 def test_dry_run_prints_every_command_and_changes_nothing(tmp_path: Path, hub: Hub) -> None:
     project = ready_project(tmp_path, hub)
     render_all(project)

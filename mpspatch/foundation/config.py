@@ -108,6 +108,7 @@ class Render:
 class SplitGroup:
     title: str
     globs: tuple[str, ...]
+    tests: tuple[str, ...] = ()  # test files that travel with the group's code into its parts
 
 
 @dataclass(frozen=True)
@@ -446,10 +447,13 @@ def _read_split(file: Path, data: Mapping[str, Any]) -> Split:
     for index, item in enumerate(t.get("groups", list, "[[split.groups]]", [])):
         if not isinstance(item, dict):
             raise ConfigError(f"{file}: split.groups[{index}] must be a table; fix: write it as [[split.groups]]")
-        g = _Table(file, f"split.groups[{index}]", item, ("title", "paths"))
+        g = _Table(file, f"split.groups[{index}]", item, ("title", "paths", "tests"))
         globs = g.strings("paths", 'paths = ["aten/src/ATen/mps/MPSAllocator*"]')
         _check_globs(file, f"[split.groups[{index}]].paths", globs)
-        groups.append(SplitGroup(title=g.get("title", str, 'title = "Allocator changes"'), globs=globs))
+        tests = g.strings("tests", 'tests = ["test/test_mps.py"]') if "tests" in item else ()
+        _check_globs(file, f"[split.groups[{index}]].tests", tests)
+        groups.append(SplitGroup(title=g.get("title", str, 'title = "Allocator changes"'), globs=globs,
+                                 tests=tests))
     return Split(max_lines=max_lines, groups=tuple(groups))
 
 

@@ -6,16 +6,24 @@ that builds, proves and writes the stack is operations/split.py.
 - A *unit* is never divided: one hunk, or a whole file change without hunks (binary, pure rename, mode
   change), or a whole file whose hunks cannot be re-applied one by one (a C-quoted path, bytes that are not
   UTF-8).
-- Every file goes to one *bucket*: the first pinned `[[split.groups]]` whose globs match, then the first
-  matching `[categories]` entry, both in config order, otherwise "Other changes". Parts never mix buckets.
-- Each bucket is packed greedily, files in path order: a file that fits the limit stays in one part; a larger
-  one is laid out hunk by hunk; a single hunk over the limit becomes a part of its own, flagged oversized.
+- Every file goes to one *bucket*: the first pinned `[[split.groups]]` whose `paths` match, then the first
+  group whose `tests` match (tests travel with the code they test), then the first matching `[categories]`
+  entry, all in config order, otherwise "Other changes".
+- Buckets are packed greedily in order. A bucket that fits the limit whole joins the part before it when the
+  two fit together (so a series under the limit is one part); a larger bucket gets parts of its own, files in
+  path order with its tests last (they land with the last of its code): a file that fits the limit stays in
+  one part; a larger one is laid out hunk by hunk; a single hunk over the limit becomes a part of its own,
+  flagged oversized.
+
+operations/split.py applies this to one *segment* of the series at a time: the whole series when it has one
+patch, otherwise runs of whole patches (so a part never mixes two patches' hunks unless it packs small whole
+patches together, see `pack_patches`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mpspatch.foundation.config import Category, SplitGroup, matches_any
@@ -68,9 +76,12 @@ def units_of(index: int, change: FileChange) -> tuple[Unit, ...]:
 
 
 def bucket_of(path: str, groups: Sequence[SplitGroup], categories: Sequence[Category]) -> tuple[int, str]:
-    """(order, title): pinned groups first, then categories, both in config order, then the rest."""
+    """(order, title): pinned groups first, then their tests, then categories, all in config order, then the rest."""
     for order, group in enumerate(groups):
         if matches_any(path, group.globs):
+            return order, group.title
+    for order, group in enumerate(groups):
+        if group.tests and matches_any(path, group.tests):
             return order, group.title
     for order, category in enumerate(categories):
         if matches_any(path, category.globs):
@@ -112,6 +123,26 @@ def _pack(
     return parts
 
 
+def _tests_with_code(
+    packed: list[tuple[tuple[Unit, ...], bool]], is_test: Callable[[Unit], bool], budget: int
+) -> list[tuple[tuple[Unit, ...], bool]]:
+    """When the bucket's last part holds only tests, move the code units before it into it while they fit.
+
+    The units keep their order, so the stack still applies; a part left empty goes.
+    """
+    if len(packed) < 2 or not all(is_test(u) for u in packed[-1][0]):
+        return packed
+    (previous, flag), (last, last_flag) = packed[-2], packed[-1]
+    size = sum(u.lines for u in last)
+    moved: list[Unit] = []
+    while previous and not is_test(previous[-1]) and size + previous[-1].lines <= budget:
+        size += previous[-1].lines
+        moved.insert(0, previous[-1])
+        previous = previous[:-1]
+    head = packed[:-2] + ([(previous, flag)] if previous else [])
+    return [*head, (tuple(moved) + last, last_flag)]
+
+
 def plan_parts(
     changes: Sequence[FileChange],
     groups: Sequence[SplitGroup],
@@ -128,19 +159,78 @@ def plan_parts(
     """
     if max_lines <= 0:
         raise InputError(f"--max-lines {max_lines}: must be a positive number of lines; e.g. --max-lines 2000")
+    limit = budget or max_lines
     buckets: dict[tuple[int, str], list[int]] = {}
     for index, change in enumerate(changes):
         buckets.setdefault(bucket_of(change.path, groups, categories), []).append(index)
+    tests = tuple(t for g in groups for t in g.tests)
     planned: list[PlannedPart] = []
+    open_part: list[tuple[str, tuple[Unit, ...]]] = []  # whole small buckets packed together so far
+
+    def close() -> None:
+        if open_part:
+            title = _joined([t for t, _ in open_part])
+            units = tuple(u for _, us in open_part for u in us)
+            planned.append(PlannedPart(title=title, slug=slugify(title), bucket=title, units=units,
+                                       lines=sum(u.lines for u in units), oversized_hunk=False))
+            open_part.clear()
+
     for order, title in sorted(buckets):
-        files = sorted(buckets[(order, title)], key=lambda i: changes[i].path)
-        packed = _pack([units_of(i, changes[i]) for i in files], budget or max_lines, max_lines)
+        # Code first, then the tests that travel with it, each in path order.
+        files = sorted(buckets[(order, title)],
+                       key=lambda i: (bool(tests) and matches_any(changes[i].path, tests), changes[i].path))
+        file_units = [units_of(i, changes[i]) for i in files]
+        total = sum(u.lines for us in file_units for u in us)
+        if total <= limit:
+            if sum(u.lines for _, us in open_part for u in us) + total > limit:
+                close()
+            open_part.append((title, tuple(u for us in file_units for u in us)))
+            continue
+        close()
+        packed = _pack(file_units, limit, max_lines)
+        if tests:
+            packed = _tests_with_code(packed, lambda u: matches_any(changes[u.file].path, tests), limit)
         for number, (units, oversized) in enumerate(packed, start=1):
             part_title = title if len(packed) == 1 else f"{title}, part {number} of {len(packed)}"
             slug = slugify(title) if len(packed) == 1 else f"{slugify(title)}-{number}"
             planned.append(PlannedPart(title=part_title, slug=slug, bucket=title, units=units,
                                        lines=sum(u.lines for u in units), oversized_hunk=oversized))
+    close()
     return tuple(planned)
+
+
+def _joined(titles: Sequence[str]) -> str:
+    if len(titles) <= 2:
+        return " and ".join(titles)
+    return ", ".join(titles[:-1]) + f" and {titles[-1]}"
+
+
+def pack_patches(sizes: Sequence[int], limit: int) -> tuple[tuple[int, ...], ...]:
+    """Runs of consecutive patch indices: small whole patches packed together greedily up to `limit`.
+
+    A patch over the limit is a run of its own (the planner then cuts it by buckets); the order never changes.
+    """
+    runs: list[list[int]] = []
+    size = 0
+    for index, lines in enumerate(sizes):
+        if runs and size + lines <= limit:
+            runs[-1].append(index)
+            size += lines
+        else:
+            runs.append([index])
+            size = lines
+    return tuple(tuple(r) for r in runs)
+
+
+def patch_subject(text: str, fallback: str) -> str:
+    """The subject of a `git format-patch` mail (folded lines joined, `[PATCH ...]` dropped), else `fallback`."""
+    match = re.search(r"^Subject: (.*(?:\n[ \t].*)*)", text, re.MULTILINE)
+    if match:
+        subject = re.sub(r"\s*\n[ \t]+", " ", match.group(1)).strip()
+        subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", subject).strip()
+        if subject:
+            return subject
+    return re.sub(r"^\d+-", "", fallback).replace("-", " ").strip() or fallback
 
 
 def planned_net(part: PlannedPart, changes: Sequence[FileChange]) -> int:
@@ -191,7 +281,10 @@ def _span(start: int, length: int) -> str:
 
 def part_message(plan: Sequence[PlannedPart], k: int, changes: Sequence[FileChange], series_title: str,
                  base_ref: str) -> str:
-    """The commit message of part `k` (1-based): its place in the stack, what it applies on, its files."""
+    """The commit message of part `k` (1-based): its place in the stack, what it applies on, its files.
+
+    `changes` is the diff part k's units index into (its segment of the series).
+    """
     part, total = plan[k - 1], len(plan)
     lines = [f"[MPS] {part.title} ({k}/{total})", ""]
     lines.append(f"Part {k} of {total} of: {series_title}.")

@@ -51,6 +51,10 @@ class Version:
     method: SubmitMethod
     draft: bool
     parts: tuple[PartSubmission, ...]
+    # Parts of the version before whose PR the merge bot landed upstream: dropped from the stack by this one.
+    landed: tuple[PartSubmission, ...] = ()
+    # Branches and PRs of earlier parts that no longer exist in the stack; reported, never deleted.
+    stale: tuple[PartSubmission, ...] = ()
 
     @property
     def name(self) -> str:
@@ -73,6 +77,11 @@ class Submission:
     @property
     def latest(self) -> Version | None:
         return self.versions[-1] if self.versions else None
+
+    @property
+    def landed(self) -> tuple[PartSubmission, ...]:
+        """Every part that landed upstream, over all versions, in the order they were found."""
+        return tuple(p for v in self.versions for p in v.landed)
 
     def version(self, name: str) -> Version:
         """Version `name` ("v2" or "2"); an InputError naming the recorded ones otherwise."""

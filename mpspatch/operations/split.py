@@ -7,20 +7,26 @@ The algorithm
 -------------
 1. Apply the whole series at its base in a private index and write the tree (the *series tree*). Diff base
    against it once (`--full-index --minimal -M`) and parse that cumulative diff into FileChange/Hunk objects.
-   Working from one cumulative diff makes a series of several patches that touch one file split like one patch.
-2. Plan the parts (model/stack_plan.py): units (hunks, or whole changes), buckets (pinned groups, categories,
-   the rest), and greedy packing under the line limit.
-3. Build the tree after each part: part k's tree is the base plus every unit of parts 1..k. Files whose units
-   are all in get their final blob from the series tree; files split across parts get the base file plus the
-   hunks so far (the hunk headers' target starts recomputed for that intermediate state), applied by git.
+2. Cut the series into *segments* that keep the author's patch boundaries. When the cumulative diff fits the
+   limit, the whole series is one segment and one part. A series of one patch is one segment. A series of
+   several patches is cut at its patches: consecutive small patches are packed together up to the limit
+   (model/stack_plan.pack_patches) and each run is the diff between the trees after its first and last patch,
+   so a part never mixes two patches' hunks unless it carries both whole.
+3. Plan the parts of each segment (model/stack_plan.py): a run that fits is one part; a larger one is cut into
+   units (hunks, or whole changes) and buckets (pinned groups with the tests that travel with them,
+   categories, the rest), small buckets packed together under the line limit.
+4. Build the tree after each part: part k's tree is its segment's start plus every unit of the segment's
+   parts up to k. Files whose units are all in get their blob from the segment's end tree; files split across
+   parts get the start file plus the hunks so far (the hunk headers' target starts recomputed for that
+   intermediate state), applied by git.
    Each part is committed on the previous one with a pinned identity and date, and `git format-patch`
    writes the parts, so every `index` line names the real intermediate blobs (3-way application works).
-4. Measure what was written. A part's size is git's diff of its two trees, which is also what GitHub counts,
+5. Measure what was written. A part's size is git's diff of its two trees, which is also what GitHub counts,
    and that diff need not be the planned hunks: git's diff of a whole file sets aside lines that occur very
    often (`}`, blank lines) when they sit among changed lines, and whether it does depends on the rest of the
    file, so re-diffing an intermediate state can take or give back such a line on each side. When a part of
    several units comes out over the limit, the stack is planned again with a smaller packing budget.
-5. Prove it: in a fresh private index at base, `git apply --cached` each written part file on its
+6. Prove it: in a fresh private index at base, `git apply --cached` each written part file on its
    predecessor, compare every tree with the planned one and the last with the series tree, and check that each
    part changes the file line counts by exactly its hunks' net (the one figure no diff alignment can move).
    Anything else is refused and nothing is written.
@@ -58,7 +64,17 @@ from mpspatch.model.series import (
     series_paths,
 )
 from mpspatch.model.stack import STACK, STACK_NAME, Part, Stack, default_stack_dir
-from mpspatch.model.stack_plan import PlannedPart, part_message, plan_parts, planned_net, subset_patch
+from mpspatch.model.stack_plan import (
+    PlannedPart,
+    Unit,
+    pack_patches,
+    part_message,
+    patch_subject,
+    plan_parts,
+    planned_net,
+    slugify,
+    subset_patch,
+)
 from mpspatch.model.workspace import Workspace
 
 # Patches in the stack are written by this pinned identity so a second split is byte-identical; branches made
@@ -117,8 +133,20 @@ def _scratch(ws: Workspace, base: CommitSha, paths: Sequence[str]) -> Iterator[_
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> TreeSha:
+@dataclass(frozen=True)
+class _Segment:
+    """A stretch of the series planned on its own: the diff from `start` to `end` and the parts cut from it."""
+
+    start: str  # a commit or tree
+    end: TreeSha
+    changes: tuple[FileChange, ...]
+    plan: tuple[PlannedPart, ...]
+
+
+def _series_trees(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> tuple[TreeSha, ...]:
+    """The tree after each patch of the series, applied in order at base."""
     git.read_tree(sc.repo, sc.index, base)
+    trees: list[TreeSha] = []
     for number, patch in enumerate(patches):
         result = git.apply_cached(sc.repo, sc.index, patch.path)
         if not result.ok:
@@ -130,11 +158,57 @@ def _series_tree(sc: _Scratch, base: CommitSha, patches: Sequence[Patch]) -> Tre
             # Bad input, as in rebase, drift and verify (exit 2): the series itself is broken at its base.
             raise InputError(f"{patch.path}: does not apply at base {base[:12]}{after} ({why}); "
                                "run `mpspatch rebase` or fix the patch, then split again")
-    return git.write_tree(sc.repo, sc.index)
+        trees.append(git.write_tree(sc.repo, sc.index))
+    return tuple(trees)
+
+
+def _diff(sc: _Scratch, start: str, end: str, name: str) -> tuple[FileChange, ...]:
+    diff = git.diff_trees_to_file(sc.repo, start, end, sc.folder / f"{name}.diff")
+    return parse_patch_bytes(Path(name), diff).files
+
+
+def _whole(title: str, changes: Sequence[FileChange]) -> PlannedPart:
+    units = tuple(Unit(i, tuple(range(len(c.hunks))), c.changed_lines) for i, c in enumerate(changes))
+    return PlannedPart(title=title, slug=slugify(title), bucket=title, units=units,
+                       lines=sum(u.lines for u in units), oversized_hunk=False)
+
+
+def _segments(sc: _Scratch, config: Config, base: CommitSha, patches: Sequence[Patch],
+              after: Sequence[TreeSha], cumulative: Sequence[FileChange], limit: int,
+              budget: int) -> tuple[_Segment, ...]:
+    """The series cut at its patch boundaries (step 2), each segment planned (step 3)."""
+    groups, categories = config.split.groups, config.categories
+    series_tree = after[-1]
+    if sum(c.changed_lines for c in cumulative) <= budget:
+        return (_Segment(base, series_tree, tuple(cumulative), (_whole(config.render.title, cumulative),)),)
+    if len(patches) == 1:
+        plan = plan_parts(cumulative, groups, categories, limit, budget=budget)
+        return (_Segment(base, series_tree, tuple(cumulative), plan),)
+    subjects = [patch_subject(p.path.read_text(encoding="utf-8", errors="replace"), p.path.stem) for p in patches]
+    starts: list[str] = [base, *after[:-1]]
+    sizes = [sum(c.changed_lines for c in _diff(sc, starts[i], after[i], f"patch-{i + 1}"))
+             for i in range(len(patches))]
+    segments: list[_Segment] = []
+    for run in pack_patches(sizes, budget):
+        start, end = starts[run[0]], after[run[-1]]
+        if end == git.tree_sha_of(sc.repo, start):
+            continue  # the run changes nothing (a patch and its revert): no empty part
+        changes = _diff(sc, start, end, f"run-{run[0] + 1}")
+        title = "; ".join(subjects[i] for i in run)
+        if len(run) > 1 or sum(c.changed_lines for c in changes) <= budget:
+            segments.append(_Segment(start, end, changes, (_whole(title, changes),)))
+            continue
+        plan = plan_parts(changes, groups, categories, limit, budget=budget)
+        if len(plan) > 1:
+            plan = tuple(PlannedPart(title=f"{title}: {p.title}", slug=slugify(f"{title} {p.slug}"),
+                                     bucket=p.bucket, units=p.units, lines=p.lines,
+                                     oversized_hunk=p.oversized_hunk) for p in plan)
+        segments.append(_Segment(start, end, changes, plan))
+    return tuple(segments)
 
 
 def _part_trees(
-    sc: _Scratch, base: CommitSha, series_tree: TreeSha, changes: Sequence[FileChange],
+    sc: _Scratch, base: str, series_tree: TreeSha, changes: Sequence[FileChange],
     plan: Sequence[PlannedPart],
 ) -> tuple[TreeSha, ...]:
     final_paths = sorted({p for c in changes for p in (c.path, c.old_path) if p})
@@ -188,13 +262,14 @@ def _prove(sc: _Scratch, base: CommitSha, files: Sequence[Path], trees: Sequence
                               f"gives {series_tree[:12]}; nothing was written")
 
 
-def _check_nets(plan: Sequence[PlannedPart], parsed: Sequence[Patch], changes: Sequence[FileChange]) -> None:
+def _check_nets(plan: Sequence[PlannedPart], parsed: Sequence[Patch],
+                changes_of: Sequence[Sequence[FileChange]]) -> None:
     """Each part grows or shrinks the files by exactly its hunks' net line count.
 
     A part's +/- counts depend on how git aligns its diff; the difference between them does not, so this
     catches an intermediate state that holds lines the plan does not (or lacks some it does).
     """
-    for k, (part, patch) in enumerate(zip(plan, parsed, strict=True), start=1):
+    for k, (part, patch, changes) in enumerate(zip(plan, parsed, changes_of, strict=True), start=1):
         net, planned = patch.insertions - patch.deletions, planned_net(part, changes)
         if net != planned:
             raise SplitProofError(f"refusing to write the stack: part {k} changes the line count by {net:+d}, "
@@ -237,7 +312,8 @@ def split_series(
     checkout, base, base_ref = ws.checkout, ws.base, ws.base_ref
     steps.step(f"building the series ({len(patches)} patches)")
     with _scratch(ws, base, series_paths(patches)) as sc:
-        series_tree = _series_tree(sc, base, patches)
+        after = _series_trees(sc, base, patches)
+        series_tree = after[-1]
         base_tree = git.tree_sha_of(sc.repo, base)
         if series_tree == base_tree:
             raise InputError(f"{patches[0].path}: the series changes nothing at base {base[:12]}; "
@@ -248,9 +324,12 @@ def split_series(
         budget = limit
         for attempt in range(1, _MAX_PLANS + 1):
             steps.step(f"planning the parts (attempt {attempt})")
-            plan = plan_parts(changes, config.split.groups, config.categories, limit, budget=budget)
-            trees = _part_trees(sc, base, series_tree, changes, plan)
-            messages = [part_message(plan, k, changes, config.render.title, base_ref)
+            segments = _segments(sc, config, base, patches, after, changes, limit, budget)
+            plan = tuple(part for seg in segments for part in seg.plan)
+            changes_of = [seg.changes for seg in segments for _ in seg.plan]
+            trees = tuple(t for seg in segments
+                          for t in _part_trees(sc, seg.start, seg.end, seg.changes, seg.plan))
+            messages = [part_message(plan, k, changes_of[k - 1], config.render.title, base_ref)
                         for k in range(1, len(plan) + 1)]
             commits: list[CommitSha] = []
             parent: str = base
@@ -277,7 +356,7 @@ def split_series(
                 files.append(target)
             steps.step(f"proving the stack ({len(files)} parts)")
             _prove(sc, base, files, trees, series_tree)
-            _check_nets(plan, parsed, changes)
+            _check_nets(plan, parsed, changes_of)
             parts = tuple(
                 Part(index=k, title=part.title, slug=part.slug, path=f.name,
                      lines=p.insertions + p.deletions, insertions=p.insertions, deletions=p.deletions,

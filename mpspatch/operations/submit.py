@@ -10,6 +10,11 @@ PR K shows every earlier part too; its body says which commit is new in it and l
 With `method = "ghstack"`, the parts become one linear stack of commits whose messages are the part
 descriptions, and `ghstack submit` opens the PRs (it needs write access to the repository).
 
+After a rebase, a part of the last version whose PR number the merge bot's `Pull Request resolved:` trailer names
+on an upstream commit between the old base and the new one (model/history.py reads the trailers) is reported
+as landed and dropped: the remaining parts keep their branches and PRs in order, so no PR is reopened. The
+branches and PRs of earlier parts the stack no longer has are reported as stale, never deleted.
+
 Each run that pushes different commits records a new numbered version (v1, v2, ...) in the submission record;
 a run that changes nothing but the text edits the PRs in place. A PR is never opened twice: the recorded number
 is used, else `gh pr list --head BRANCH` finds an open one from the fork's owner.
@@ -32,6 +37,7 @@ from mpspatch.git import github as gh
 from mpspatch.git import remote
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
+from mpspatch.model import history
 from mpspatch.model.series import load_series
 from mpspatch.model.stack import Stack
 from mpspatch.model.submission import (
@@ -114,6 +120,28 @@ class PartResult:
 
 
 @dataclass(frozen=True)
+class LandedPart:
+    """A part of the last version that landed upstream, by the merge bot's trailer naming its PR."""
+
+    index: int  # its place in the last version
+    title: str
+    pr: int
+    url: str
+    upstream: CommitSha  # the upstream commit whose trailer names the PR
+
+
+@dataclass(frozen=True)
+class StalePart:
+    """A branch (and PR) of an earlier part that the stack no longer has: reported, not deleted."""
+
+    index: int  # its place in the version that last had it
+    title: str
+    branch: str
+    pr: int | None
+    url: str
+
+
+@dataclass(frozen=True)
 class SubmitResult:
     dry_run: bool
     draft: bool
@@ -129,6 +157,8 @@ class SubmitResult:
     steps: tuple[Step, ...]
     comparison: Comparison | None
     notes: tuple[str, ...]
+    landed: tuple[LandedPart, ...] = ()
+    stale: tuple[StalePart, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------- the parts
@@ -176,6 +206,64 @@ def _commits(ws: Workspace, base: CommitSha, messages: Sequence[str],
 def branch_name(prefix: str, index: int) -> str:
     """Part K's branch: by place, not by title, so a retitled part keeps its branch and its PR."""
     return f"{prefix}/part-{index:02d}"
+
+
+def landed_parts(shadow: Path, previous: Version, base: CommitSha) -> tuple[LandedPart, ...]:
+    """The parts of `previous` that landed between its base and `base`: an upstream commit touching the part's
+    files carries the merge bot's trailer with that part's own PR number."""
+    if previous.base == base or not git.has_commit(shadow, previous.base) or not git.is_ancestor(
+            shadow, previous.base, base):
+        return ()
+    found: list[LandedPart] = []
+    parent: str = previous.base
+    for part in previous.parts:
+        if not git.has_commit(shadow, part.commit):
+            return tuple(found)
+        paths = git.diff_tree_paths(shadow, parent, part.commit)
+        parent = part.commit
+        if part.pr is None or not paths:
+            continue
+        by_pr = [c for c in history.upstream_commits(shadow, previous.base, base, paths)
+                 if c.pull_request == part.pr]
+        if by_pr:
+            found.append(LandedPart(index=part.index, title=part.title, pr=part.pr, url=part.url,
+                                    upstream=by_pr[0].sha))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which recorded part each new part continues (its branch and PR), and what is left over."""
+
+    matched: tuple[PartSubmission | None, ...]
+    branches: tuple[str, ...]
+    stale: tuple[PartSubmission, ...]
+
+
+def _match(prefix: str, parts: Sequence[_Part], record: Submission | None, previous: Version | None,
+           landed: Sequence[LandedPart]) -> _Plan:
+    """The parts of the last version that did not land continue, in order, as the new parts 1, 2, ...; a new
+    part beyond them gets the first part-NN branch no version used; old parts beyond the new stack are stale."""
+    gone = {p.index for p in landed}
+    survivors = [p for p in (previous.parts if previous is not None else ()) if p.index not in gone]
+    used = {p.branch for v in (record.versions if record is not None else ()) for p in (*v.parts, *v.stale)}
+    matched: list[PartSubmission | None] = []
+    branches: list[str] = []
+    n = 0
+    for k, _ in enumerate(parts):
+        if k < len(survivors):
+            matched.append(survivors[k])
+            branches.append(survivors[k].branch)
+            continue
+        n = max(n, k + 1)
+        while branch_name(prefix, n) in used or branch_name(prefix, n) in branches:
+            n += 1
+        matched.append(None)
+        branches.append(branch_name(prefix, n))
+    stale = list(survivors[len(parts):])
+    if previous is not None:  # still stale from before, unless a new part took the branch back
+        stale = [p for p in previous.stale if p.branch not in branches] + stale
+    return _Plan(matched=tuple(matched), branches=tuple(branches), stale=tuple(stale))
 
 
 # ------------------------------------------------------------------------------------------- the runner
@@ -273,10 +361,21 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
         old.commit == new for old, new in zip(previous.parts, made_commits, strict=True))
     number = (previous.number if same else previous.number + 1) if previous is not None else 1
 
+    landed: tuple[LandedPart, ...] = ()
+    plan = _Plan(matched=(), branches=(), stale=())
     if method == SubmitMethod.GHSTACK:
         results = _ghstack(ws, run, parts, made_commits, docs, notes)
     else:
-        results = _fork(ws, run, parts, made_commits, docs, previous, issue, draft=draft, fork=fork, owner=owner,
+        landed = landed_parts(ws.shadow, previous, base) if previous is not None else ()
+        plan = _match(settings.branch_prefix, parts, record, previous, landed)
+        for gone in landed:
+            notes.append(f"part {gone.index} ({gone.title}) landed upstream as {gone.upstream[:12]} by PR #{gone.pr}; "
+                         "it is dropped from the stack")
+        for old in plan.stale:
+            pr = f" and PR #{old.pr}" if old.pr is not None else ""
+            notes.append(f"branch {old.branch}{pr} of an earlier part {old.index} ({old.title}) is no longer in the "
+                         "stack; close the PR and delete the branch by hand if it is not needed")
+        results = _fork(ws, run, parts, made_commits, docs, plan, issue, draft=draft, fork=fork, owner=owner,
                         body_dir=body_dir, since=None if same or previous is None else previous, notes=notes)
     if draft:
         notes.append("the PRs are drafts: mark them ready for review on GitHub once the gaps are closed")
@@ -285,7 +384,12 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
                       draft=draft, parts=tuple(
                           PartSubmission(index=r.index, title=r.title, branch=r.branch, commit=r.commit, pr=r.pr,
                                          url=r.url, body=d.body, labels=r.labels)
-                          for r, d in zip(results, docs.parts, strict=True)))
+                          for r, d in zip(results, docs.parts, strict=True)),
+                      # A run that only edits text replaces the last version, so what landed before it is kept.
+                      landed=(*(previous.landed if same and previous else ()),
+                              *(p for p in (previous.parts if previous else ()) if p.index in
+                                {gone.index for gone in landed})),
+                      stale=plan.stale)
     if not dry_run:
         kept = record.versions if record is not None else ()
         if same:
@@ -295,7 +399,9 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
     return SubmitResult(dry_run=dry_run, draft=draft, method=method, repo=settings.repo, fork=fork, issue=issue,
                         issue_url=issue_url, issue_created=issue_created, version=version.name,
                         new_version=not same, parts=results, steps=tuple(run.steps), comparison=comparison,
-                        notes=tuple(notes))
+                        notes=tuple(notes), landed=landed,
+                        stale=tuple(StalePart(index=p.index, title=p.title, branch=p.branch, pr=p.pr, url=p.url)
+                                    for p in plan.stale))
 
 
 def _with_issue(record: Submission | None, repo: str, fork: str, owner: str, issue: int, url: str) -> Submission:
@@ -308,11 +414,11 @@ def _with_issue(record: Submission | None, repo: str, fork: str, owner: str, iss
 
 
 def _fork(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
-          previous: Version | None, issue: int | None, *, draft: bool, fork: str, owner: str, body_dir: Path,
+          plan: _Plan, issue: int | None, *, draft: bool, fork: str, owner: str, body_dir: Path,
           since: Version | None, notes: list[str]) -> tuple[PartResult, ...]:
     settings = ws.config.submit
-    old = {p.index: p for p in previous.parts} if previous is not None else {}
-    branches = [branch_name(settings.branch_prefix, p.index) for p in parts]
+    old = {p.index: m for p, m in zip(parts, plan.matched, strict=True) if m is not None}
+    branches = list(plan.branches)
     updates = [remote.RefUpdate(branch=b, commit=c, expected=old[p.index].commit if p.index in old else None)
                for p, b, c in zip(parts, branches, made, strict=True)]
     moving = [u for u in updates if u.expected != u.commit]

@@ -108,6 +108,8 @@ class SubmissionJson:
     base: str | None
     series_sha256: str | None
     parts: tuple[SubmittedPartJson, ...]
+    landed: tuple[SubmittedPartJson, ...]  # parts whose PR landed upstream (merge-bot trailer), over all versions
+    stale: tuple[SubmittedPartJson, ...]  # branches and PRs of parts the stack no longer has (not deleted)
 
 
 def submission_json(submission: Submission) -> SubmissionJson:
@@ -119,6 +121,10 @@ def submission_json(submission: Submission) -> SubmissionJson:
         series_sha256=latest.series_sha256 if latest else None,
         parts=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
                     for p in (latest.parts if latest else ())),
+        landed=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
+                     for p in submission.landed),
+        stale=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
+                    for p in (latest.stale if latest else ())),
     )
 
 

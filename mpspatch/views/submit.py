@@ -54,6 +54,24 @@ class ComparisonJson:
 
 
 @dataclass(frozen=True)
+class LandedPartJson:
+    index: int  # its place in the last version
+    title: str
+    pr: int
+    url: str
+    upstream: str  # the upstream commit whose merge-bot trailer names the PR
+
+
+@dataclass(frozen=True)
+class StalePartJson:
+    index: int  # its place in the version that last had it
+    title: str
+    branch: str  # still on the fork: reported, not deleted
+    pr: int | None
+    url: str
+
+
+@dataclass(frozen=True)
 class SubmitJson:
     dry_run: bool
     draft: bool
@@ -69,6 +87,8 @@ class SubmitJson:
     steps: tuple[StepJson, ...]
     comparison: ComparisonJson | None
     notes: tuple[str, ...]
+    landed: tuple[LandedPartJson, ...]  # parts of the last version that landed upstream, dropped from the stack
+    stale: tuple[StalePartJson, ...]  # branches and PRs of parts the stack no longer has
 
 
 def submit_json(result: SubmitResult) -> SubmitJson:
@@ -86,6 +106,8 @@ def submit_json(result: SubmitResult) -> SubmitJson:
             since=comparison.since,
             changes=tuple(PatchChangeJson(c.old, c.new, c.change, c.subject) for c in comparison.changes)),
         notes=result.notes,
+        landed=tuple(LandedPartJson(p.index, p.title, p.pr, p.url, p.upstream) for p in result.landed),
+        stale=tuple(StalePartJson(p.index, p.title, p.branch, p.pr, p.url) for p in result.stale),
     )
 
 
@@ -127,5 +149,11 @@ def submission_line(submission: Submission) -> str:
         return f"{issue}; no PR yet"
     prs = ", ".join(f"#{p.pr}" for p in latest.parts if p.pr is not None) or "via ghstack"
     draft = " (draft)" if latest.draft else ""
-    return (f"{latest.name}{draft} to {submission.repo}: {issue}; PRs {prs}; pushed {latest.tip[:12]} on base "
+    line = (f"{latest.name}{draft} to {submission.repo}: {issue}; PRs {prs}; pushed {latest.tip[:12]} on base "
             f"{latest.base_ref}; series sha256 {latest.series_sha256[:12]}")
+    if submission.landed:
+        line += "; landed upstream: " + ", ".join(f"#{p.pr}" for p in submission.landed)
+    if latest.stale:
+        line += "; stale, not in the stack: " + ", ".join(
+            p.branch + (f" (#{p.pr})" if p.pr is not None else "") for p in latest.stale)
+    return line

@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a ratio misses its target")
     args = parser.parse_args(argv)
     if args.runs < 1:
         print("bench_drift.py: --runs must be at least 1", file=sys.stderr)
@@ -256,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n")
     tmp.replace(args.out)
     print(f"wrote {args.out}")
-    return 0
+    missed = report.warm_ratio_to_target > 1.0 or report.cold_ratio_to_target > 1.0
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--full-runs", type=int, default=3,
                         help="runs of the full-checkout baseline (about 10-25 s each; 0 skips it)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default: %(default)s)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--check", "--strict", dest="check", action="store_true",
+                        help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.full_runs < 0:
         print("bench_rebase.py: --runs must be at least 1 and --full-runs at least 0", file=sys.stderr)
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.replace(args.out)
     print(f"wrote {args.out}")
     missed = report.sparse_ratio > SPARSE_TARGET or (report.full_ratio or 0) > FULL_TARGET
-    return 1 if args.strict and missed else 0
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -1887,3 +1888,128 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------------------ history at PyTorch's scale
+
+SCALE_SIZES = (0, 1_000, 10_000)
+SERIES_SIZES = (1, 13)
+
+
+@dataclass(frozen=True)
+class ScaledFixture:
+    """The fixture's upstream plus `commits` PyTorch-shaped commits on top of the target tag, in a shared clone.
+
+    About 10% of the commits touch the slice patch's files, in pairs that add and then remove one trailing
+    comment line, so the merge outcome (conflicts, absorbed files) stays the designed one while the history
+    a patch-id or absorption scan walks grows. Most other commits edit `native_functions.yaml` or one of a
+    few hundred other files. Every commit carries the merge bot's trailers.
+    """
+
+    repo: Path
+    commits: int
+    base_tag: str
+    onto: str  # a tag naming the last extra commit (the fixture's target tag when commits == 0)
+    series: dict[int, tuple[Path, ...]]  # patches per series size: the whole slice, or one per file
+
+
+def split_patch(patch: Path, out: Path) -> tuple[Path, ...]:
+    """Cut a `git diff` into one patch per file, in order (names sort in series order)."""
+    text = patch.read_bytes()
+    parts = re.split(rb"(?m)^(?=diff --git )", text)
+    files = [p for p in parts if p.startswith(b"diff --git ")]
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for number, part in enumerate(files, 1):
+        name = part.split(b"\n", 1)[0].rsplit(b"/", 1)[-1].decode().replace(".", "-")
+        target = out / f"{number:02d}-{name}.patch"
+        target.write_bytes(part)
+        made.append(target)
+    return tuple(made)
+
+
+def ensure_scaled(fixture: FixtureSet, commits: int) -> ScaledFixture:
+    """Build (or reuse) the fixture upstream with `commits` extra upstream commits (one fast-import stream)."""
+    root = fixture.root / "scaled" / str(commits)
+    repo = root / "upstream"
+    onto = fixture.upstream.target_tag if commits == 0 else f"scale-{commits}"
+    series = {1: (fixture.slice_patch.path,),
+              13: split_patch(fixture.slice_patch.path, root / "patches" / "split")}
+    done = root / "done"
+    if done.exists():
+        return ScaledFixture(repo, commits, fixture.upstream.base_tag, onto, series)
+    shutil.rmtree(repo, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    run_git(["clone", "-q", "--shared", str(fixture.upstream.repo), str(repo)], root)
+    if commits:
+        feed_git(["fast-import", "--quiet", "--done"], repo, _scale_stream(repo, fixture, commits, onto))
+    done.write_text("ok\n")
+    return ScaledFixture(repo, commits, fixture.upstream.base_tag, onto, series)
+
+
+def _scale_stream(repo: Path, fixture: FixtureSet, commits: int, tag: str) -> Iterator[bytes]:
+    rng = random.Random(commits)
+    target = fixture.upstream.target_commit
+    when = int(git_out(["log", "-1", "--format=%ct", target], repo).strip())
+    listing = git_out(["ls-tree", "-r", "--name-only", target], repo).split("\n")
+    present = set(listing)
+    patched = sorted(p for p in fixture.slice_patch.files if p in present)  # not the files the patch adds
+    yaml = next((p for p in listing if p.endswith("native_functions.yaml")), None)
+    others = [p for p in listing if p and p not in set(patched) and p != yaml]
+    rng.shuffle(others)
+    hot = ([yaml] * 100 if yaml else []) + others[:300]
+    wanted = sorted({*patched, *hot})
+    blobs = dict(zip(wanted, _read_all(repo, target, wanted), strict=True))
+    state: dict[str, int] = {}  # patched path -> marker line count currently appended (0 or 1)
+    authors = ["malfet", "kulinseth", "albanD", "ezyang", "huydhn", "pytorchbot"]
+    for number in range(commits):
+        pending = [p for p in patched if state.get(p)]
+        if pending and (rng.random() < 0.3 or number == commits - 1):
+            path = rng.choice(pending)
+            state[path] = 0
+            content, what = blobs[path], "Revert trailing note in"
+        elif rng.random() < 0.05 and number < commits - 1:
+            path = rng.choice(patched)
+            if state.get(path):
+                state[path] = 0
+                content, what = blobs[path], "Revert trailing note in"
+            else:
+                state[path] = 1
+                content = blobs[path] + f"// note {number}\n".encode()
+                what = "Add trailing note to"
+        else:
+            path = rng.choice(hot)
+            content, what = blobs[path] + f"# rev {number}\n".encode(), "Update"
+        pr = 200_000 + number
+        message = (f"[{_area(path)}] {what} {path.rsplit('/', 1)[-1]} (#{pr})\n\n"
+                   f"Pull Request resolved: https://github.com/pytorch/pytorch/pull/{pr}\n"
+                   f"Approved by: https://github.com/{rng.choice(authors)}\n")
+        stamp = when + 60 * (number + 1)
+        parent = f"from {target}\n" if number == 0 else ""
+        yield (f"commit refs/tags/{tag}\nmark :{number + 1}\n"
+               f"author Upstream Dev <dev@pytorch.org> {stamp} +0000\n"
+               f"committer PyTorch MergeBot <pytorchmergebot@users.noreply.github.com> {stamp} +0000\n").encode()
+        yield _data(message.encode()) + parent.encode()
+        yield f"M 100644 inline {path}\n".encode() + _data(content) + b"\n"
+    # Pairs still open at the end are closed, so the patched files end exactly as the target has them.
+    for path in [p for p in patched if state.get(p)]:
+        commits += 1
+        stamp = when + 60 * (commits + 1)
+        yield (f"commit refs/tags/{tag}\nmark :{commits}\n"
+               f"committer PyTorch MergeBot <pytorchmergebot@users.noreply.github.com> {stamp} +0000\n").encode()
+        yield _data(f"Revert trailing note in {path}\n\nPull Request resolved: "
+                    f"https://github.com/pytorch/pytorch/pull/{300_000 + commits}\n".encode())
+        yield f"M 100644 inline {path}\n".encode() + _data(blobs[path]) + b"\n"
+    yield b"done\n"
+
+
+def _read_all(repo: Path, commit: str, paths: Sequence[str]) -> list[bytes]:
+    out = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, input="".join(f"{commit}:{p}\n" for p in paths)
+                         .encode(), capture_output=True, check=True, env=git_env()).stdout
+    found, pos = [], 0
+    for _ in paths:
+        end = out.index(b"\n", pos)
+        size = int(out[pos:end].split()[2])
+        found.append(out[end + 1 : end + 1 + size])
+        pos = end + 2 + size
+    return found

@@ -9,15 +9,26 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from mpspatch.foundation.errors import ExitCode, GitCommandError, MpspatchError
-from mpspatch.views import console
 
 if TYPE_CHECKING:
     from mpspatch.foundation.config import Config
+    from mpspatch.views import console
+else:
+
+    class _Console:
+        """views.console, imported on first use: `--help` and `--version` never need it (nor json)."""
+
+        def __getattr__(self, name: str) -> Any:
+            from mpspatch.views import console as module
+
+            return getattr(module, name)
+
+    console = _Console()
 
 app = typer.Typer(
     name="mpspatch",

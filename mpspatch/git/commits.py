@@ -101,7 +101,7 @@ def missing_at_base_message(patch: Path, base: str, files: Sequence[str]) -> str
 def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
     """Turn the patch files into a chain of commits on `base` inside the shadow repository.
 
-    Each patch is applied with a temporary index (no working tree at all): first strictly, then with
+    The patches are applied in turn to one temporary index (no working tree at all): first strictly, then with
     `--3way` using the blobs the `index` lines name. A patch that still does not apply raises
     SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
     """
@@ -110,9 +110,12 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
     parent = base
     with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:
         index = Path(tmp) / "index"
+        # One full read of the base: after each patch the index holds exactly that patch's tree, which is the
+        # next patch's parent, and a failed `git apply` leaves the index as it was. Per patch, git then only
+        # touches the patched entries (and write-tree rehashes only their folders).
+        read_tree(shadow, index, parent)
         for number, patch in enumerate(patches):
             data = patch.read_bytes()
-            read_tree(shadow, index, parent)
             strict = apply_cached(shadow, index, patch)
             if not strict.ok:
                 read_tree(shadow, index, parent)

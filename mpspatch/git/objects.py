@@ -101,6 +101,29 @@ def show_patches(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> st
     ).stdout
 
 
+def numstats(repo: Path, commits: Sequence[str], paths: Sequence[str]) -> dict[CommitSha, str]:
+    """Each commit's `--numstat` limited to `paths`, as one comparable string ("" for no change there).
+
+    One `git log --no-walk --stdin` for any number of commits (the SHAs go through stdin, never argv). Two
+    commits with the same patch-id over `paths` always have the same string here.
+    """
+    if not commits or not paths:
+        return {}
+    out = git(
+        repo, "--literal-pathspecs", "-c", "core.quotePath=false", "log", "--no-walk=unsorted", "--stdin",
+        "--no-renames", "--no-color", "--no-ext-diff", "--numstat", "-z", "--format=%x01%H", *paths_args(paths),
+        input_text="".join(f"{c}\n" for c in commits),
+    ).stdout
+    found: dict[CommitSha, str] = {}
+    for record in out.split("\x01")[1:]:
+        # -z: "<sha>\0\n<added>\t<deleted>\t<path>\0..."; commits without a change in `paths` are left out.
+        sha, *rows = record.split("\0")
+        found[commit_sha(sha.strip())] = ";".join(sorted(r.strip("\n") for r in rows if r.strip("\n")))
+    for sha in commits:
+        found.setdefault(commit_sha(sha), "")
+    return found
+
+
 def patch_ids(repo: Path, log_text: str) -> dict[CommitSha, str]:
     """Map each commit in `log_text` (from log_patches) to its `git patch-id --stable`."""
     if not log_text.strip():

@@ -12,6 +12,8 @@ functions take a repository path, so they run the same in mpspatch's shadow repo
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
 from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model.diff import Hunk, hunks_by_path
+from mpspatch.model.store import StateFile
 
 # PyTorch's merge bot ends every landed commit with this line. The repository part is left open so forks
 # and mirrors that keep the trailer are read the same way.
@@ -349,8 +352,11 @@ def _patch_id_matches(
 ) -> tuple[PatchIdMatch, ...]:
     """Series commits whose whole change an upstream commit made too (equal `git patch-id --stable`).
 
-    Equal patch-ids need equal file sets, so only upstream commits touching exactly a series commit's
-    patched paths are diffed at all; usually there are none and this costs nothing.
+    Equal patch-ids need equal file sets and equal line counts per file, so only upstream commits touching
+    exactly a series commit's patched paths are looked at, their `--numstat` is compared with the series
+    commit's, and only the few that still match are diffed in full for `git patch-id`. Line counts and
+    patch-ids are remembered per commit in the repository (see PatchIdCache), so a history is read once:
+    later runs start no git process for commits they have seen, however long upstream's history grows.
     """
     if len(series) == 1:
         series_paths = {series[0]: frozenset(paths)}
@@ -361,11 +367,21 @@ def _patch_id_matches(
     candidates = [c.sha for c in commits if frozenset(c.paths) in wanted]
     if not candidates:
         return ()
-    upstream_sets = {frozenset(c.paths) for c in commits}
+    upstream_sets = {frozenset(c.paths) for c in commits if c.sha in set(candidates)}
     ours = [s for s in series if series_paths.get(s) in upstream_sets]
-    ids = objects.patch_ids(repo, objects.show_patches(repo, [*candidates, *ours], paths))
+    if not ours:
+        return ()
+    cache = PatchIdCache.open(repo, paths)
+    shapes = cache.numstats([*ours, *candidates])
+    our_shapes = {shapes[s] for s in ours if s in shapes}
+    maybe = [c for c in candidates if shapes.get(c) in our_shapes]
+    if not maybe:
+        cache.save()
+        return ()
+    ids = cache.patch_ids([*maybe, *ours])
+    cache.save()
     by_id: dict[str, CommitSha] = {}
-    for sha in candidates:  # newest first: keep the newest landing of a patch
+    for sha in maybe:  # newest first: keep the newest landing of a patch
         if sha in ids:
             by_id.setdefault(ids[sha], sha)
     return tuple(
@@ -373,6 +389,77 @@ def _patch_id_matches(
         for index, commit in enumerate(series)
         if commit in ids and ids[commit] in by_id
     )
+
+
+PATCH_ID_CACHE = "mpspatch-patch-ids.json"
+PATCH_ID_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PatchIdRecords:
+    # "<commit>:<digest of the pathspec>" -> "<numstat shape>" or "<numstat shape>\n<patch-id>"; the patch-id
+    # is only computed for commits whose shape matched a series commit's.
+    entries: tuple[tuple[str, str], ...]
+
+
+PATCH_ID_RECORDS = StateFile(
+    what="the patch-id cache", model=PatchIdRecords, version=PATCH_ID_CACHE_VERSION,
+    fix="delete it; the next forecast rebuilds it", rebuildable=True,
+)
+
+
+class PatchIdCache:
+    """Line counts and patch-ids per commit, limited to one pathspec, kept in a file of the git directory.
+
+    Both are functions of the commit and the pathspec only (commits never change), so a cached value can
+    only save git work, never change an answer. Without a git directory it can write to, nothing is kept.
+    """
+
+    def __init__(self, repo: Path, paths: Sequence[str], file: Path | None) -> None:
+        self.repo, self.paths, self.file = repo, tuple(sorted(paths)), file
+        self.scope = hashlib.sha256("\0".join(self.paths).encode()).hexdigest()[:16]
+        self.known: dict[str, str] = {}
+        if file is not None:
+            found = PATCH_ID_RECORDS.read(file)
+            self.known = dict(found.entries) if found is not None else {}
+        self.changed = False
+
+    @classmethod
+    def open(cls, repo: Path, paths: Sequence[str]) -> PatchIdCache:
+        git_dir = repo / ".git" if (repo / ".git").is_dir() else repo if (repo / "objects").is_dir() else None
+        return cls(repo, paths, git_dir / PATCH_ID_CACHE if git_dir is not None else None)
+
+    def _key(self, sha: str) -> str:
+        return f"{sha}:{self.scope}"
+
+    def numstats(self, shas: Sequence[CommitSha]) -> dict[CommitSha, str]:
+        """Each commit's `--numstat` over the pathspec as one string (one git call for those not cached)."""
+        missing = [s for s in dict.fromkeys(shas) if self._key(s) not in self.known]
+        if missing:
+            for sha, shape in objects.numstats(self.repo, missing, self.paths).items():
+                self.known[self._key(sha)] = shape
+            self.changed = True
+        return {s: self.known[self._key(s)].split("\n")[0] for s in shas if self._key(s) in self.known}
+
+    def patch_ids(self, shas: Sequence[CommitSha]) -> dict[CommitSha, str]:
+        """Each commit's `git patch-id --stable` over the pathspec (two git calls for those not cached)."""
+        missing = [s for s in dict.fromkeys(shas) if "\n" not in self.known.get(self._key(s), "")]
+        if missing:
+            found = objects.patch_ids(self.repo, objects.show_patches(self.repo, missing, self.paths))
+            for sha in missing:
+                shape = self.known.get(self._key(sha), "").split("\n")[0]
+                # A commit with no diff over the pathspec has no patch-id: remembered as an empty one.
+                self.known[self._key(sha)] = f"{shape}\n{found.get(sha, '')}"
+            self.changed = True
+        ids = {s: self.known[self._key(s)].split("\n", 1)[1] for s in shas}
+        return {s: i for s, i in ids.items() if i}
+
+    def save(self) -> None:
+        if self.file is None or not self.changed:
+            return
+        # A read-only repository keeps nothing: the answer is right, only the next run is slower.
+        with contextlib.suppress(OSError):
+            PATCH_ID_RECORDS.write(self.file, PatchIdRecords(entries=tuple(sorted(self.known.items()))))
 
 
 # ----------------------------------------------------------------------------------------- hunk matching

@@ -1,0 +1,59 @@
+"""Work that must not grow with the tree or the series: the series build's index reads, the CLI's start-up.
+
+No stand-ins: real throwaway git repositories and the real CLI module in a subprocess.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import Repo, cpp_source
+
+from mpspatch.foundation import proc
+from mpspatch.foundation.ids import commit_sha
+from mpspatch.git import commits as series_git
+from mpspatch.git import verbs as git
+
+
+def test_series_build_reads_the_base_tree_once_and_makes_the_same_trees(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Repo.create(tmp_path / "upstream")
+    names = [f"aten/src/ATen/mps/File{n}.mm" for n in range(5)]
+    for name in names:
+        repo.write(name, cpp_source(name, 6))
+    for n in range(40):
+        repo.write(f"c10/core/Other{n}.h", f"// other {n}\n")
+    base = commit_sha(repo.commit("Initial release", tag="v1.0"))
+    made, patches = [], []
+    for number, name in enumerate(names):
+        repo.write(name, cpp_source(name, 6).replace("// step 2", f"// step two {number}"))
+        made.append(repo.commit(f"patch {number}"))
+        patch = tmp_path / f"{number:02d}.patch"
+        patch.write_text(repo.git("diff", "--full-index", f"{made[-1]}~1", made[-1]))
+        patches.append(patch)
+    reads: list[list[str]] = []
+    spawn = proc._spawn
+
+    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
+        if "read-tree" in argv:
+            reads.append(list(argv))
+        return spawn(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "_spawn", counting)
+    built = series_git.build_series(repo.path, base, patches)
+    assert len(reads) == 1  # the base, once; not once per patch
+    assert [git.tree_sha_of(repo.path, c) for c in built.commits] == [git.tree_sha_of(repo.path, c) for c in made]
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_views_json_rich_or_jinja(flag: str) -> None:
+    code = (
+        f"import sys\nimport mpspatch.cli as cli\ntry:\n    cli.main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('mpspatch.views', 'mpspatch.commands', "
+        "'mpspatch.operations', 'mpspatch.git', 'json', 'rich', 'jinja2')))), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == ""

@@ -26,7 +26,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,69 +165,12 @@ def summary_markdown(title: str, rebase: Path | None, verify: Path | None) -> st
 
 # ------------------------------------------------------------------------------------- annotations
 
-MAX_ANNOTATIONS = 50  # per stage; GitHub shows at most 10 errors per step anyway, the rest is noise
-_FAILED = ("failed", "error")
-# Lint detail lines: "path:line: severity CODE/NAME: description" (the per-path tallies have no line); with a
-# baseline, "severity (new)" or "severity (preexisting)": only new findings are annotated.
-_LINT_AT = re.compile(
-    r"(?P<path>[^\s:][^:]*):(?P<line>\d+): (?P<message>(?P<severity>\w+)(?: \((?P<origin>\w+)\))? .+)")
-# "SUMMARY: ThreadSanitizer: data race /x/MPSStream.mm:120:5 in foo" -> the file and line of the report.
-_TSAN_AT = re.compile(r"SUMMARY: ThreadSanitizer: .*? (?P<path>\S+?):(?P<line>\d+)(?::\d+)?(?: in |$)")
-
-
-def escape_data(text: str) -> str:
-    """A workflow command's message, escaped as the runner unescapes it."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """A workflow command's property value: like a message, and `:` and `,` too, which end a property."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def workflow_command(level: str, message: str, *, title: str, file: str | None = None,
-                     line: int | None = None) -> str:
-    props = [f"file={escape_property(file)}"] if file else []
-    if file and line is not None:
-        props.append(f"line={line}")
-    props.append(f"title={escape_property(title)}")
-    return f"::{level} {','.join(props)}::{escape_data(message)}"
-
-
-def _stage_findings(stage: dict[str, object]) -> Iterator[tuple[str, str, str | None, int | None]]:
-    """(level, message, file, line) for each finding of one stage that has a place in a file."""
-    details = stage.get("details")
-    lines = [d for d in details if isinstance(d, str)] if isinstance(details, list) else []
-    kind = stage.get("kind")
-    for detail in lines:
-        if kind == "lint" and (lint := _LINT_AT.fullmatch(detail)):
-            if lint["origin"] == "preexisting":
-                continue
-            level = "warning" if lint["severity"].lower() in ("warning", "advice") else "error"
-            yield level, lint["message"], lint["path"], int(lint["line"])
-        elif kind == "tsan" and (tsan := _TSAN_AT.match(detail)):
-            yield "error", detail, tsan["path"], int(tsan["line"])
+# ------------------------------------------------------------------------------------- annotations
+# One implementation, the package's (mpspatch/reporting/annotations.py, standard library only).
 
 
 def annotation_lines(path: Path) -> list[str]:
-    data = _load_object(path)
-    out: list[str] = []
-    for stage in _list_of_objects(data.get("stages")):
-        name = str(stage.get("name", "?"))
-        if stage.get("status") not in _FAILED:
-            continue
-        findings = list(_stage_findings(stage))
-        for level, message, file, line in findings[:MAX_ANNOTATIONS]:
-            out.append(workflow_command(level, message, title=name, file=file, line=line))
-        if len(findings) > MAX_ANNOTATIONS:
-            out.append(workflow_command("error", f"{len(findings) - MAX_ANNOTATIONS} more finding(s); "
-                                        "the stage log has them all", title=name))
-        if not findings:
-            log = stage.get("log")
-            where = f" (log {log})" if isinstance(log, str) and log else ""
-            out.append(workflow_command("error", f"{stage.get('status')}: {stage.get('reason') or ''}{where}",
-                                        title=name))
-    return out
+    return _package("annotations").annotation_lines(_load_object(path))
 
 
 # ------------------------------------------------------------------------------------- drift history
@@ -235,13 +178,18 @@ def annotation_lines(path: Path) -> list[str]:
 # source tree this script sits in, so it works whether or not mpspatch installed.
 
 
-def _trend() -> ModuleType:
+def _package(name: str) -> ModuleType:
+    """A standard-library-only module of mpspatch/reporting/, from the source tree this script sits in."""
+    import importlib
+
     root = str(Path(__file__).resolve().parents[1])
     if root not in sys.path:
         sys.path.insert(0, root)
-    from mpspatch.reporting import trend
+    return importlib.import_module(f"mpspatch.reporting.{name}")
 
-    return trend
+
+def _trend() -> ModuleType:
+    return _package("trend")
 
 
 def drift_night(path: Path, date: str) -> Any:
@@ -254,9 +202,11 @@ def drift_night(path: Path, date: str) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    # DriftNight, read_history, record_night, history_markdown: the package's, under their old names here.
+    # The package's trend and annotation helpers, under their old names here.
     if name in ("DriftNight", "read_history", "record_night", "history_markdown"):
         return getattr(_trend(), name)
+    if name in ("escape_data", "escape_property", "workflow_command", "MAX_ANNOTATIONS"):
+        return getattr(_package("annotations"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -6,6 +6,7 @@ anything unexpected -> 3 with a short crash note (the traceback only with --debu
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,12 +330,14 @@ def verify(
     """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
     from mpspatch.commands.verify import exit_code
     from mpspatch.commands.verify import verify as run_verify
-    from mpspatch.views.verify import show_verify, verify_json, verify_progress
+    from mpspatch.views.verify import annotate_for_github, show_verify, verify_json, verify_progress
 
     config = load()
     with verify_progress() as progress:
         outcome = run_verify(config, tuple(stage or ()), keep_going=keep_going, force=force, progress=progress,
                              part=part, note=console.note)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        annotate_for_github(outcome)
     if as_json:
         console.emit_json(verify_json(outcome))
     else:

@@ -490,6 +490,32 @@ def test_cli_tsan_stage_compiles_and_counts_a_race(project: Project, tmp_path: P
     assert stage["details"][0].startswith("SUMMARY: ThreadSanitizer: data race ")
 
 
+def test_under_github_actions_verify_annotates_the_race_at_its_line_and_keeps_stdout_json(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    racy = tmp_path / "racy.cpp"
+    racy.write_text(
+        "#include <thread>\nstatic int shared = 0;\n"
+        "int main() { std::thread a([] { for (int i = 0; i < 1000; ++i) ++shared; });\n"
+        "  std::thread b([] { for (int i = 0; i < 1000; ++i) ++shared; }); a.join(); b.join(); return 0; }\n"
+    )
+    binary = tmp_path / "racy"
+    project.stages(stage_toml("tsan", "tsan", [["g++", "-fsanitize=thread", "-g", str(racy), "-o", str(binary)],
+                                               [str(binary)]], full_tree=False))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run_cli("verify", "--json", cwd=project.dir)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["stages"][0]["status"] == "failed"  # stdout is still exactly the JSON
+    annotations = [line for line in result.stderr.splitlines() if line.startswith("::error ")]
+    assert annotations and all("title=tsan::" in line for line in annotations), result.stderr
+    assert any(f"file={racy}".replace(":", "%3A").replace(",", "%2C") in line and ",line=" in line
+               for line in annotations), annotations
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    assert "::error" not in run_cli("verify", "--json", "--force", cwd=project.dir).stderr
+
+
 def test_cli_ctrl_c_records_an_interrupted_run(project: Project, tmp_path: Path) -> None:
     project.stages(stage_toml("slow", "command", [["{python}", "-c", "print('started', flush=True); "
                                                                       "import time; time.sleep(60)"]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,3 +191,15 @@ def _last_log_line(log: Path | None) -> str:
         return ""
     lines = [line.strip() for line in chunk.replace("\r", "\n").splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def annotate_for_github(outcome: VerifyOutcome) -> None:
+    """Under GitHub Actions, one workflow command per finding on stderr (the runner reads both streams), so a
+    failed stage shows at its file and line in the PR without opening an artifact; stdout stays the JSON."""
+    from mpspatch.reporting.annotations import annotation_lines
+    from mpspatch.views.console import plain
+
+    data = plain(verify_json(outcome))
+    if isinstance(data, dict):
+        sys.stderr.write("".join(line + "\n" for line in annotation_lines(data)))
+        sys.stderr.flush()

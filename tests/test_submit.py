@@ -7,7 +7,11 @@ answers the calls submit makes the way gh does: the new URL on stdout for `issue
 array for `pr list --json`, and, when the test sets FAKE_GH_REFUSE_LABELS=1, the permission error GitHub gives
 an outside contributor for `pr edit --add-label`. The ghstack test also puts a stand-in `ghstack` there
 (`FAKE_GHSTACK`), which records its argv and the commits (SHA and message) of the checkout it runs in, since the
-real ghstack pushes to GitHub.
+real ghstack pushes to GitHub: the stand-in replaces only that network step. What ghstack reads of the stack is
+ghstack's own code (the `ghstack` package, a dev dependency): the parsing test runs `Submitter.parse_revs`'s
+`git rev-list --header` in the checkout mpspatch hands to ghstack and reads it with `ghstack.git.split_header` and
+`ghstack.git.convert_header`, and takes each PR's title and body from `Submitter._default_title_and_body`; the
+base commit stands in for `origin/main` there, and the test skips with the reason when ghstack is not installed.
 
 Everything else is real: the upstream clone and the project come from render_project (real git, a real patch,
 real evidence), the fork is a real bare git repository, and the tests read the branches and SHAs pushed to it.
@@ -20,6 +24,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -516,6 +521,46 @@ def test_ghstack_method_builds_one_linear_stack_whose_messages_are_the_part_desc
     assert record is not None and record.latest is not None
     assert [p.commit for p in record.latest.parts] == [p.commit for p in plan.parts]
     assert hub.calls() == [], "with ghstack, gh is not called: ghstack opens the PRs"
+
+
+def test_ghstack_own_parser_reads_the_stack_mpspatch_hands_it_part_by_part(tmp_path: Path, hub: Hub) -> None:
+    """ghstack's own code (not the stand-in) reads the checkout mpspatch runs `ghstack submit` in."""
+    ghstack_git = pytest.importorskip("ghstack.git", reason="ghstack is not installed (pip install -e '.[dev]')")
+    ghstack_submit = pytest.importorskip("ghstack.submit", reason="ghstack is not installed")
+    project = ready_project(tmp_path, hub, max_lines=THREE_PARTS, extra='method = "ghstack"\n')
+    stacked = split(project)
+    render_all(project, parts=3)
+    text = project.config_path.read_text().replace("[render]\n", "[render]\nissue = 170001\n")
+    project.config_path.write_text(text)
+    for k in (1, 2, 3):
+        render(project.config(), "pr", part=k)
+    done = submit(project.config())
+    checkout = project.config().state_dir / "ghstack"  # where mpspatch ran `ghstack submit`
+    base = project.upstream.git("rev-parse", "v1.0^{commit}").strip()
+
+    # Submitter.parse_revs: `git rev-list --header --topo-order --boundary HEAD ^origin/main` through
+    # ghstack.git.split_header; the base commit stands in for origin/main (the shadow has no GitHub remote).
+    raw = subprocess.run(["git", "rev-list", "--header", "--topo-order", "--boundary", "HEAD", f"^{base}"],
+                         cwd=checkout, capture_output=True, text=True, check=True).stdout
+    headers = ghstack_git.split_header(raw)
+    to_submit = [h for h in headers if not h.boundary]
+    assert [h.commit_id for h in headers if h.boundary] == [base]
+    assert [h.commit_id for h in reversed(to_submit)] == [p.commit for p in done.parts]
+    parts = stacked.stack.parts
+    assert [h.tree for h in reversed(to_submit)] == [p.tree for p in parts]
+    assert [h.parents for h in reversed(to_submit)] == [[base], *[[p.commit] for p in done.parts[:-1]]]
+
+    # ghstack.git.convert_header makes each commit a Diff; Submitter._default_title_and_body is what ghstack
+    # opens the PR with (direct mode: the body is the commit body as is).
+    opener = SimpleNamespace(github_url="github.com", direct=True, stack_header=ghstack_submit.STACK_HEADER)
+    for header, part in zip(reversed(to_submit), parts, strict=True):
+        diff = ghstack_git.convert_header(header, "github.com")
+        assert diff.pull_request_resolved is None, "a new stack: no PR recorded in the message yet"
+        assert ghstack_submit.RE_GHSTACK_SOURCE_ID.search(diff.summary) is None, "no ghstack-source-id yet"
+        title, body = ghstack_submit.Submitter._default_title_and_body(opener, diff, None)
+        written = (project.root / f"audit/pr_description.part-{part.index:02d}.md").read_text()
+        assert title == f"[MPS] {part.title} ({part.index}/3)"
+        assert body.strip() == written.strip()
 
 
 def test_the_submit_table_is_checked_and_the_owner_comes_from_a_github_fork_url(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from mpspatch.foundation.errors import CommandFailedError, InputError
 from mpspatch.operations.drift import DriftReport
 from mpspatch.operations.rebase import RebaseResult
 from mpspatch.reporting.render import status_line
-from mpspatch.reporting.status import Gap, StatusReport
+from mpspatch.reporting.report import Gap, StatusReport
 from mpspatch.sample.builder import Sample, SampleError, write_sample
 from mpspatch.verify.evidence import VerifyOutcome
 from mpspatch.verify.runner import Progress

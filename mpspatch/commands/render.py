@@ -11,7 +11,8 @@ from mpspatch.foundation.files import atomic_write_text
 from mpspatch.model.series import relative_path
 from mpspatch.model.workspace import Workspace
 from mpspatch.reporting.render import Document, default_out, document, status_line, unified_diff
-from mpspatch.reporting.status import StatusReport, compute_status
+from mpspatch.reporting.report import StatusReport
+from mpspatch.reporting.status import compute_status
 
 
 class RenderState(StrEnum):

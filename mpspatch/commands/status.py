@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mpspatch.foundation.config import Config
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.status import StatusReport, compute_status
+from mpspatch.reporting.report import StatusReport
+from mpspatch.reporting.status import compute_status
 
 
 def status(config: Config) -> StatusReport:

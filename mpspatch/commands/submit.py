@@ -21,7 +21,8 @@ from mpspatch.model.submission import read_submission
 from mpspatch.model.workspace import Workspace
 from mpspatch.operations.submit import Documents, Draft, SubmitResult, submit_series
 from mpspatch.reporting.render import default_out, document, render_document
-from mpspatch.reporting.status import Gap, StatusReport, compute_status
+from mpspatch.reporting.report import Gap, StatusReport
+from mpspatch.reporting.status import compute_status
 
 # The one gap submit closes itself: it opens the issue when none is linked.
 ISSUE_GAP = "check:issue-linked"

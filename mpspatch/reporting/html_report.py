@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mpspatch.reporting.render import environment, status_line, template_folders
-from mpspatch.reporting.status import Gap, Row, StatusReport
+from mpspatch.reporting.report import Gap, Row, StatusReport
 from mpspatch.reporting.trend import DEFAULT_NIGHTS, ChartGeometry, DriftNight, chart_geometry
 from mpspatch.verify.evidence import EvidenceRun
 

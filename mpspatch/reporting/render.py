@@ -22,8 +22,8 @@ from mpspatch.foundation.errors import InputError
 from mpspatch.model.series import CategoryStats, series_paths
 from mpspatch.model.stack import PartContext
 from mpspatch.reporting.prose import ProseFragment
+from mpspatch.reporting.report import Row, StageState, Standing, StatusReport
 from mpspatch.reporting.requirements import CHECK, STAGE
-from mpspatch.reporting.status import Row, StageState, Standing, StatusReport
 from mpspatch.reporting.text import count, format_counts, one_line, relative
 
 if TYPE_CHECKING:

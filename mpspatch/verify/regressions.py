@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mpspatch.foundation.config import StageKind
 from mpspatch.verify.stages import FAILED, PASSED, StageResult
 
-if TYPE_CHECKING:
-    from mpspatch.verify.evidence import EvidenceRun
+
+class EarlierRun(Protocol):
+    """What the comparison reads of an earlier evidence run (verify/evidence.py's EvidenceRun has it)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def base(self) -> str | None: ...
+    def stage(self, name: str) -> StageResult | None: ...
 
 # What a finding of each stage kind is, in the JSON's `kind`.
 FINDING_KIND = {StageKind.TESTS: "test", StageKind.TSAN: "race", StageKind.LINT: "lint"}
@@ -31,7 +38,7 @@ class Regression:
     since_run: str  # the earlier run in which the stage passed without it
 
 
-def reference(stage: StageResult, base: str | None, earlier: Sequence[EvidenceRun]) -> tuple[str, StageResult] | None:
+def reference(stage: StageResult, base: str | None, earlier: Sequence[EarlierRun]) -> tuple[str, StageResult] | None:
     """The newest earlier run (and its result) in which `stage` passed on another base than `base`."""
     for run in sorted(earlier, key=lambda r: r.run_id, reverse=True):
         if run.base == base:
@@ -42,7 +49,7 @@ def reference(stage: StageResult, base: str | None, earlier: Sequence[EvidenceRu
     return None
 
 
-def find(stages: Sequence[StageResult], base: str | None, earlier: Sequence[EvidenceRun]) -> tuple[Regression, ...]:
+def find(stages: Sequence[StageResult], base: str | None, earlier: Sequence[EarlierRun]) -> tuple[Regression, ...]:
     """Every failing finding of `stages` that the reference run of its stage did not have."""
     found: list[Regression] = []
     for stage in stages:

@@ -12,7 +12,7 @@ from mpspatch.views.stats import StatsJson, stats_json
 if TYPE_CHECKING:
     from mpspatch.commands.series import LockWritten
     from mpspatch.model.submission import Submission
-    from mpspatch.reporting.status import Gap, StatusReport
+    from mpspatch.reporting.report import Gap, StatusReport
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
 from mpspatch.foundation.redact import redact_shapes
@@ -213,34 +214,8 @@ def run_logged(
     with log.open("ab") as sink:
         sink.write(f"$ {describe(argv)}\n".encode())
         sink.flush()
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=_merged_env(env, inherit=inherit_env),
-                stdin=subprocess.DEVNULL,  # a stage must never wait on, or eat, the terminal's input
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except FileNotFoundError as exc:
-            if not cwd.is_dir():
-                raise CommandFailedError(f"working directory {cwd} does not exist") from exc
-            raise _missing(argv, cwd) from exc
-        except PermissionError as exc:
-            raise _not_executable(argv, exc) from exc
-        try:
-            with _forward_termination():
-                if on_start is not None:
-                    on_start(proc.pid)
-                code: int | None = proc.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            code, timed_out = None, True
-        except BaseException as exc:
-            _kill_group(proc, exc.signum if isinstance(exc, Terminated) else None)
-            raise
+        proc = _start_group(argv, cwd=cwd, env=env, inherit_env=inherit_env, stdout=sink)
+        code, timed_out = _wait_group(proc, timeout, on_start)
     return Logged(
         argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
     )
@@ -256,17 +231,7 @@ def _run_piped(
 ) -> Logged:
     started = time.monotonic()
     sink(f"$ {describe(argv)}\n".encode())
-    try:
-        proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=_merged_env(env, inherit=inherit_env), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        if not cwd.is_dir():
-            raise CommandFailedError(f"working directory {cwd} does not exist") from exc
-        raise _missing(argv, cwd) from exc
-    except PermissionError as exc:
-        raise _not_executable(argv, exc) from exc
+    proc = _start_group(argv, cwd=cwd, env=env, inherit_env=inherit_env, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     pipe = proc.stdout
 
@@ -277,21 +242,10 @@ def _run_piped(
 
     reader = threading.Thread(target=drain, name="mpspatch-log", daemon=True)
     reader.start()
-    timed_out = False
-    code: int | None
     try:
-        with _forward_termination():
-            if on_start is not None:
-                on_start(proc.pid)
-            code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        code, timed_out = None, True
-    except BaseException as exc:
-        _kill_group(proc, exc.signum if isinstance(exc, Terminated) else None)
+        code, timed_out = _wait_group(proc, timeout, on_start)
+    finally:
         reader.join(DRAIN_WAIT_S)
-        raise
-    reader.join(DRAIN_WAIT_S)
     if reader.is_alive():
         # Something the command started still holds the output open: it goes with the command's group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -300,6 +254,43 @@ def _run_piped(
     return Logged(
         argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
     )
+
+
+def _start_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None, inherit_env: bool,
+                 stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    """The command in a process group of its own, output and errors interleaved into `stdout`."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=_merged_env(env, inherit=inherit_env),
+            stdin=subprocess.DEVNULL,  # a stage must never wait on, or eat, the terminal's input
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        if not cwd.is_dir():
+            raise CommandFailedError(f"working directory {cwd} does not exist") from exc
+        raise _missing(argv, cwd) from exc
+    except PermissionError as exc:
+        raise _not_executable(argv, exc) from exc
+
+
+def _wait_group(proc: subprocess.Popen[bytes], timeout: float,
+                on_start: Callable[[int], None] | None) -> tuple[int | None, bool]:
+    """(exit code, timed out). A timeout kills the group; Ctrl-C, SIGTERM or SIGHUP stop it, then re-raise."""
+    try:
+        with _forward_termination():
+            if on_start is not None:
+                on_start(proc.pid)
+            return proc.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return None, True
+    except BaseException as exc:
+        _kill_group(proc, exc.signum if isinstance(exc, Terminated) else None)
+        raise
 
 
 def _kill_group(proc: subprocess.Popen[bytes], first: int | None = None) -> None:

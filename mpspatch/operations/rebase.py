@@ -32,6 +32,7 @@ from mpspatch.model.series import (
     load_series,
     make_lock,
     parse_patch_bytes,
+    relative_path,
     require_utf8,
     series_paths,
     write_lock,
@@ -149,15 +150,8 @@ def _interrupt_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no handler, no finally, no cleanup
 
 
-def _rel(config: Config, path: Path) -> str:
-    try:
-        return path.relative_to(config.root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def _saved(config: Config, path: Path) -> SavedFile:
-    return SavedFile(path=_rel(config, path), sha256=sha256_file(path) if path.exists() else None)
+    return SavedFile(path=relative_path(path, config.root), sha256=sha256_file(path) if path.exists() else None)
 
 
 # ------------------------------------------------------------------------------------------------- start
@@ -196,7 +190,7 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
         phase=RebasePhase.PREPARED, base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, series_tip=tip,
         series=build.commits,
         patches=tuple(_saved(config, p.path) for p in patches), lock=_saved(config, config.series.lock),
-        worktree=_rel(config, worktree), paths=series_paths(patches), conflicted=(), notes=tuple(notes),
+        worktree=relative_path(worktree, config.root), paths=series_paths(patches), conflicted=(), notes=tuple(notes),
         started_at=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     _backup(config, [p.path for p in patches])

@@ -7,7 +7,7 @@ from pathlib import Path
 from support import Repo
 
 from mpspatch.foundation.ids import commit_sha
-from mpspatch.model import history
+from mpspatch.model import absorbed, history
 from mpspatch.model.diff import hunks_by_path, unquote_path
 from mpspatch.model.series import parse_patch
 from mpspatch.model.workspace import resolve_ref
@@ -53,6 +53,6 @@ def test_a_non_ascii_path_is_the_same_path_for_the_series_and_for_history(tmp_pa
     base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, [series], onto)
     commits = history.upstream_commits(up.path, base, onto, [CAFE])
-    found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits,
+    found = absorbed.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits,
                                      series_diff=quoted)
     assert [(f.path, f.whole) for f in found.files] == [(CAFE, True)]

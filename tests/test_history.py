@@ -17,7 +17,7 @@ from mpspatch.foundation.errors import ExitCode, ToolMissingError
 from mpspatch.foundation.ids import CommitSha, commit_sha
 from mpspatch.git import objects
 from mpspatch.git import verbs as git
-from mpspatch.model import history
+from mpspatch.model import absorbed, history
 from mpspatch.model.diff import Hunk
 from mpspatch.model.workspace import resolve_ref
 
@@ -256,7 +256,7 @@ def test_absorbed_and_partly_absorbed_changes_name_their_prs(up: Repo) -> None:
     forecast = history.merge_forecast(up.path, base, series, onto)
     assert forecast.clean
     commits = history.upstream_commits(up.path, base, onto, [STREAM, ALLOC, BINDINGS])
-    found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
+    found = absorbed.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
     by_path = {f.path: f for f in found.files}
     assert set(by_path) == {BINDINGS, ALLOC}
     assert by_path[BINDINGS].whole and by_path[BINDINGS].landed_by == (landed_bindings,)
@@ -277,8 +277,8 @@ def test_patch_landed_verbatim_is_found_by_patch_id(up: Repo) -> None:
     base, onto = resolve_ref(up.path, "v1.0"), resolve_ref(up.path, "main")
     forecast = history.merge_forecast(up.path, base, series, onto)
     commits = history.upstream_commits(up.path, base, onto, [STREAM, BINDINGS])
-    found = history.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
-    assert found.patch_ids == (history.PatchIdMatch(patch_index=0, commit=series[0], upstream=landed),)
+    found = absorbed.already_upstream(up.path, base, forecast.series, onto, forecast.result_tree, commits)
+    assert found.patch_ids == (absorbed.PatchIdMatch(patch_index=0, commit=series[0], upstream=landed),)
     assert [f.path for f in found.files] == [BINDINGS]
 
 
@@ -292,11 +292,11 @@ def body(*lines: str) -> Hunk:
 
 def test_hunk_in_needs_the_post_image_and_not_the_pre_image() -> None:
     hunk = body(" a", " b", "+X", " c")
-    assert history.hunk_in(["a", "b", "X", "c"], hunk)
-    assert not history.hunk_in(["a", "b", "c"], hunk)
-    assert not history.hunk_in(["a", "b", "X", "c", "a", "b", "c"], hunk)  # old text still there too
+    assert absorbed.hunk_in(["a", "b", "X", "c"], hunk)
+    assert not absorbed.hunk_in(["a", "b", "c"], hunk)
+    assert not absorbed.hunk_in(["a", "b", "X", "c", "a", "b", "c"], hunk)  # old text still there too
     deletion = body(" a", "-gone", " b")
-    assert history.hunk_in(["a", "b"], deletion) and not history.hunk_in(["a", "gone", "b"], deletion)
+    assert absorbed.hunk_in(["a", "b"], deletion) and not absorbed.hunk_in(["a", "gone", "b"], deletion)
 
 
 def test_take_patch_side_keeps_the_text_around_each_region() -> None:
@@ -308,7 +308,7 @@ def test_take_patch_side_keeps_the_text_around_each_region() -> None:
 
 def test_the_commit_that_adds_every_line_is_credited_over_a_lookalike() -> None:
     from mpspatch.foundation.ids import CommitSha
-    from mpspatch.model.history import _CommitLines, _landed_by
+    from mpspatch.model.absorbed import _CommitLines, _landed_by
 
     path = "aten/src/ATen/native/mps/Ops.cpp"
     guard, throw = "if (a.size() != b.size()) {", 'throw std::invalid_argument("vector_add: sizes differ");'

@@ -19,7 +19,7 @@ from support import Repo, cpp_source, git_env
 from mpspatch.foundation import proc
 from mpspatch.foundation.ids import CommitSha, commit_sha
 from mpspatch.git import objects
-from mpspatch.model import history
+from mpspatch.model import absorbed, history
 from mpspatch.model.workspace import resolve_ref
 
 STREAM = "aten/src/ATen/mps/MPSStream.mm"
@@ -74,11 +74,11 @@ def build(tmp_path: Path, count: int) -> tuple[Repo, CommitSha, CommitSha, list[
     return repo, base, onto, series
 
 
-def forecast(repo: Path, base: CommitSha, onto: CommitSha, series: list[CommitSha]) -> history.AlreadyUpstream:
+def forecast(repo: Path, base: CommitSha, onto: CommitSha, series: list[CommitSha]) -> absorbed.AlreadyUpstream:
     """What drift computes: the upstream log, the merge forecast and the already-upstream check."""
     commits = history.upstream_commits(repo, base, onto, PATHS)
     result = history.merge_forecast(repo, base, series, onto)
-    return history.already_upstream(repo, base, series, onto, result.result_tree, commits)
+    return absorbed.already_upstream(repo, base, series, onto, result.result_tree, commits)
 
 
 def brute_force_patch_ids(repo: Path, base: CommitSha, onto: CommitSha, series: list[CommitSha]) -> set[tuple]:
@@ -106,7 +106,7 @@ def count_git(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def cache_file(repo: Repo) -> Path:
-    return repo.path / ".git" / history.PATCH_ID_CACHE
+    return repo.path / ".git" / absorbed.PATCH_ID_CACHE
 
 
 def test_the_patch_id_cache_gives_the_same_answer_as_a_full_scan(tmp_path: Path,
@@ -117,7 +117,7 @@ def test_the_patch_id_cache_gives_the_same_answer_as_a_full_scan(tmp_path: Path,
     cold = forecast(repo.path, base, onto, series)
     assert cache_file(repo).is_file()
     warm = forecast(repo.path, base, onto, series)
-    monkeypatch.setattr(history.PatchIdCache, "open",
+    monkeypatch.setattr(absorbed.PatchIdCache, "open",
                         classmethod(lambda cls, r, p: cls(r, p, None)))  # no cache at all
     uncached = forecast(repo.path, base, onto, series)
     assert cold == warm == uncached
@@ -129,7 +129,7 @@ def test_a_damaged_cache_is_rebuilt_not_trusted(tmp_path: Path) -> None:
     first = forecast(repo.path, base, onto, series)
     cache_file(repo).write_text("{ not json")
     assert forecast(repo.path, base, onto, series) == first
-    assert history.PATCH_ID_RECORDS.read(cache_file(repo)) is not None
+    assert absorbed.PATCH_ID_RECORDS.read(cache_file(repo)) is not None
 
 
 def test_git_processes_do_not_grow_with_upstream_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

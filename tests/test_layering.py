@@ -72,7 +72,7 @@ def problems_of(path: Path, imported: set[str]) -> list[str]:
     if own_layer is None:
         return [f"{path.relative_to(PACKAGE)}: {own_unit!r} is in no layer; add it to LAYERS in {Path(__file__).name}"]
     problems = []
-    own_module = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    own_module = ".".join(path.relative_to(PACKAGE).with_suffix("").parts[:2])  # a package is one unit
     for name in sorted(imported):
         if name.split(".")[0] in UI_LIBRARIES and own_layer != EDGE:
             problems.append(f"{path.relative_to(PACKAGE)} imports {name}: only the edge may use typer or rich")

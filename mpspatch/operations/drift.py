@@ -23,7 +23,8 @@ from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
 from mpspatch.model import history
-from mpspatch.model.history import AlreadyUpstream, MergeForecast, UpstreamCommit
+from mpspatch.model.absorbed import AlreadyUpstream, already_upstream
+from mpspatch.model.history import MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series, series_paths
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
@@ -159,7 +160,7 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
-        already = history.already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
+        already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
                                            series_diff=diff_job.result())
     return build_report(
         base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,

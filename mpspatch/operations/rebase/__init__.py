@@ -4,6 +4,9 @@ The work happens in the shadow repository (git/shadow.py) and a sparse worktree 
 only read. Every step that can be interrupted is preceded by a write of `.mpspatch/rebase.json`, so Ctrl-C or
 a kill always leaves something `--continue` or `--abort` can pick up. Patch files and the lock are backed up
 before anything changes them, and they are only changed at the very end.
+
+This module runs a rebase (start, --continue, the final write); rollback.py drops one (--abort), upstream.py
+says what upstream did to the series' paths, results.py holds what both report.
 """
 
 from __future__ import annotations
@@ -12,16 +15,15 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError, MpspatchError, StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_bytes, sha256_file
-from mpspatch.foundation.ids import CommitSha, ContentSha256, TreeSha
+from mpspatch.foundation.ids import CommitSha
 from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.foundation.redact import redact_url
 from mpspatch.git import commits, rebasing
@@ -49,16 +51,24 @@ from mpspatch.model.state import (
     worktree_path,
     write_state,
 )
-from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
+from mpspatch.operations.rebase.results import (
+    AbortResult,
+    AbsorbedChange,
+    ConflictedPath,
+    PatchChange,
+    RebaseResult,
+    RebaseStatus,
+)
+from mpspatch.operations.rebase.rollback import BRANCH, SERIES_REF, abort, cleanup, require_state
+from mpspatch.operations.rebase.upstream import UpstreamView, conflict_report, upstream_check
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from mpspatch.model.history import UpstreamCommit
+__all__ = ["INTERRUPT_ENV", "AbortResult", "AbsorbedChange", "ConflictedPath", "PatchChange", "RebaseResult",
+           "RebaseStatus", "abort", "first_marker", "resume", "start"]
 
-BRANCH = "mpspatch/rebase"  # a branch of the SHADOW repository only
-SERIES_REF = "refs/mpspatch/rebase/series"
 # Test hook: a comma-separated list of points at which to raise KeyboardInterrupt, standing in for a Ctrl-C
 # or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write.
 INTERRUPT_ENV = "MPSPATCH_TEST_INTERRUPT"
@@ -69,74 +79,6 @@ _MARKER = re.compile(r"^(<<<<<<<|>>>>>>>|\|\|\|\|\|\|\|)( |$)")
 
 
 # ------------------------------------------------------------------------------------------------ results
-
-
-@dataclass(frozen=True)
-class ConflictedPath:
-    path: str
-    regions: int  # `<<<<<<<` markers in the file; 1 for a conflict without markers (modify/delete)
-    upstream_commits: tuple[UpstreamCommit, ...]  # base..onto commits touching the path, newest first
-
-
-@dataclass(frozen=True)
-class AbsorbedChange:
-    """A change of the series that upstream has already made: it merges to no change and is dropped."""
-
-    path: str
-    pull_requests: tuple[int, ...]
-    whole_file: bool  # False: only some hunks are upstream ("partly absorbed")
-    hunks: int  # hunks of the series' change to this file that upstream already has
-    of_hunks: int
-
-
-@dataclass(frozen=True)
-class PatchChange:
-    path: Path
-    old_sha256: ContentSha256
-    new_sha256: ContentSha256
-    old_files: int
-    new_files: int
-    old_lines: int  # insertions + deletions
-    new_lines: int
-
-    @property
-    def empty(self) -> bool:
-        return self.new_files == 0
-
-
-class RebaseStatus(StrEnum):
-    REBASED = "rebased"
-    CONFLICT = "conflict"
-
-
-@dataclass(frozen=True)
-class RebaseResult:
-    status: RebaseStatus
-    base: CommitSha
-    base_ref: str
-    onto: CommitSha
-    onto_ref: str
-    conflicts: tuple[ConflictedPath, ...]
-    absorbed: tuple[AbsorbedChange, ...]
-    worktree: Path | None  # where conflicts are resolved; None once rebased
-    patches: tuple[Path, ...]  # patch files rewritten
-    stopped_at: str | None  # the patch being replayed when the rebase stopped
-    reused_resolutions: tuple[str, ...]  # paths rerere resolved from an earlier resolution
-    changes: tuple[PatchChange, ...]
-    range_diff: str
-    range_diff_summary: tuple[rebasing.RangeDiffEntry, ...]  # one entry per patch of range_diff
-    range_diff_file: Path | None  # where the whole range_diff is kept once rebased
-    previous_dir: Path | None  # where the previous patch files and lock were kept
-    notes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AbortResult:
-    worktree: Path
-    restored: tuple[Path, ...]  # files put back from the backup (after an interrupted write, or with --force)
-    kept: tuple[tuple[Path, Path], ...] = ()  # (--force) each edited patch file and where its edit was kept
-    state_discarded: bool = False  # (--force) the state file could not be read and was removed as it was
-
 
 # -------------------------------------------------------------------------------------------------- state
 
@@ -209,7 +151,7 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
             # A failure (not an interruption) before any patch file or the lock changed leaves nothing behind;
             # one after keeps the state and the backup, so `--abort` can put them back.
             if _untouched(config, state):
-                _cleanup(config, shadow, worktree)
+                cleanup(config, shadow, worktree)
             raise
 
 
@@ -353,65 +295,7 @@ def _check_result(shadow: Path, worktree: Path, state: RebaseState, new_tip: Com
             "`mpspatch rebase --abort` and start again")
 
 
-@dataclass(frozen=True)
-class UpstreamView:
-    """What upstream did to the patched paths, and which of the series' changes it already has."""
-
-    commits: tuple[UpstreamCommit, ...]  # base..onto touching the series' paths, newest first
-    tree: TreeSha | None  # the tree the absorbed check compared against onto (None: check skipped)
-    absorbed: tuple[AbsorbedChange, ...]
-    notes: tuple[str, ...]
-
-
-def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
-                   commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
-    """Upstream commits plus the already-upstream check, against `result` (a rebased tip) or, by default,
-    a merge-tree forecast of the whole series (the tree a rebase that takes the patch's side would give)."""
-    from mpspatch.model import history  # the history model is needed only here, not by --abort or start-up
-    from mpspatch.model.history import upstream_commits
-
-    if commits is None:
-        commits = upstream_commits(repo, state.base, state.onto, state.paths)
-    if result is None:
-        try:
-            tree = history.merge_forecast(repo, state.base, state.series, state.onto).result_tree
-        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
-            return UpstreamView(commits, None, (), (f"already-upstream check skipped: {exc.message}",))
-    else:
-        tree = git.tree_sha_of(repo, result)
-    absorbed, notes = find_absorbed(repo, state.base, state.onto, state.series, commits, tree)
-    return UpstreamView(commits, tree, absorbed, notes)
-
-
-def count_regions(path: Path) -> int:
-    """Conflict regions in a worktree file, counted as drift counts them; a conflict without markers is one."""
-    from mpspatch.model.history import count_regions as count_markers  # lazily, like the rest of history here
-
-    try:
-        return count_markers(path.read_bytes()) or 1
-    except (FileNotFoundError, IsADirectoryError):
-        return 1
-
-
-def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit]
-                    ) -> tuple[ConflictedPath, ...]:
-    """Each conflicted path with its regions and the upstream commits (base..onto) that touched it."""
-    return tuple(
-        ConflictedPath(path=p, regions=count_regions(worktree / p),
-                       upstream_commits=tuple(c for c in upstream if p in c.paths))
-        for p in sorted(paths)
-    )
-
-
 # -------------------------------------------------------------------------------------- continue / abort
-
-
-def _require_state(ws: Workspace, verb: str) -> RebaseState:
-    state = ws.rebase
-    if state is None:
-        raise StateError(f"{state_path(ws.config)}: no rebase in progress, nothing to {verb}; start one with "
-                         "`mpspatch rebase`")
-    return state
 
 
 def first_marker(path: Path) -> int | None:
@@ -436,7 +320,7 @@ def markers_remain(worktree: Path, marked: Sequence[tuple[str, int]]) -> str:
 
 def resume(ws: Workspace) -> RebaseResult:
     config = ws.config
-    state = _require_state(ws, "continue")
+    state = require_state(ws, "continue")
     shadow = ws.shadow
     worktree = config.root / state.worktree
     if state.phase == RebasePhase.WRITING:
@@ -458,142 +342,6 @@ def resume(ws: Workspace) -> RebaseResult:
         return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), ())
     raise StateError(f"{worktree}: HEAD {head[:12]} is neither the series nor on top of {state.onto_ref}; "
                      "run `mpspatch rebase --abort` and start again")
-
-
-def abort(ws: Workspace, *, force: bool = False) -> AbortResult:
-    """Drop the rebase and put the patch files and lock back as they were before it.
-
-    A patch file edited while the rebase was stopped is refused (its edit would be lost) unless `force`,
-    which keeps the edited file in the previous-versions folder first. A state file that cannot be read is
-    refused too; `force` removes it with the worktree and restores what the backup holds.
-    """
-    config = ws.config
-    shadow = ws.shadow_path  # never created here: abort must work with the clone gone
-    try:
-        state = _require_state(ws, "abort")
-    except StateFileError:
-        if not force:
-            raise  # its message names the file, what is wrong, and `mpspatch rebase --abort --force`
-        return _abort_unreadable(config, shadow)
-    worktree = config.root / state.worktree
-    edited = edited_patches(config, state)
-    if edited and not force:
-        names = ", ".join(str(p) for p in edited)
-        raise StateError(f"{names}: changed while the rebase was stopped; --abort would put back the version "
-                         "from before the rebase and lose that edit. Copy it elsewhere, or run "
-                         f"`mpspatch rebase --abort --force` to keep it in {previous_dir(config)} and abort")
-    kept = tuple((path, keep_copy(config, path)) for path in edited)
-    restored = _restore(config, state)
-    _cleanup(config, shadow, worktree)
-    prune_unresolved_rerere(shadow)
-    return AbortResult(worktree=worktree, restored=restored, kept=kept)
-
-
-def prune_unresolved_rerere(shadow: Path) -> None:
-    """Drop the conflict records no resolution was ever recorded for: each aborted rebase leaves some, and
-    the cache would grow without end. Recorded resolutions (a `postimage`) stay, to be replayed.
-
-    `git rerere gc` with gc.rerereUnresolved=0 spares records made in the current second, that is, the ones
-    of the rebase just aborted, so the records are pruned here directly, in the shadow mpspatch owns.
-    """
-    cache = shadow / "rr-cache"
-    if not cache.is_dir():
-        return
-    for entry in cache.iterdir():
-        if entry.is_dir() and not any(p.name.startswith("postimage") for p in entry.iterdir()):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def edited_patches(config: Config, state: RebaseState) -> tuple[Path, ...]:
-    """Patch files whose bytes are neither those recorded at the start nor those the rewrite gave them.
-
-    A deleted file is not an edit: there is nothing of the user's to lose, and the backup puts it back.
-    """
-    written = {s.path: s.sha256 for s in state.rewritten}
-    edited = []
-    for saved in state.patches:
-        path = config.root / saved.path
-        if not path.is_file():
-            continue
-        current = sha256_file(path)
-        if current != saved.sha256 and current != written.get(saved.path):
-            edited.append(path)
-    return tuple(edited)
-
-
-def keep_copy(config: Config, path: Path) -> Path:
-    """Copy `path` into the previous-versions folder under a name no earlier copy has; where it went."""
-    folder = previous_dir(config)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = folder / f"{path.name}.edited-{stamp}"
-    number = 1
-    while target.exists():
-        number += 1
-        target = folder / f"{path.name}.edited-{stamp}-{number}"
-    atomic_write_bytes(target, path.read_bytes())
-    return target
-
-
-def _abort_unreadable(config: Config, shadow: Path) -> AbortResult:
-    """--abort --force with a state file that cannot be read: remove it and the worktree, and put back every
-    patch file and the lock the backup holds, keeping a differing current file next to the previous versions."""
-    folder = backup_dir(config)
-    restored: list[Path] = []
-    kept: list[tuple[Path, Path]] = []
-    pairs = [(path, folder / f"{index:03d}-{path.name}") for index, path in enumerate(config.series.patches)]
-    pairs.append((config.series.lock, folder / "series.lock"))
-    for path, backup in pairs:
-        if not backup.is_file():
-            continue
-        data = backup.read_bytes()
-        if path.is_file() and path.read_bytes() == data:
-            continue
-        if path.is_file():
-            kept.append((path, keep_copy(config, path)))
-        atomic_write_bytes(path, data)
-        restored.append(path)
-    worktree = worktree_path(config)
-    broken = state_path(config)
-    if broken.is_dir() and not broken.is_symlink():
-        shutil.rmtree(broken)
-    _cleanup(config, shadow, worktree)
-    return AbortResult(worktree=worktree, restored=tuple(restored), kept=tuple(kept), state_discarded=True)
-
-
-def _restore(config: Config, state: RebaseState) -> tuple[Path, ...]:
-    """Put back any patch file or lock an interrupted write had already replaced."""
-    folder = backup_dir(config)
-    restored: list[Path] = []
-    for index, saved in enumerate(state.patches):
-        path = config.root / saved.path
-        if not path.exists() or sha256_file(path) != saved.sha256:
-            backup = folder / f"{index:03d}-{path.name}"
-            if not backup.exists():
-                raise StateError(f"{backup}: the backup of {path} is missing; restore it from version control")
-            atomic_write_bytes(path, backup.read_bytes())
-            restored.append(path)
-    lock = config.root / state.lock.path
-    current = sha256_file(lock) if lock.exists() else None
-    if current != state.lock.sha256:
-        if state.lock.sha256 is None:
-            lock.unlink()
-        else:
-            atomic_write_bytes(lock, (folder / "series.lock").read_bytes())
-        restored.append(lock)
-    return tuple(restored)
-
-
-def _cleanup(config: Config, shadow: Path, worktree: Path) -> None:
-    """Remove every trace of a rebase: worktree, temporary branch and refs, backup, state (last)."""
-    if (shadow / "HEAD").is_file():
-        shadow_repo.remove_worktree(shadow, worktree)
-        shadow_repo.update_refs(shadow, delete=[f"refs/heads/{BRANCH}", SERIES_REF])
-    elif worktree.exists():
-        shutil.rmtree(worktree)
-    if worktree.parent.is_dir() and not any(worktree.parent.iterdir()):
-        worktree.parent.rmdir()
-    shutil.rmtree(backup_dir(config), ignore_errors=True)
-    state_path(config).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ finish
@@ -670,33 +418,8 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
         range_diff_file=changed_file if changed else None,
         previous_dir=previous_dir(config), notes=tuple(notes),
     )
-    _cleanup(config, shadow, worktree)
+    cleanup(config, shadow, worktree)
     return result
 
 
 # --------------------------------------------------------------------------------------- already upstream
-
-
-def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence[CommitSha],
-                  commits: Sequence[UpstreamCommit], result_tree: TreeSha
-                  ) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
-    """The series' changes onto already has, per file, with the PRs that landed them; plus notes.
-
-    history.already_upstream does the detection (whole files that merge to no change, hunks that
-    reverse-apply to onto, equal patch-ids), so `drift` and `rebase` can never disagree. `result_tree` is
-    the tree after the last patch: the rebased tip's, or a merge-tree forecast of it.
-    """
-    from mpspatch.model import history
-
-    found = history.already_upstream(repo, base, series, onto, result_tree, commits)
-    by_sha = {c.sha: c for c in commits}
-    absorbed = tuple(
-        AbsorbedChange(path=f.path, pull_requests=history.pull_requests(by_sha[s] for s in f.landed_by if s in by_sha),
-                       whole_file=f.whole, hunks=f.absorbed_hunks, of_hunks=f.hunks)
-        for f in found.files
-    )
-    notes = tuple(
-        f"patch {m.patch_index + 1} has the same patch-id as upstream {m.upstream[:12]}: it is already upstream"
-        for m in found.patch_ids
-    )
-    return absorbed, notes

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from support import write_config
 
-from mpspatch.foundation.config import find_config, load_config, matches_any
+from mpspatch.foundation.config import find_config, load_config
 from mpspatch.foundation.errors import ConfigError
+from mpspatch.foundation.globs import matches_any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mpspatch.foundation.config import Category, Config, matches_any
+from mpspatch.foundation.config import Category, Config
 from mpspatch.foundation.errors import InputError, PatchFormatError
 from mpspatch.foundation.files import sha256_bytes, utf8_patch
+from mpspatch.foundation.globs import matches_any
 from mpspatch.foundation.ids import CommitSha, ContentSha256, TreePath
 from mpspatch.model.diff import DiffParseError, FileChange, parse_diff
 from mpspatch.model.store import StateFile

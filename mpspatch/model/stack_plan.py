@@ -26,8 +26,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mpspatch.foundation.config import Category, SplitGroup, matches_any
+from mpspatch.foundation.config import Category, SplitGroup
 from mpspatch.foundation.errors import InputError
+from mpspatch.foundation.globs import matches_any
 from mpspatch.model.diff import FileChange
 
 OTHER_BUCKET = "Other changes"

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpspatch.foundation.config import Config, Stage, check_glob, matches_any
+from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import ConfigError
+from mpspatch.foundation.globs import check_glob, matches_any
 
 _PLACEHOLDER = re.compile(r"\{(python|jobs|tree|root|patched(?::[^{}]*)?)\}")
 

@@ -8,6 +8,7 @@ stand-in programs are used.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -250,10 +251,34 @@ def test_a_stage_program_that_is_not_executable_is_named_with_the_fix(project: P
     config = project / "mpspatch.toml"
     config.write_text(config.read_text() + f'\n[[stages]]\nname = "s"\nkind = "command"\nrun = [["{script}"]]\n')
     result = run_cli("verify", "--json", cwd=project)
-    assert result.returncode == 1, result.stderr
-    assert "internal error" not in result.stderr
-    (stage,) = __import__("json").loads(result.stdout)["stages"]
+    assert result.returncode == 2, result.stderr
+    error = f"mpspatch: error: stage 's': {script}: cannot be run (Permission denied); make it executable " \
+            f"(`chmod +x {script}`) or run it through its interpreter\n"
+    assert result.stderr.endswith(error) and "internal error" not in result.stderr, result.stderr
+    (stage,) = json.loads(result.stdout)["stages"]  # the evidence still records the stage
     assert stage["status"] == "error" and "cannot be run" in stage["reason"] and "chmod +x" in stage["reason"]
+
+
+def test_a_stage_program_that_is_not_found_is_named_with_the_fix(project: Path) -> None:
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + '\n[[stages]]\nname = "first"\nkind = "command"\nrun = [["true"]]\n'
+                      '\n[[stages]]\nname = "lint"\nkind = "command"\nrun = [["no-such-linter-mpspatch", "-q"]]\n')
+    result = run_cli("verify", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith("mpspatch: error: stage 'lint': program not found: no-such-linter-mpspatch; install "
+                                  "it, put it on PATH or fix the stage's run in mpspatch.toml\n"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_stage_program_that_is_a_folder_is_named_as_one(project: Path) -> None:
+    (project / "tools").mkdir()
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text()
+                      + f'\n[[stages]]\nname = "s"\nkind = "command"\nrun = [["{project / "tools"}"]]\n')
+    result = run_cli("verify", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith(f"mpspatch: error: stage 's': {project / 'tools'}: is a folder, not a program; name "
+                                  "the program to run\n"), result.stderr
 
 
 @contextlib.contextmanager

@@ -115,6 +115,8 @@ class NotExecutableError(ToolMissingError):
 
 
 def _not_executable(argv: Sequence[str], exc: OSError) -> NotExecutableError:
+    if os.path.isdir(argv[0]):
+        return NotExecutableError(f"{argv[0]}: is a folder, not a program; name the program to run")
     return NotExecutableError(f"{argv[0]}: cannot be run ({exc.strerror or exc}); make it executable "
                               f"(`chmod +x {argv[0]}`) or run it through its interpreter")
 

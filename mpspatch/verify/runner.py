@@ -151,6 +151,9 @@ class RunOutcome:
     tools: tuple[tuple[str, str], ...]
     results: tuple[StageResult, ...]
     interrupted: bool
+    # Stages whose program could not be started (not found, not executable): bad input, one line each with
+    # the stage, the program and the fix. The stage is also recorded as `error`.
+    unrunnable: tuple[str, ...] = ()
 
 
 def run_stages(
@@ -181,6 +184,7 @@ def run_stages(
     static = {s.name: unmet(replace(s.requires, mps=False), machine, mps) for s in request.stages}
     tree = request.tree
     results: list[StageResult] = []
+    unrunnable: list[str] = []
     stopped: str | None = None
     interrupted = False
     total = len(request.stages)
@@ -203,7 +207,7 @@ def run_stages(
                     tree = materialize(tree, full or stage.needs_full_tree)
                     progress.tree_ready(tree)
                 progress.stage_started(stage, index, total, log)
-                result = _run_one(stage, request, tree, key, log, progress)
+                result = _run_one(stage, request, tree, key, log, progress, unrunnable)
             except KeyboardInterrupt:
                 result = _interrupted(stage, key, log, request.run_dir)
                 interrupted = True
@@ -216,7 +220,8 @@ def run_stages(
             stopped = "not run: interrupted"
         elif result.status in (StageStatus.FAILED, StageStatus.ERROR) and not request.keep_going and stopped is None:
             stopped = f"not run: stage {stage.name!r} {result.status}; --keep-going runs the rest"
-    return RunOutcome(tree=tree, tools=with_torch(tools), results=tuple(results), interrupted=interrupted)
+    return RunOutcome(tree=tree, tools=with_torch(tools), results=tuple(results), interrupted=interrupted,
+                      unrunnable=tuple(unrunnable))
 
 
 def _safe(name: str) -> str:
@@ -258,7 +263,8 @@ def _interrupted(stage: Stage, key: str, log: Path, run_dir: Path) -> StageResul
 
 
 def _run_one(
-    stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress
+    stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
+    unrunnable: list[str],
 ) -> StageResult:
     ph = Placeholders(python=request.python, jobs=request.jobs or default_jobs(), tree=tree.path,
                       root=request.config.root, patched=tuple(tree.paths))
@@ -280,7 +286,7 @@ def _run_one(
     try:
         return _recorded(
             _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
-                          writer),
+                          writer, unrunnable, redactor),
             redactor,
         )
     finally:
@@ -290,7 +296,7 @@ def _run_one(
 def _run_commands(
     stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
     commands: tuple[tuple[str, ...], ...], nothing: tuple[str | None, ...], env: tuple[tuple[str, str], ...],
-    cwd: Path, junit_pattern: str | None, writer: LogWriter,
+    cwd: Path, junit_pattern: str | None, writer: LogWriter, unrunnable: list[str], redactor: Redactor,
 ) -> StageResult:
     kind = kind_of(stage.kind)
     started_at, started = _now(), time.monotonic()
@@ -322,10 +328,14 @@ def _run_commands(
         except proc.NotExecutableError as exc:
             trouble = exc.message
             writer.note(f"mpspatch: {trouble}\n")
+            unrunnable.append(redactor.text(f"stage {stage.name!r}: {exc.message}"))
             break
         except ToolMissingError:
             trouble = f"program not found: {argv[0]} (install it or put it on PATH)"
             writer.note(f"mpspatch: {trouble}\n")
+            unrunnable.append(redactor.text(
+                f"stage {stage.name!r}: program not found: {argv[0]}; install it, put it on PATH or fix the "
+                f"stage's run in {request.config.path.name}"))
             break
         except CommandFailedError as exc:
             trouble = exc.message

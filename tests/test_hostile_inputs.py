@@ -234,6 +234,14 @@ def test_a_checkout_that_is_a_file_is_bad_input(project: Path) -> None:
     assert status.returncode in (0, 1, 2) and "internal error" not in status.stderr
 
 
+def test_a_config_that_is_a_folder_is_bad_input(project: Path) -> None:
+    (project / "conf").mkdir()
+    result = run_cli("--config", "conf", "stats", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"mpspatch: error: {project / 'conf'}: is a folder, not a config file; pass --config "
+                             "with the mpspatch.toml file itself\n")
+
+
 def test_prose_that_is_not_utf8_is_bad_input(project: Path) -> None:
     config = project / "mpspatch.toml"
     config.write_text(config.read_text() + '\n[render]\nprose = "prose"\n')

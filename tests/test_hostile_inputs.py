@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,6 +233,28 @@ def test_a_checkout_that_is_a_file_is_bad_input(project: Path) -> None:
         assert "afile: is a file" in result.stderr and "internal error" not in result.stderr
     status = run_cli("status", cwd=project)  # status reports what it can
     assert status.returncode in (0, 1, 2) and "internal error" not in status.stderr
+
+
+def test_a_full_disk_under_the_stage_log_is_bad_input_not_a_hang(project: Path) -> None:
+    runs = project / "audit/runs"
+    runs.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(runs)], capture_output=True,
+                             text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill here: {mounted.stderr.strip()}")
+    try:
+        config = project / "mpspatch.toml"
+        config.write_text(config.read_text() + '\n[[stages]]\nname = "big"\nkind = "command"\ntimeout = 60\n'
+                          'run = [["sh", "-c", "yes 0123456789abcdef0123456789abcdef | head -c 8000000"]]\n')
+        started = time.monotonic()
+        result = run_cli("verify", cwd=project)
+        assert time.monotonic() - started < 30  # the stage is stopped, not left blocked on a pipe nobody reads
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith("/logs/big.log: the disk is full (No space left on device); free some space "
+                                      "or write elsewhere\n"), result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(runs)], capture_output=True, check=False)
 
 
 def test_a_config_that_is_a_folder_is_bad_input(project: Path) -> None:

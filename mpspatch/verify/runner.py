@@ -7,6 +7,7 @@ subclasses Progress to draw live progress, so the core never imports rich.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -23,7 +24,7 @@ import mpspatch
 from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
-from mpspatch.foundation.files import sha256_file
+from mpspatch.foundation.files import sha256_file, write_failed
 from mpspatch.foundation.redact import Redactor, excerpt
 from mpspatch.verify import findings, stage_group
 from mpspatch.verify.logsink import LogWriter
@@ -262,6 +263,9 @@ def _interrupted(stage: Stage, key: str, log: Path, run_dir: Path) -> StageResul
     )
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a log write the machine refused: exit 2, not a crash
+
+
 def _run_one(
     stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
     unrunnable: list[str],
@@ -282,15 +286,20 @@ def _run_one(
         for stale in tests_parser.junit_files(junit_pattern, cwd):
             Path(stale).unlink(missing_ok=True)
     redactor = Redactor.from_env(os.environ, env)
-    writer = LogWriter(log, redactor)
     try:
-        return _recorded(
-            _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
-                          writer, unrunnable, redactor),
-            redactor,
-        )
-    finally:
-        writer.close()
+        writer = LogWriter(log, redactor)
+        try:
+            return _recorded(
+                _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
+                              writer, unrunnable, redactor),
+                redactor,
+            )
+        finally:
+            writer.close()
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        raise write_failed(log, exc) from None  # the stage was stopped: its log could not be written
 
 
 def _run_commands(

@@ -257,6 +257,26 @@ def test_a_full_disk_under_the_stage_log_is_bad_input_not_a_hang(project: Path) 
         subprocess.run(["umount", str(runs)], capture_output=True, check=False)
 
 
+def test_a_full_disk_under_the_state_folder_is_bad_input(project: Path) -> None:
+    state = project / ".mpspatch"
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)], capture_output=True,
+                             text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill here: {mounted.stderr.strip()}")
+    try:
+        result = run_cli("drift", cwd=project)  # the shadow cannot even be made
+        assert result.returncode == 2, result.stderr
+        assert f"{state}: the disk is full, git could not write (" in result.stderr
+        assert "No space left on device); free some space" in result.stderr and "Traceback" not in result.stderr
+        result = run_cli("rebase", "--onto", "main", cwd=project)  # the lock's note of who holds it
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(f"{state}/writer.lock: cannot write the project lock (No space left on device); "
+                                      f"free some space in {state} and run the command again\n"), result.stderr
+    finally:
+        subprocess.run(["umount", str(state)], capture_output=True, check=False)
+
+
 def test_a_config_that_is_a_folder_is_bad_input(project: Path) -> None:
     (project / "conf").mkdir()
     result = run_cli("--config", "conf", "stats", cwd=project)

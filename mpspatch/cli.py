@@ -327,7 +327,8 @@ def verify(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed."""
+    """Run the configured stages on the patched tree and write the evidence. Exit 1 if a stage failed, 2 if a
+    stage's program could not be started."""
     from mpspatch.commands.verify import exit_code
     from mpspatch.commands.verify import verify as run_verify
     from mpspatch.views.verify import annotate_for_github, show_verify, verify_json, verify_progress
@@ -342,6 +343,10 @@ def verify(
         console.emit_json(verify_json(outcome))
     else:
         show_verify(outcome)
+    if outcome.unrunnable and not outcome.interrupted:
+        more = len(outcome.unrunnable) - 1
+        console.error_line(outcome.unrunnable[0] + (f" (and {more} more stage{'s' * (more > 1)} like it)" if more
+                                                    else ""))
     finish(exit_code(outcome))
 
 

@@ -8,9 +8,11 @@ stand-in programs are used.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,6 +235,56 @@ def test_a_checkout_that_is_a_file_is_bad_input(project: Path) -> None:
     assert status.returncode in (0, 1, 2) and "internal error" not in status.stderr
 
 
+def test_a_full_disk_under_the_stage_log_is_bad_input_not_a_hang(project: Path) -> None:
+    runs = project / "audit/runs"
+    runs.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(runs)], capture_output=True,
+                             text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill here: {mounted.stderr.strip()}")
+    try:
+        config = project / "mpspatch.toml"
+        config.write_text(config.read_text() + '\n[[stages]]\nname = "big"\nkind = "command"\ntimeout = 60\n'
+                          'run = [["sh", "-c", "yes 0123456789abcdef0123456789abcdef | head -c 8000000"]]\n')
+        started = time.monotonic()
+        result = run_cli("verify", cwd=project)
+        assert time.monotonic() - started < 30  # the stage is stopped, not left blocked on a pipe nobody reads
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith("/logs/big.log: the disk is full (No space left on device); free some space "
+                                      "or write elsewhere\n"), result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(runs)], capture_output=True, check=False)
+
+
+def test_a_full_disk_under_the_state_folder_is_bad_input(project: Path) -> None:
+    state = project / ".mpspatch"
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state)], capture_output=True,
+                             text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill here: {mounted.stderr.strip()}")
+    try:
+        result = run_cli("drift", cwd=project)  # the shadow cannot even be made
+        assert result.returncode == 2, result.stderr
+        assert f"{state}: the disk is full, git could not write (" in result.stderr
+        assert "No space left on device); free some space" in result.stderr and "Traceback" not in result.stderr
+        result = run_cli("rebase", "--onto", "main", cwd=project)  # the lock's note of who holds it
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(f"{state}/writer.lock: cannot write the project lock (No space left on device); "
+                                      f"free some space in {state} and run the command again\n"), result.stderr
+    finally:
+        subprocess.run(["umount", str(state)], capture_output=True, check=False)
+
+
+def test_a_config_that_is_a_folder_is_bad_input(project: Path) -> None:
+    (project / "conf").mkdir()
+    result = run_cli("--config", "conf", "stats", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"mpspatch: error: {project / 'conf'}: is a folder, not a config file; pass --config "
+                             "with the mpspatch.toml file itself\n")
+
+
 def test_prose_that_is_not_utf8_is_bad_input(project: Path) -> None:
     config = project / "mpspatch.toml"
     config.write_text(config.read_text() + '\n[render]\nprose = "prose"\n')
@@ -250,10 +302,34 @@ def test_a_stage_program_that_is_not_executable_is_named_with_the_fix(project: P
     config = project / "mpspatch.toml"
     config.write_text(config.read_text() + f'\n[[stages]]\nname = "s"\nkind = "command"\nrun = [["{script}"]]\n')
     result = run_cli("verify", "--json", cwd=project)
-    assert result.returncode == 1, result.stderr
-    assert "internal error" not in result.stderr
-    (stage,) = __import__("json").loads(result.stdout)["stages"]
+    assert result.returncode == 2, result.stderr
+    error = f"mpspatch: error: stage 's': {script}: cannot be run (Permission denied); make it executable " \
+            f"(`chmod +x {script}`) or run it through its interpreter\n"
+    assert result.stderr.endswith(error) and "internal error" not in result.stderr, result.stderr
+    (stage,) = json.loads(result.stdout)["stages"]  # the evidence still records the stage
     assert stage["status"] == "error" and "cannot be run" in stage["reason"] and "chmod +x" in stage["reason"]
+
+
+def test_a_stage_program_that_is_not_found_is_named_with_the_fix(project: Path) -> None:
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text() + '\n[[stages]]\nname = "first"\nkind = "command"\nrun = [["true"]]\n'
+                      '\n[[stages]]\nname = "lint"\nkind = "command"\nrun = [["no-such-linter-mpspatch", "-q"]]\n')
+    result = run_cli("verify", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith("mpspatch: error: stage 'lint': program not found: no-such-linter-mpspatch; install "
+                                  "it, put it on PATH or fix the stage's run in mpspatch.toml\n"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_stage_program_that_is_a_folder_is_named_as_one(project: Path) -> None:
+    (project / "tools").mkdir()
+    config = project / "mpspatch.toml"
+    config.write_text(config.read_text()
+                      + f'\n[[stages]]\nname = "s"\nkind = "command"\nrun = [["{project / "tools"}"]]\n')
+    result = run_cli("verify", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith(f"mpspatch: error: stage 's': {project / 'tools'}: is a folder, not a program; name "
+                                  "the program to run\n"), result.stderr
 
 
 @contextlib.contextmanager
@@ -283,16 +359,32 @@ def _read_only(folder: Path) -> Iterator[None]:
         subprocess.run(["umount", str(folder)], capture_output=True, check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="known open defect: drift writes objects and refs into the shadow repository "
-                   "under the project's .mpspatch/, so on a read-only project it fails (exit 3); the fix is a "
-                   "temporary object store borrowing the shadow's objects when .mpspatch/ is not writable")
-def test_read_only_commands_work_on_a_read_only_project(project: Path) -> None:
+def _tree_snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("shadow_made", [True, False], ids=["shadow-made", "no-shadow-yet"])
+def test_read_only_commands_work_on_a_read_only_project(project: Path, tmp_path: Path, shadow_made: bool) -> None:
     assert run_cli("lock", cwd=project).returncode == 0
-    assert run_cli("drift", cwd=project).returncode in (0, 1)  # the shadow exists before the folder is locked
+    if shadow_made:
+        assert run_cli("drift", cwd=project).returncode in (0, 1)  # the shadow exists before the folder is locked
+    assert run_cli("render-audit", "--out", "audit-kept.md", cwd=project).returncode in (0, 1)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    before = _tree_snapshot(project)
     with _read_only(project):
         assert not os.access(project, os.W_OK) or os.geteuid() == 0
-        for args in (("drift",), ("regenerate", "--check"), ("status",)):
-            result = run_cli(*args, cwd=project)
+        for args in (("drift",), ("drift", "--json"), ("regenerate", "--check"), ("status",), ("status", "--json"),
+                     ("render-audit", "--check", "--out", "audit-kept.md")):
+            result = run_cli(*args, cwd=project, env=env)
             assert result.returncode in (0, 1), (args, result.stderr)
-        result = run_cli("render-audit", "--out", "audit.md", cwd=project)
+            assert "Traceback" not in result.stderr and str(scratch) not in result.stderr + result.stdout, args
+        result = run_cli("render-audit", "--out", "audit.md", cwd=project, env=env)
         assert result.returncode == 2 and "audit.md" in result.stderr, result.stderr
+        for args in (("rebase", "--onto", "main"), ("verify",)):  # commands that write state say what to fix
+            result = run_cli(*args, cwd=project, env=env)
+            assert result.returncode == 2 and "writable" in result.stderr, (args, result.stderr)
+    assert _tree_snapshot(project) == before
+    assert list(scratch.iterdir()) == []  # the throwaway shadow went with each process

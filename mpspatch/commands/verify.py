@@ -30,4 +30,6 @@ def verify(config: Config, stages: Sequence[str] = (), *, keep_going: bool = Fal
 def exit_code(outcome: VerifyOutcome) -> ExitCode:
     if outcome.interrupted:
         return ExitCode.INTERRUPTED
+    if outcome.unrunnable:  # a program that cannot be started is the config's or the machine's to fix
+        return ExitCode.USAGE
     return ExitCode.OK if outcome.ok else ExitCode.PROBLEM

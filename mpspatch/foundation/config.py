@@ -229,6 +229,12 @@ def load_config(path: Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; pass --config with an existing file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file; pass --config with the {CONFIG_NAME} file "
+                          "itself") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc}); make it readable or pass "
+                          "--config with another file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that spot") from None
     except UnicodeDecodeError:

@@ -92,6 +92,11 @@ def _write_through(path: Path, data: bytes) -> None:
         raise _write_failed(path, exc) from None
 
 
+def write_failed(path: Path, exc: OSError) -> InputError:
+    """The exit-2 error for a write to `path` the machine refused: a full disk, a read-only file system..."""
+    return _write_failed(path, exc)
+
+
 def _write_failed(path: Path, exc: OSError) -> InputError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InputError(f"{path}: the disk is full ({exc.strerror}); free some space or write elsewhere")

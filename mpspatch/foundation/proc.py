@@ -115,6 +115,8 @@ class NotExecutableError(ToolMissingError):
 
 
 def _not_executable(argv: Sequence[str], exc: OSError) -> NotExecutableError:
+    if os.path.isdir(argv[0]):
+        return NotExecutableError(f"{argv[0]}: is a folder, not a program; name the program to run")
     return NotExecutableError(f"{argv[0]}: cannot be run ({exc.strerror or exc}); make it executable "
                               f"(`chmod +x {argv[0]}`) or run it through its interpreter")
 
@@ -235,10 +237,17 @@ def _run_piped(
     assert proc.stdout is not None
     pipe = proc.stdout
 
+    failed: list[Exception] = []
+
     def drain() -> None:
         fd = pipe.fileno()
-        while chunk := os.read(fd, CHUNK):
-            sink(chunk)
+        try:
+            while chunk := os.read(fd, CHUNK):
+                sink(chunk)
+        except Exception as exc:  # the log cannot be written (a full disk): nobody reads the pipe any more,
+            failed.append(exc)  # so the command would block on it forever; it goes, and the error is raised
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     reader = threading.Thread(target=drain, name="mpspatch-log", daemon=True)
     reader.start()
@@ -251,6 +260,8 @@ def _run_piped(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         reader.join(DRAIN_WAIT_S)
+    if failed:
+        raise failed[0]
     return Logged(
         argv=tuple(argv), cwd=str(cwd), returncode=code, duration_s=time.monotonic() - started, timed_out=timed_out
     )

@@ -46,8 +46,12 @@ def project_lock(state_dir: Path, command: str) -> Iterator[None]:
         except BlockingIOError:
             raise StateError(f"{path}: {_holder(fd)} is changing this project; wait for it to finish, then run "
                              f"`mpspatch {command}` again") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+        except OSError as exc:  # a full disk: the lock is held, only the note of who holds it is missing
+            raise StateError(f"{path}: cannot write the project lock ({exc.strerror}); free some space in "
+                             f"{state_dir} and run the command again") from None
         _held.add(key)
         try:
             yield

@@ -7,9 +7,11 @@ clone is only ever read (and cloned once, by ensure_checkout, when it does not e
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -80,6 +82,11 @@ def ensure_shadow(checkout: Path, state_dir: Path) -> Path:
         raise GitError(f"{checkout}: cannot read the clone; check [upstream].checkout")
     store = Path(found.stdout.splitlines()[1]) / "objects"
     shadow = shadow_path(state_dir)
+    if not _writable(state_dir):
+        return _scratch_shadow(checkout, store, shadow)
+    if (shadow / "HEAD").is_file() and not all(_writable(shadow / part) for part in ("", "objects", "refs")):
+        raise GitError(f"{shadow}: the shadow repository is not writable; make it writable or delete it "
+                       "(mpspatch makes a new one)")
     fresh = not (shadow / "HEAD").is_file()
     if fresh:
         _create_shadow(shadow)
@@ -88,16 +95,54 @@ def ensure_shadow(checkout: Path, state_dir: Path) -> Path:
     if fresh or not alternates.is_file() or alternates.read_text(encoding="utf-8") != wanted:
         atomic_write_text(alternates, wanted)
         fresh = True
+    _learn_promisor(checkout, shadow, configure=fresh)
+    return shadow
+
+
+def _learn_promisor(checkout: Path, shadow: Path, *, configure: bool) -> None:
     promisor = _partial_clone_remote(checkout)
     _PROMISOR[shadow] = promisor[0] if promisor else None
-    if promisor is not None and fresh:
+    if promisor is not None and configure:
         # Blobs the user's partial clone never fetched are fetched lazily into the shadow, from the same remote.
         name, url, flt = promisor
         for key, value in (("core.repositoryformatversion", "1"), ("extensions.partialclone", name),
                            (f"remote.{name}.url", url), (f"remote.{name}.promisor", "true"),
                            (f"remote.{name}.partialclonefilter", flt)):
             git(shadow, "config", key, value)
-    return shadow
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process can create files in `folder`, or in the nearest folder above it that exists
+    (a read-only mount says no even to root)."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _scratch_shadow(checkout: Path, store: Path, shadow: Path) -> Path:
+    """A shadow repository in a temporary folder, for a project whose state folder cannot be written.
+
+    Commands that change nothing (drift, status, `regenerate --check`, render) still make objects and refs:
+    here they go to a throwaway repository that borrows the clone's objects and, when it exists, the real
+    shadow's (so what earlier runs fetched or built is reused, and mpspatch's own caches at the shadow's top,
+    named mpspatch-*, are copied in). A command that writes the project's state never gets here: it takes
+    the project lock first, which refuses a read-only state folder. The folder goes when the process ends.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="mpspatch-shadow-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    repo = scratch / SHADOW_NAME
+    git(scratch, "init", "--quiet", "--bare", str(repo))
+    _configure(repo)
+    borrowed = [store]
+    if (shadow / "HEAD").is_file() and (shadow / "objects").is_dir():
+        borrowed.append(shadow / "objects")
+        for cache in shadow.glob("mpspatch-*"):
+            if cache.is_file():
+                shutil.copyfile(cache, repo / cache.name)
+    (repo / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (repo / "objects" / "info" / "alternates").write_text("".join(f"{p}\n" for p in borrowed), encoding="utf-8")
+    _learn_promisor(checkout, repo, configure=True)
+    return repo
 
 
 def prefetch_blobs(shadow: Path, base: str, onto: str, paths: Sequence[str]) -> int:
@@ -128,16 +173,20 @@ def _create_shadow(shadow: Path) -> None:
     if staging.exists():
         shutil.rmtree(staging)
     git(shadow.parent, "init", "--quiet", "--bare", str(staging))
-    for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false"), ("rerere.enabled", "true"),
-                       ("rerere.autoupdate", "true"), ("user.name", SERIES_IDENTITY[0]),
-                       ("user.email", SERIES_IDENTITY[1])):
-        git(staging, "config", key, value)
+    _configure(staging)
     try:
         staging.rename(shadow)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if not (shadow / "HEAD").is_file():
             raise
+
+
+def _configure(repo: Path) -> None:
+    for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "false"), ("rerere.enabled", "true"),
+                       ("rerere.autoupdate", "true"), ("user.name", SERIES_IDENTITY[0]),
+                       ("user.email", SERIES_IDENTITY[1])):
+        git(repo, "config", key, value)
 
 
 def pin_ref(shadow: Path, ref: str, sha: CommitSha) -> None:

@@ -92,6 +92,20 @@ def command_failed(argv: Sequence[str], cwd: Path, returncode: int, stderr: str,
     )
 
 
+# git's words (strerror, LC_ALL=C) when the machine refused a write: the user's to fix, not a bug.
+_NO_ROOM = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+def _no_room(repo: Path, stderr: str) -> GitError | None:
+    """A GitError (exit 2) when git failed because it could not write: a full disk, a read-only file system."""
+    said = next((line.strip() for line in stderr.splitlines() if any(w in line for w in _NO_ROOM)), None)
+    if said is None:
+        return None
+    what = "the file system is read-only" if "Read-only" in said else "the disk is full"
+    return GitError(f"{repo}: {what}, git could not write ({said}); free some space or make it writable, then run "
+                    "the command again")
+
+
 def git(
     repo: Path,
     *args: str,
@@ -113,7 +127,8 @@ def git(
     except CommandFailedError as exc:  # a timeout, or a folder that is gone: not a refusal by git
         raise GitError(f"{repo}: {exc.message}") from None
     if check and not result.ok:
-        raise command_failed(result.argv, repo, result.returncode, result.stderr, result.stdout)
+        raise _no_room(repo, result.stderr) or command_failed(result.argv, repo, result.returncode, result.stderr,
+                                                              result.stdout)
     return result
 
 
@@ -127,7 +142,7 @@ def git_bytes(repo: Path, *args: str, input_bytes: bytes, timeout: float = 600) 
     except CommandFailedError as exc:
         raise GitError(f"{repo}: {exc.message}") from None
     if not result.ok:
-        raise command_failed(result.argv, repo, result.returncode, result.stderr)
+        raise _no_room(repo, result.stderr) or command_failed(result.argv, repo, result.returncode, result.stderr)
     return result.stdout
 
 

@@ -127,6 +127,9 @@ class VerifyOutcome:
     run_dir: Path
     tree: PatchedTree
     interrupted: bool  # Ctrl-C stopped the run; the evidence records it and the CLI then exits 130
+    # A stage whose program could not be started, one line each naming the stage, the program and the fix:
+    # bad input, so the CLI exits 2 (the evidence still records the stage as `error`).
+    unrunnable: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -245,7 +248,8 @@ def verify(
         machine=describe_machine(config.root),
     )
     path = write_run(config.evidence_dir, run)
-    return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted)
+    return VerifyOutcome(run=run, evidence=path, run_dir=folder, tree=outcome.tree, interrupted=outcome.interrupted,
+                         unrunnable=outcome.unrunnable)
 
 
 def _plan_part(ws: Workspace, k: int) -> PatchedTree:

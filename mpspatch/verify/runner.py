@@ -7,6 +7,7 @@ subclasses Progress to draw live progress, so the core never imports rich.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -23,7 +24,7 @@ import mpspatch
 from mpspatch.foundation import proc
 from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import CommandFailedError, ToolMissingError
-from mpspatch.foundation.files import sha256_file
+from mpspatch.foundation.files import sha256_file, write_failed
 from mpspatch.foundation.redact import Redactor, excerpt
 from mpspatch.verify import findings, stage_group
 from mpspatch.verify.logsink import LogWriter
@@ -151,6 +152,9 @@ class RunOutcome:
     tools: tuple[tuple[str, str], ...]
     results: tuple[StageResult, ...]
     interrupted: bool
+    # Stages whose program could not be started (not found, not executable): bad input, one line each with
+    # the stage, the program and the fix. The stage is also recorded as `error`.
+    unrunnable: tuple[str, ...] = ()
 
 
 def run_stages(
@@ -181,6 +185,7 @@ def run_stages(
     static = {s.name: unmet(replace(s.requires, mps=False), machine, mps) for s in request.stages}
     tree = request.tree
     results: list[StageResult] = []
+    unrunnable: list[str] = []
     stopped: str | None = None
     interrupted = False
     total = len(request.stages)
@@ -203,7 +208,7 @@ def run_stages(
                     tree = materialize(tree, full or stage.needs_full_tree)
                     progress.tree_ready(tree)
                 progress.stage_started(stage, index, total, log)
-                result = _run_one(stage, request, tree, key, log, progress)
+                result = _run_one(stage, request, tree, key, log, progress, unrunnable)
             except KeyboardInterrupt:
                 result = _interrupted(stage, key, log, request.run_dir)
                 interrupted = True
@@ -216,7 +221,8 @@ def run_stages(
             stopped = "not run: interrupted"
         elif result.status in (StageStatus.FAILED, StageStatus.ERROR) and not request.keep_going and stopped is None:
             stopped = f"not run: stage {stage.name!r} {result.status}; --keep-going runs the rest"
-    return RunOutcome(tree=tree, tools=with_torch(tools), results=tuple(results), interrupted=interrupted)
+    return RunOutcome(tree=tree, tools=with_torch(tools), results=tuple(results), interrupted=interrupted,
+                      unrunnable=tuple(unrunnable))
 
 
 def _safe(name: str) -> str:
@@ -257,8 +263,12 @@ def _interrupted(stage: Stage, key: str, log: Path, run_dir: Path) -> StageResul
     )
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a log write the machine refused: exit 2, not a crash
+
+
 def _run_one(
-    stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress
+    stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
+    unrunnable: list[str],
 ) -> StageResult:
     ph = Placeholders(python=request.python, jobs=request.jobs or default_jobs(), tree=tree.path,
                       root=request.config.root, patched=tuple(tree.paths))
@@ -276,21 +286,26 @@ def _run_one(
         for stale in tests_parser.junit_files(junit_pattern, cwd):
             Path(stale).unlink(missing_ok=True)
     redactor = Redactor.from_env(os.environ, env)
-    writer = LogWriter(log, redactor)
     try:
-        return _recorded(
-            _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
-                          writer),
-            redactor,
-        )
-    finally:
-        writer.close()
+        writer = LogWriter(log, redactor)
+        try:
+            return _recorded(
+                _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
+                              writer, unrunnable, redactor),
+                redactor,
+            )
+        finally:
+            writer.close()
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        raise write_failed(log, exc) from None  # the stage was stopped: its log could not be written
 
 
 def _run_commands(
     stage: Stage, request: RunRequest, tree: PatchedTree, key: str, log: Path, progress: Progress,
     commands: tuple[tuple[str, ...], ...], nothing: tuple[str | None, ...], env: tuple[tuple[str, str], ...],
-    cwd: Path, junit_pattern: str | None, writer: LogWriter,
+    cwd: Path, junit_pattern: str | None, writer: LogWriter, unrunnable: list[str], redactor: Redactor,
 ) -> StageResult:
     kind = kind_of(stage.kind)
     started_at, started = _now(), time.monotonic()
@@ -322,10 +337,14 @@ def _run_commands(
         except proc.NotExecutableError as exc:
             trouble = exc.message
             writer.note(f"mpspatch: {trouble}\n")
+            unrunnable.append(redactor.text(f"stage {stage.name!r}: {exc.message}"))
             break
         except ToolMissingError:
             trouble = f"program not found: {argv[0]} (install it or put it on PATH)"
             writer.note(f"mpspatch: {trouble}\n")
+            unrunnable.append(redactor.text(
+                f"stage {stage.name!r}: program not found: {argv[0]}; install it, put it on PATH or fix the "
+                f"stage's run in {request.config.path.name}"))
             break
         except CommandFailedError as exc:
             trouble = exc.message

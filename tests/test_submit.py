@@ -263,9 +263,21 @@ def test_resubmission_after_a_change_updates_in_place_and_records_v2(tmp_path: P
     assert again.version == "v1" and not again.new_version and not again.parts[0].pushed
     assert len(hub.argvs("pr", "create")) == 1 and len(hub.argvs("issue", "create")) == 1
 
+    def shown() -> tuple[dict[str, object], str]:
+        as_json = subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True, text=True)
+        text = subprocess.run([*MPSPATCH, "status"], cwd=project.root, capture_output=True, text=True).stdout
+        return json.loads(as_json.stdout)["submission"], text
+
+    submission, text = shown()
+    assert submission["series_changed"] is False and "the series changed since" not in text
+
     # The patch changes (a regenerate after a rebase, say), verify runs again, the PR is re-rendered.
     edit_patch(project)
     project.relock()
+    # status says the series moved on from v1, and where the range-diff is.
+    submission, text = shown()
+    assert submission["series_changed"] is True
+    assert "the series changed since v1; `mpspatch submit --dry-run --compare v1`" in text
     project.write_evidence(RUN_2, passing_stages())
     render(project.config(), "pr")
     second = submit(project.config())

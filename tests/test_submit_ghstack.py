@@ -250,6 +250,12 @@ def test_real_ghstack_submits_the_stack_from_a_shadow_worktree_and_the_prs_are_r
     render_all(project, parts=3)
     again = submit(project.config())
     assert github.unexpected == []
+    # --update-fields: each PR's title and body become the re-rendered part description, as with the fork method.
+    assert again.steps[0].command == "ghstack submit --base main --update-fields"
+    for number, part in zip(numbers, parts, strict=True):
+        body = (project.root / f"audit/pr_description.part-{part.index:02d}.md").read_text()
+        marker = next(line for line in body.splitlines() if line.startswith("<!-- series sha256"))
+        assert marker in str(github.prs[number]["body"])
     assert sorted(github.prs) == numbers, "a re-submission never opens a second PR"
     assert [p.pr for p in again.parts] == numbers and again.version == "v2"
     assert refs(bare)["gh/ada/3/orig"] == again.parts[-1].commit != done.parts[-1].commit

@@ -345,9 +345,10 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
     parts = _parts(ws, stack, config.render.title, issue)
     if len(docs.parts) != len(parts):
         raise ValueError(f"{len(docs.parts)} documents for {len(parts)} parts")
+    # With ghstack, a part ghstack opened before carries its PR's trailer, so ghstack updates that PR instead of
+    # opening one.
+    known = {p.index: p.url for p in (previous.parts if previous is not None else ()) if p.url}
     if method == SubmitMethod.GHSTACK:
-        # A part ghstack opened before carries its PR's trailer, so ghstack updates that PR instead of opening one.
-        known = {p.index: p.url for p in (previous.parts if previous is not None else ()) if p.url}
         messages = [_ghstack_message(d, known.get(p.index, "")) for p, d in zip(parts, docs.parts, strict=True)]
     else:
         messages = [p.message for p in parts]
@@ -371,7 +372,8 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
     landed: tuple[LandedPart, ...] = ()
     plan = _Plan(matched=(), branches=(), stale=())
     if method == SubmitMethod.GHSTACK:
-        results = _ghstack(ws, run, parts, made_commits, docs, notes, draft=draft)
+        results = _ghstack(ws, run, parts, made_commits, docs, notes, draft=draft,
+                           update=any(p.index in known for p in parts))
     else:
         landed = landed_parts(ws.shadow, previous, base) if previous is not None else ()
         plan = _match(settings.branch_prefix, parts, record, previous, landed)
@@ -528,13 +530,16 @@ def _ghstack_message(doc: Draft, pr_url: str = "") -> str:
     return f"{doc.title}\n\n{doc.body.rstrip()}{trailer}\n"
 
 
-def ghstack_argv(base: str, *, draft: bool) -> list[str]:
-    """`ghstack submit` as mpspatch runs it: onto the configured base branch, drafts with --draft."""
-    return ["ghstack", "submit", "--base", base, *(["--draft"] if draft else [])]
+def ghstack_argv(base: str, *, draft: bool, update: bool) -> list[str]:
+    """`ghstack submit` as mpspatch runs it: onto the configured base branch, drafts with --draft, and with
+    `update` (PRs exist) --update-fields, so each PR's title and body become the re-rendered part description,
+    as the fork method edits them (without it ghstack keeps what GitHub has)."""
+    return ["ghstack", "submit", "--base", base, *(["--draft"] if draft else []),
+            *(["--update-fields"] if update else [])]
 
 
 def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
-             notes: list[str], *, draft: bool) -> tuple[PartResult, ...]:
+             notes: list[str], *, draft: bool, update: bool) -> tuple[PartResult, ...]:
     """Run `ghstack submit` in a worktree of the shadow (never the user's clone) at the top of the stack.
 
     ghstack reads the repository from `origin`'s push URL ([upstream].url), pushes gh/USER/N/{base,head,orig}
@@ -543,7 +548,7 @@ def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence
     mpspatch records."""
     config, settings = ws.config, ws.config.submit
     where = config.state_dir / "ghstack"
-    argv = ghstack_argv(settings.base, draft=draft)
+    argv = ghstack_argv(settings.base, draft=draft, update=update)
     if run.dry_run:
         run.steps.append(Step(proc.describe(argv), f"submit the stack of {len(parts)} commit(s) ending at "
                                                    f"{made[-1][:12]}, in a worktree of the shadow whose origin is "

@@ -10,8 +10,9 @@ an outside contributor for `pr edit --add-label`. The ghstack test also puts a s
 real ghstack pushes to GitHub: the stand-in replaces only that network step. What ghstack reads of the stack is
 ghstack's own code (the `ghstack` package, a dev dependency): the parsing test runs `Submitter.parse_revs`'s
 `git rev-list --header` in the checkout mpspatch hands to ghstack and reads it with `ghstack.git.split_header` and
-`ghstack.git.convert_header`, and takes each PR's title and body from `Submitter._default_title_and_body`; the
-base commit stands in for `origin/main` there, and the test skips with the reason when ghstack is not installed.
+`ghstack.git.convert_header`, and takes each PR's title and body from `Submitter._default_title_and_body`
+(`origin/main` there is the ref submit sets in the shadow at the series base); the test skips with the reason
+when ghstack is not installed. tests/test_submit_ghstack.py runs the real ghstack program end to end.
 
 Everything else is real: the upstream clone and the project come from render_project (real git, a real patch,
 real evidence), the fork is a real bare git repository, and the tests read the branches and SHAs pushed to it.
@@ -262,9 +263,21 @@ def test_resubmission_after_a_change_updates_in_place_and_records_v2(tmp_path: P
     assert again.version == "v1" and not again.new_version and not again.parts[0].pushed
     assert len(hub.argvs("pr", "create")) == 1 and len(hub.argvs("issue", "create")) == 1
 
+    def shown() -> tuple[dict[str, object], str]:
+        as_json = subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True, text=True)
+        text = subprocess.run([*MPSPATCH, "status"], cwd=project.root, capture_output=True, text=True).stdout
+        return json.loads(as_json.stdout)["submission"], text
+
+    submission, text = shown()
+    assert submission["series_changed"] is False and "the series changed since" not in text
+
     # The patch changes (a regenerate after a rebase, say), verify runs again, the PR is re-rendered.
     edit_patch(project)
     project.relock()
+    # status says the series moved on from v1, and where the range-diff is.
+    submission, text = shown()
+    assert submission["series_changed"] is True
+    assert "the series changed since v1; `mpspatch submit --dry-run --compare v1`" in text
     project.write_evidence(RUN_2, passing_stages())
     render(project.config(), "pr")
     second = submit(project.config())
@@ -494,8 +507,8 @@ def test_ghstack_method_builds_one_linear_stack_whose_messages_are_the_part_desc
     for k in (1, 2, 3):
         render(project.config(), "pr", part=k)
     plan = submit(project.config(), dry_run=True)
-    assert [s.command for s in plan.steps] == ["ghstack submit"]
-    assert [p.action for p in plan.parts] == ["ghstack"] * 3
+    assert [s.command for s in plan.steps] == ["ghstack submit --base main"]
+    assert [p.action for p in plan.parts] == ["would submit with ghstack"] * 3
     shadow = shadow_path(project.config().state_dir)
     base = project.upstream.git("rev-parse", "v1.0^{commit}").strip()
     tip = plan.parts[-1].commit
@@ -514,7 +527,7 @@ def test_ghstack_method_builds_one_linear_stack_whose_messages_are_the_part_desc
     # The real run: `ghstack submit` in a checkout of exactly that stack (the stand-in records what it saw).
     done = submit(project.config())
     ran = json.loads((hub.root / "ghstack.json").read_text())
-    assert ran["argv"] == ["submit"]
+    assert ran["argv"] == ["submit", "--base", "main"]
     assert [sha for sha, _ in ran["commits"]] == [p.commit for p in reversed(done.parts)]
     assert [message.strip() for _, message in ran["commits"]] == [p.message.strip() for p in reversed(done.parts)]
     record = read_submission(project.config())
@@ -539,8 +552,8 @@ def test_ghstack_own_parser_reads_the_stack_mpspatch_hands_it_part_by_part(tmp_p
     base = project.upstream.git("rev-parse", "v1.0^{commit}").strip()
 
     # Submitter.parse_revs: `git rev-list --header --topo-order --boundary HEAD ^origin/main` through
-    # ghstack.git.split_header; the base commit stands in for origin/main (the shadow has no GitHub remote).
-    raw = subprocess.run(["git", "rev-list", "--header", "--topo-order", "--boundary", "HEAD", f"^{base}"],
+    # ghstack.git.split_header; submit points the shadow's origin/main at the series base, so it bounds the stack.
+    raw = subprocess.run(["git", "rev-list", "--header", "--topo-order", "--boundary", "HEAD", "^origin/main"],
                          cwd=checkout, capture_output=True, text=True, check=True).stdout
     headers = ghstack_git.split_header(raw)
     to_submit = [h for h in headers if not h.boundary]

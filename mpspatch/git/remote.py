@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,3 +52,44 @@ def commit_message(repo: Path, commit: str) -> str:
 def range_diff(repo: Path, old: tuple[str, str], new: tuple[str, str]) -> str:
     """`git range-diff old_base..old_tip new_base..new_tip`, without colour."""
     return git(repo, "range-diff", "--no-color", f"{old[0]}..{old[1]}", f"{new[0]}..{new[1]}").stdout
+
+
+# The trailer ghstack writes into each commit it submitted (and reads back to update that PR in place).
+_PULL_REQUEST_TRAILER = re.compile(r"^(?:Pull-Request|Pull Request resolved|Pull-Request-resolved): "
+                                   r"(https?://\S+/pull/(\d+))\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class StackCommit:
+    commit: CommitSha
+    message: str
+    pr: int | None  # from the Pull-Request trailer ghstack adds
+    url: str
+
+
+def ghstack_origin(shadow: Path, url: str, base_branch: str, base: CommitSha) -> None:
+    """Make the shadow look like the checkout ghstack expects: an `origin` remote whose push URL names the
+    repository (ghstack reads owner and name from it and pushes its gh/USER/N branches there), and
+    `origin/BASE` at the series base, which bounds the stack ghstack submits (it does not fetch the base).
+
+    The shadow's worktrees share this config; an `origin` the shadow already has (a partial clone's promisor
+    remote) keeps its fetch URL and gets only the push URL."""
+    if not git(shadow, "config", "--get", "remote.origin.url", check=False).stdout.strip():
+        git(shadow, "config", "remote.origin.url", url)
+    git(shadow, "config", "remote.origin.pushurl", url)
+    git(shadow, "update-ref", f"refs/remotes/origin/{base_branch}", base)
+
+
+def stack_commits(repo: Path, base: str, tip: str) -> tuple[StackCommit, ...]:
+    """The commits base..tip, oldest first, with the PR each one's trailer names."""
+    out = git(repo, "log", "--reverse", "--format=%H%x00%B%x1e", f"{base}..{tip}").stdout
+    found = []
+    for record in out.split("\x1e"):
+        if not record.strip():
+            continue
+        sha, message = record.strip("\n").split("\0", 1)
+        matches = list(_PULL_REQUEST_TRAILER.finditer(message))
+        match = matches[-1] if matches else None  # the last trailer wins
+        found.append(StackCommit(commit=CommitSha(sha), message=message.strip("\n") + "\n",
+                                 pr=int(match.group(2)) if match else None, url=match.group(1) if match else ""))
+    return tuple(found)

@@ -345,8 +345,11 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
     parts = _parts(ws, stack, config.render.title, issue)
     if len(docs.parts) != len(parts):
         raise ValueError(f"{len(docs.parts)} documents for {len(parts)} parts")
+    # With ghstack, a part ghstack opened before carries its PR's trailer, so ghstack updates that PR instead of
+    # opening one.
+    known = {p.index: p.url for p in (previous.parts if previous is not None else ()) if p.url}
     if method == SubmitMethod.GHSTACK:
-        messages = [_ghstack_message(d) for d in docs.parts]
+        messages = [_ghstack_message(d, known.get(p.index, "")) for p, d in zip(parts, docs.parts, strict=True)]
     else:
         messages = [p.message for p in parts]
     made_commits = _commits(ws, base, messages, [p.tree for p in parts])
@@ -359,12 +362,18 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
         comparison = _compare(ws.shadow, record.version(compare), base, made_commits[-1])
     same = previous is not None and previous.base == base and len(previous.parts) == len(parts) and all(
         old.commit == new for old, new in zip(previous.parts, made_commits, strict=True))
+    if method == SubmitMethod.GHSTACK and previous is not None and not same:
+        # ghstack rewrites the commits it submits (trailers), so an unchanged stack is one with the same trees.
+        same = previous.base == base and len(previous.parts) == len(parts) and all(
+            git.has_commit(ws.shadow, old.commit) and git.tree_sha_of(ws.shadow, old.commit) == new.tree
+            for old, new in zip(previous.parts, parts, strict=True))
     number = (previous.number if same else previous.number + 1) if previous is not None else 1
 
     landed: tuple[LandedPart, ...] = ()
     plan = _Plan(matched=(), branches=(), stale=())
     if method == SubmitMethod.GHSTACK:
-        results = _ghstack(ws, run, parts, made_commits, docs, notes)
+        results = _ghstack(ws, run, parts, made_commits, docs, notes, draft=draft,
+                           update=any(p.index in known for p in parts))
     else:
         landed = landed_parts(ws.shadow, previous, base) if previous is not None else ()
         plan = _match(settings.branch_prefix, parts, record, previous, landed)
@@ -514,33 +523,61 @@ def _labels(run: _Runner, repo: str, number: int | None, wanted: Sequence[str], 
 # ------------------------------------------------------------------------------------------------ ghstack
 
 
-def _ghstack_message(doc: Draft) -> str:
-    """A ghstack commit message: the title line, then the PR description (ghstack makes it the PR body)."""
-    return f"{doc.title}\n\n{doc.body.rstrip()}\n"
+def _ghstack_message(doc: Draft, pr_url: str = "") -> str:
+    """A ghstack commit message: the title line, then the PR description (ghstack makes it the PR body); with
+    the `Pull-Request:` trailer of the PR ghstack opened for this part before, so it updates that one."""
+    trailer = f"\n\nPull-Request: {pr_url}" if pr_url else ""
+    return f"{doc.title}\n\n{doc.body.rstrip()}{trailer}\n"
+
+
+def ghstack_argv(base: str, *, draft: bool, update: bool) -> list[str]:
+    """`ghstack submit` as mpspatch runs it: onto the configured base branch, drafts with --draft, and with
+    `update` (PRs exist) --update-fields, so each PR's title and body become the re-rendered part description,
+    as the fork method edits them (without it ghstack keeps what GitHub has)."""
+    return ["ghstack", "submit", "--base", base, *(["--draft"] if draft else []),
+            *(["--update-fields"] if update else [])]
 
 
 def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
-             notes: list[str]) -> tuple[PartResult, ...]:
-    where = ws.config.state_dir / "ghstack"
-    argv = ["ghstack", "submit"]
+             notes: list[str], *, draft: bool, update: bool) -> tuple[PartResult, ...]:
+    """Run `ghstack submit` in a worktree of the shadow (never the user's clone) at the top of the stack.
+
+    ghstack reads the repository from `origin`'s push URL ([upstream].url), pushes gh/USER/N/{base,head,orig}
+    there, opens one PR per commit through the GitHub API (its own login: ~/.ghstackrc, or `gh auth token`),
+    and rewrites the commits with its trailers; the rewritten commits and the PR each trailer names are what
+    mpspatch records."""
+    config, settings = ws.config, ws.config.submit
+    where = config.state_dir / "ghstack"
+    argv = ghstack_argv(settings.base, draft=draft, update=update)
     if run.dry_run:
         run.steps.append(Step(proc.describe(argv), f"submit the stack of {len(parts)} commit(s) ending at "
-                                                   f"{made[-1][:12]} (in a worktree at that commit)", ""))
+                                                   f"{made[-1][:12]}, in a worktree of the shadow whose origin is "
+                                                   f"{config.upstream.url}", ""))
+        submitted = tuple(remote.StackCommit(commit=c, message=remote.commit_message(ws.shadow, c), pr=None, url="")
+                          for c in made)
     else:
+        remote.ghstack_origin(ws.shadow, config.upstream.url, settings.base, ws.base)
         shadow_repo.add_detached_worktree(ws.shadow, where, made[-1])
         git.checkout_detached(where, made[-1])
-        result = proc.run(argv, cwd=where, check=False, timeout=1800)
+        identity = remote.user_identity(ws.checkout) or ("", "")
+        env = {k: v for k, v in git.identity_env(identity[0], identity[1], "").items() if v}
+        result = proc.run(argv, cwd=where, env=env, check=False, timeout=1800)
         outcome = "ok" if result.ok else f"failed (exit {result.returncode})"
         run.steps.append(Step(proc.describe(argv), "submit the stack with ghstack", outcome))
         if not result.ok:
-            raise gh.GhError(f"`ghstack submit` failed (exit {result.returncode}): "
+            raise gh.GhError(f"`{proc.describe(argv)}` failed (exit {result.returncode}): "
                              f"{proc.tail(result.stderr or result.stdout, 3)}; ghstack needs write access to "
-                             f"{ws.config.submit.repo}; without it use method = \"fork\"")
-    notes.append("ghstack opens and labels the PRs itself; mpspatch records the commits it submitted")
-    return tuple(PartResult(index=p.index, title=d.title, branch=f"ghstack ({p.index}/{len(parts)})", commit=c,
-                            pushed=not run.dry_run, pr=None, url="", action="ghstack", labels=(),
-                            message=_ghstack_message(d))
-                 for p, c, d in zip(parts, made, docs.parts, strict=True))
+                             f"{settings.repo}; without it use method = \"fork\"")
+        submitted = remote.stack_commits(where, ws.base, "HEAD")
+        if len(submitted) != len(parts):
+            raise GitError(f"{where}: ghstack left {len(submitted)} commit(s) on the base for {len(parts)} part(s)")
+    notes.append("ghstack opens the PRs itself (labels: its `label` setting in ~/.ghstackrc); mpspatch records "
+                 "the commits it submitted and the PR each one's Pull-Request trailer names")
+    return tuple(PartResult(index=p.index, title=d.title, branch=f"ghstack ({p.index}/{len(parts)})",
+                            commit=s.commit, pushed=not run.dry_run, pr=s.pr, url=s.url,
+                            action="would submit with ghstack" if run.dry_run else "ghstack", labels=(),
+                            message=s.message)
+                 for p, s, d in zip(parts, submitted, docs.parts, strict=True))
 
 
 # ----------------------------------------------------------------------------------------------- compare

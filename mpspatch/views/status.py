@@ -107,18 +107,22 @@ class SubmissionJson:
     draft: bool
     base: str | None
     series_sha256: str | None
+    # Whether the series now differs from the one the last version was made from; `submit --compare vN`
+    # shows the per-patch range-diff. Null when no series hash is known.
+    series_changed: bool | None
     parts: tuple[SubmittedPartJson, ...]
     landed: tuple[SubmittedPartJson, ...]  # parts whose PR landed upstream (merge-bot trailer), over all versions
     stale: tuple[SubmittedPartJson, ...]  # branches and PRs of parts the stack no longer has (not deleted)
 
 
-def submission_json(submission: Submission) -> SubmissionJson:
+def submission_json(submission: Submission, series_sha256: str | None = None) -> SubmissionJson:
     latest = submission.latest
     return SubmissionJson(
         repo=submission.repo, issue=submission.issue, issue_url=submission.issue_url,
         version=latest.name if latest else None, versions=len(submission.versions),
         draft=latest.draft if latest else False, base=latest.base if latest else None,
         series_sha256=latest.series_sha256 if latest else None,
+        series_changed=latest.series_sha256 != series_sha256 if latest and series_sha256 else None,
         parts=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
                     for p in (latest.parts if latest else ())),
         landed=tuple(SubmittedPartJson(index=p.index, branch=p.branch, commit=p.commit, pr=p.pr, url=p.url)
@@ -178,7 +182,7 @@ def status_json(report: StatusReport, submission: Submission | None = None) -> S
             onto_ref=report.rebase.onto_ref, onto=report.rebase.onto, base=report.rebase.base,
             phase=report.rebase.phase, worktree=str(config.root / report.rebase.worktree),
             conflicted=report.rebase.conflicted),
-        submission=submission_json(submission) if submission is not None else None,
+        submission=submission_json(submission, report.series_sha256) if submission is not None else None,
     )
 
 
@@ -225,6 +229,10 @@ def show_status(report: StatusReport, submission: Submission | None = None) -> N
         from mpspatch.views.submit import submission_line
 
         console.print("[bold]Submitted[/] " + escape(submission_line(submission)), soft_wrap=True)
+        sent = submission.latest
+        if sent is not None and sent.series_sha256 != report.series_sha256:
+            console.print(f"  the series changed since {sent.name}; `mpspatch submit --dry-run --compare "
+                          f"{sent.name}` shows the range-diff per patch", markup=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------- lock

@@ -133,6 +133,12 @@ def show_submit(result: SubmitResult) -> None:
         console.print(f"  {p.index}. {p.title}: {p.action} {pr} {p.url}".rstrip(), markup=False, soft_wrap=True)
         console.print(f"     branch {p.branch} at {p.commit[:12]}" + ("" if p.pushed else " (already on the fork)")
                       + (f"; labels: {labels}" if labels else ""), markup=False, soft_wrap=True)
+    if result.dry_run and result.method.value == "ghstack":
+        # What ghstack would read: each commit's message becomes its PR's title and body.
+        for p in result.parts:
+            console.print(f"Commit message of part {p.index}:", markup=False)
+            for line in p.message.rstrip("\n").splitlines():
+                console.print(f"    {line}".rstrip(), markup=False, soft_wrap=True)
     if result.comparison is not None:
         console.print(f"Changes since {result.comparison.since}:", markup=False)
         for line in summary_lines(result.comparison) or ("no commit changed",):

@@ -12,7 +12,10 @@ For each case (N extra upstream commits, a series of P patches; see fixtures.ens
 Each round takes one sample of every scenario in turn (interleaved), after one untimed warm-up; the table
 gives medians and ranges. With --check the script exits 1 when any ratio misses its target.
 
-    python benchmarks/bench_scale.py [--commits 0 10000] [--series 13] [--runs 5] [--check]
+    python benchmarks/bench_scale.py [--commits 0 3000 10000] [--series 1 13 50] [--runs 5] [--check]
+
+Without --commits and --series it runs DEFAULT_CASES; with either, every pair of the two lists (defaults
+0 and 10,000 commits, 13 patches).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.fixtures import DEFAULT_ROOT, FixtureSet, ScaledFixture, ensure_fixtures, ensure_scaled
 
 TARGETS = {"drift": 1.5, "rebase": 2.0}
+# The issue's goals: one patch with no extra commits, a 13-patch split stack at 3,000 and 10,000 upstream
+# commits, and a 50-patch series at 10,000.
+DEFAULT_CASES = ((0, 1), (3_000, 13), (10_000, 13), (10_000, 50))
 
 
 class ScaleBenchError(RuntimeError):
@@ -201,8 +207,8 @@ def format_row(label: str, kind: str, ours: Sample, bare: Sample) -> tuple[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="drift and rebase vs bare git at long histories.")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
-    parser.add_argument("--commits", type=int, nargs="+", default=[0, 10_000])
-    parser.add_argument("--series", type=int, nargs="+", default=[13], choices=[1, 13])
+    parser.add_argument("--commits", type=int, nargs="+", help="extra upstream commits (with --series: every pair)")
+    parser.add_argument("--series", type=int, nargs="+", choices=[1, 13, 50], help="patches in the series")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--check", action="store_true", help="exit 1 when a ratio misses its target")
     args = parser.parse_args(argv)
@@ -210,15 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = ["| case | mpspatch median (range) | bare git median (range) | ratio (range) | target | verdict |",
              "| --- | --- | --- | --- | --- | --- |"]
     passed = True
-    for commits in args.commits:
+    if args.commits is None and args.series is None:
+        cases = list(DEFAULT_CASES)
+    else:
+        cases = [(c, n) for c in (args.commits or [0, 10_000]) for n in (args.series or [13])]
+    for commits, size in cases:
         scaled = ensure_scaled(fixture, commits)
-        for size in args.series:
-            case = Case(fixture, scaled, scaled.series[size], fixture.root / "scratch-scale" / "project")
-            for kind, ours, bare in measure(case, args.runs):
-                line, ok = format_row(case.label, kind, ours, bare)
-                passed &= ok
-                lines.append(line)
-                print(line, flush=True)
+        case = Case(fixture, scaled, scaled.series[size], fixture.root / "scratch-scale" / "project")
+        for kind, ours, bare in measure(case, args.runs):
+            line, ok = format_row(case.label, kind, ours, bare)
+            passed &= ok
+            lines.append(line)
+            print(line, flush=True)
     print("\n".join(lines))
     return 1 if args.check and not passed else 0
 

@@ -1892,8 +1892,8 @@ if __name__ == "__main__":
 
 # ------------------------------------------------------------------------------ history at PyTorch's scale
 
-SCALE_SIZES = (0, 1_000, 10_000)
-SERIES_SIZES = (1, 13)
+SCALE_SIZES = (0, 1_000, 3_000, 10_000)
+SERIES_SIZES = (1, 13, 50)
 
 
 @dataclass(frozen=True)
@@ -1910,7 +1910,7 @@ class ScaledFixture:
     commits: int
     base_tag: str
     onto: str  # a tag naming the last extra commit (the fixture's target tag when commits == 0)
-    series: dict[int, tuple[Path, ...]]  # patches per series size: the whole slice, or one per file
+    series: dict[int, tuple[Path, ...]]  # patches per series size: the whole slice, one per file, or 50 parts
 
 
 def split_patch(patch: Path, out: Path) -> tuple[Path, ...]:
@@ -1928,6 +1928,116 @@ def split_patch(patch: Path, out: Path) -> tuple[Path, ...]:
     return tuple(made)
 
 
+def cut_patch(repo: Path, base: str, patch: Path, out: Path, count: int) -> tuple[Path, ...]:
+    """Cut a `git diff` into `count` patches that apply in order on `base`, the shape of a long split stack.
+
+    The change is broken into units, file by file in diff order: each changed block of lines (large added
+    blocks in pieces of at most 20 lines), each added or removed file as a whole. The units are shared out
+    into `count` consecutive groups; each group is committed on top of the one before in a throwaway index,
+    and each patch is `git diff --full-index` of one commit against the previous, so every patch applies
+    strictly and names the blobs it applies to.
+    """
+    import difflib
+
+    with tempfile.TemporaryDirectory(prefix="cut-") as tmp:
+        env = git_env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        run_git(["read-tree", base], repo, env=env)
+        run_git(["apply", "--cached", str(patch)], repo, env=env)
+        final = run_git(["write-tree"], repo, env=env).stdout.decode().strip()
+        names = run_git(["diff", "--name-only", "-z", "--no-renames", base, final], repo).stdout.decode()
+        paths = [p for p in names.split("\0") if p]
+        before = dict(zip(paths, _read_all_or_none(repo, base, paths), strict=True))
+        after = dict(zip(paths, _read_all_or_none(repo, final, paths), strict=True))
+        # A unit: (path, op index, piece) -> the state of that op once the unit is in.
+        units: list[tuple[str, int, int]] = []
+        ops: dict[str, list[tuple[str, int, int, int, int, int]]] = {}
+        for path in paths:
+            old, new = before[path], after[path]
+            if old is None or new is None:
+                ops[path] = []
+                units.append((path, -1, 1))
+                continue
+            a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+            found = []
+            for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+                pieces = max(1, -(-(j2 - j1) // 20)) if tag != "delete" else 1
+                found.append((tag, i1, i2, j1, j2, pieces))
+                if tag != "equal":
+                    units.extend((path, len(found) - 1, k + 1) for k in range(pieces))
+            ops[path] = found
+        if len(units) < count:
+            raise FixtureError(f"{patch}: only {len(units)} changed blocks, fewer than {count} patches")
+        bounds = [round(len(units) * k / count) for k in range(count + 1)]
+        applied: dict[tuple[str, int], int] = {}
+        parent = run_git(["rev-parse", f"{base}^{{commit}}"], repo).stdout.decode().strip()
+        out.mkdir(parents=True, exist_ok=True)
+        made = []
+        run_git(["read-tree", base], repo, env=env)
+        for number in range(count):
+            touched: list[str] = []
+            for path, op, piece in units[bounds[number] : bounds[number + 1]]:
+                applied[(path, op)] = piece
+                touched.append(path)
+            info = []
+            for path in dict.fromkeys(touched):
+                mine = {op: n for (p, op), n in applied.items() if p == path}
+                data = _state(before[path], after[path], ops[path], mine)
+                if data is None:
+                    info.append(f"0 {'0' * 40}\t{path}\0")
+                    continue
+                blob = run_git(["hash-object", "-w", "--stdin"], repo, stdin=data).stdout.decode().strip()
+                info.append(f"100644 {blob}\t{path}\0")
+            run_git(["update-index", "-z", "--index-info"], repo, env=env, stdin="".join(info).encode())
+            tree = run_git(["write-tree"], repo, env=env).stdout.decode().strip()
+            commit = run_git(["commit-tree", tree, "-p", parent, "-m", f"part {number + 1}"], repo,
+                             env=identity_env(1_700_000_000 + number)).stdout.decode().strip()
+            first = touched[0].rsplit("/", 1)[-1].replace(".", "-")
+            target = out / f"{number + 1:02d}-{first}.patch"
+            target.write_bytes(run_git(["diff", "--full-index", "--no-renames", parent, commit], repo).stdout)
+            made.append(target)
+            parent = commit
+        if run_git(["rev-parse", f"{parent}^{{tree}}"], repo).stdout.decode().strip() != final:
+            raise FixtureError(f"{patch}: the {count} parts do not add up to the patch")
+    return tuple(made)
+
+
+def _state(old: bytes | None, new: bytes | None, ops: Sequence[tuple[str, int, int, int, int, int]],
+           applied: Mapping[int, int]) -> bytes | None:
+    """A file with the first `applied[op]` pieces of each op in (an added or removed file: op -1)."""
+    if -1 in applied:
+        return new
+    if old is None:
+        return old
+    a, b = old.splitlines(keepends=True), (new or b"").splitlines(keepends=True)
+    parts: list[bytes] = []
+    for index, (tag, i1, i2, j1, j2, pieces) in enumerate(ops):
+        done = applied.get(index, 0)
+        if tag == "equal" or not done:
+            parts.extend(a[i1:i2])
+        else:
+            size = -(-(j2 - j1) // pieces)
+            parts.extend(b[j1 : min(j2, j1 + size * done)])
+    return b"".join(parts)
+
+
+def _read_all_or_none(repo: Path, treeish: str, paths: Sequence[str]) -> list[bytes | None]:
+    out = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, input="".join(f"{treeish}:{p}\n" for p in paths)
+                         .encode(), capture_output=True, check=True, env=git_env()).stdout
+    found: list[bytes | None] = []
+    pos = 0
+    for _ in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        if header[-1] == b"missing":
+            found.append(None)
+            pos = end + 1
+            continue
+        size = int(header[2])
+        found.append(out[end + 1 : end + 1 + size])
+        pos = end + 2 + size
+    return found
+
+
 def ensure_scaled(fixture: FixtureSet, commits: int) -> ScaledFixture:
     """Build (or reuse) the fixture upstream with `commits` extra upstream commits (one fast-import stream)."""
     root = fixture.root / "scaled" / str(commits)
@@ -1937,6 +2047,7 @@ def ensure_scaled(fixture: FixtureSet, commits: int) -> ScaledFixture:
               13: split_patch(fixture.slice_patch.path, root / "patches" / "split")}
     done = root / "done"
     if done.exists():
+        series[50] = _cut_50(fixture, repo, root)
         return ScaledFixture(repo, commits, fixture.upstream.base_tag, onto, series)
     shutil.rmtree(repo, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
@@ -1944,7 +2055,17 @@ def ensure_scaled(fixture: FixtureSet, commits: int) -> ScaledFixture:
     if commits:
         feed_git(["fast-import", "--quiet", "--done"], repo, _scale_stream(repo, fixture, commits, onto))
     done.write_text("ok\n")
+    series[50] = _cut_50(fixture, repo, root)
     return ScaledFixture(repo, commits, fixture.upstream.base_tag, onto, series)
+
+
+def _cut_50(fixture: FixtureSet, repo: Path, root: Path) -> tuple[Path, ...]:
+    folder = root / "patches" / "cut-50"
+    if not (folder / "done").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        cut_patch(repo, fixture.upstream.base_tag, fixture.slice_patch.path, folder, 50)
+        (folder / "done").write_text("ok\n")
+    return tuple(sorted(folder.glob("*.patch")))
 
 
 def _scale_stream(repo: Path, fixture: FixtureSet, commits: int, tag: str) -> Iterator[bytes]:

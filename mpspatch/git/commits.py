@@ -6,16 +6,20 @@ give the same SHAs; rebase, drift, verify and regenerate all build the series he
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
+from mpspatch.git import objects
 from mpspatch.git.verbs import (
     SERIES_EPOCH,
     SERIES_IDENTITY,
@@ -104,7 +108,147 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
     The patches are applied in turn to one temporary index (no working tree at all): first strictly, then with
     `--3way` using the blobs the `index` lines name. A patch that still does not apply raises
     SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
+
+    The index holds only the paths the series touches, so each step's git work follows the patch, not the
+    size of the tree; each patch's tree is the base tree with those paths edited (objects.TreeEditor), and
+    every tree and commit is written at the end, in one git call each.
     """
+    notes: list[str] = []
+    paths = _series_paths(shadow, patches)
+    if paths is None:  # a patch git cannot even read: the full-index build reports it as it always has
+        return _build_full_index(shadow, base, patches)
+    editor = objects.TreeEditor.read(shadow, base, paths)
+    seed = {p: e for p in paths if (e := editor.entries(p)) is not None and e[0] != "40000"}
+    trees: list[TreeSha] = []
+    with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:
+        index, saved = Path(tmp) / "index", Path(tmp) / "index.before"
+        env = {"GIT_INDEX_FILE": str(index)}
+        git(shadow, "update-index", "-z", "--add", "--index-info", env=env,
+            input_text="".join(f"{m} {_KINDS.get(m, 'blob')} {sha}\t{p}\0" for p, (m, sha) in seed.items()))
+        entries = dict(seed)
+        for number, patch in enumerate(patches):
+            _copy_index(index, saved)  # a failed `git apply` leaves the index alone, but be sure
+            strict = apply_cached(shadow, index, patch)
+            if not strict.ok:
+                _copy_index(saved, index)
+                merged = apply_cached(shadow, index, patch, three_way=True)
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                if not merged.ok:
+                    earlier = sorted(p for p in {*seed, *entries} if seed.get(p) != entries.get(p))
+                    _refuse(shadow, base, patch, where, strict.stderr, merged.stderr, earlier, env)
+                notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
+            after = _index_entries(shadow, env)
+            if not strict.ok and after == entries:
+                # A 3-way merge of a change that is already there is clean and empty: the series repeats
+                # itself (the same test class added by two patches, for instance).
+                where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
+                raise SeriesInconsistentError(
+                    f"{patch}: series inconsistent: changes nothing on top of {where}, which already holds it; "
+                    "drop the patch from [series].patches or regenerate it against the right base", patch, ())
+            trees.append(editor.edit({p: after.get(p) for p in {*entries, *after} if after.get(p) != entries.get(p)}))
+            entries = after
+    editor.write()
+    commits = _write_commits(shadow, base, trees, patches)
+    return SeriesBuild(base=base, commits=commits, notes=tuple(notes))
+
+
+_KINDS = {"40000": "tree", "160000": "commit"}
+
+
+def _copy_index(source: Path, target: Path) -> None:
+    """Copy an index file; an index git never wrote (nothing to seed: every path is new) copies as absent."""
+    if source.exists():
+        shutil.copyfile(source, target)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _series_paths(shadow: Path, patches: Sequence[Path]) -> list[str] | None:
+    """Every path the patches name (both sides of a rename), from one `git apply --numstat`; None when git
+    cannot parse a patch."""
+    if not patches:
+        return []
+    done = git(shadow, "apply", "--numstat", "-z", *(str(p) for p in patches), check=False)
+    if not done.ok:
+        return None
+    found: dict[str, None] = {}
+    tokens = done.stdout.split("\0")
+    pos = 0
+    while pos < len(tokens):
+        token = tokens[pos]
+        pos += 1
+        if not token:
+            continue
+        fields = token.split("\t", 2)
+        if len(fields) < 3:
+            return None
+        if fields[2]:
+            found.setdefault(fields[2], None)
+        else:  # a rename or copy: "added\tdeleted\t\0old\0new\0"
+            found.setdefault(tokens[pos], None)
+            found.setdefault(tokens[pos + 1], None)
+            pos += 2
+    return sorted(found)
+
+
+def _index_entries(shadow: Path, env: dict[str, str]) -> dict[str, tuple[str, str]]:
+    out = git(shadow, "ls-files", "-z", "--stage", env=env).stdout
+    found: dict[str, tuple[str, str]] = {}
+    for record in out.split("\0"):
+        if "\t" in record:
+            info, path = record.split("\t", 1)
+            mode, sha, _stage = info.split(" ")
+            found[path] = (mode, sha)
+    return found
+
+
+def _refuse(shadow: Path, base: CommitSha, patch: Path, where: str, strict_stderr: str, merged_stderr: str,
+            earlier: Sequence[str], env: dict[str, str]) -> NoReturn:
+    """The error for a patch that applies neither strictly nor with a 3-way merge."""
+    # What the earlier patches changed is theirs to lack; the rest the patch expects at the base.
+    if missing := missing_at_base(shadow, base, strict_stderr, earlier):
+        raise MissingAtBaseError(missing_at_base_message(patch, base, missing), patch, missing)
+    conflicted = unmerged_paths(shadow, env) or _failed_files(merged_stderr)
+    lacks = "lacks the necessary blob" in merged_stderr
+    reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
+              if lacks else "a 3-way merge leaves conflicts")
+    files = ", ".join(conflicted) or "(see `git apply` output)"
+    raise SeriesInconsistentError(
+        f"{patch}: series inconsistent: does not apply on top of {where} in {files}; {reason}; "
+        "fix the patch (or the order in [series].patches) so the series applies in order",
+        patch, tuple(conflicted))
+
+
+def _write_commits(shadow: Path, base: CommitSha, trees: Sequence[TreeSha], patches: Sequence[Path]
+                   ) -> tuple[CommitSha, ...]:
+    """The series commits, exactly as `git commit-tree` makes them (see _commit_tree), in one git call."""
+    if not trees:
+        return ()
+    bodies: list[bytes] = []
+    parent = base
+    shas: list[CommitSha] = []
+    name, email = SERIES_IDENTITY
+    for number, (tree, patch) in enumerate(zip(trees, patches, strict=True)):
+        who = f"{name} <{email}> {SERIES_EPOCH + number} +0000"
+        body = (f"tree {tree}\nparent {parent}\nauthor {who}\ncommitter {who}\n\n"
+                + series_commit_message(patch.name, patch.read_bytes())).encode("utf-8")
+        bodies.append(body)
+        parent = commit_sha(hashlib.sha1(b"commit %d\0" % len(body) + body, usedforsecurity=False).hexdigest())
+        shas.append(parent)
+    with tempfile.TemporaryDirectory(prefix="mpspatch-commits-") as tmp:
+        files = []
+        for number, body in enumerate(bodies):
+            files.append(Path(tmp) / str(number))
+            files[-1].write_bytes(body)
+        out = git(shadow, "hash-object", "-t", "commit", "-w", "--stdin-paths",
+                  input_text="".join(f"{f}\n" for f in files)).stdout.split()
+    if out != shas:
+        raise GitError(f"{shadow}: git stored the series commits as {out[-1:]}, not {shas[-1:]}")
+    return tuple(shas)
+
+
+def _build_full_index(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> SeriesBuild:
+    """build_series with an index of the whole base tree (used only when git cannot list the patches' paths)."""
     notes: list[str] = []
     commits: list[CommitSha] = []
     parent = base
@@ -122,22 +266,12 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
                 merged = apply_cached(shadow, index, patch, three_way=True)
                 where = "its base" if number == 0 else f"the previous patch ({patches[number - 1].name})"
                 if not merged.ok:
-                    # What the earlier patches changed is theirs to lack; the rest the patch expects at the base.
                     earlier: Sequence[str] = ()
                     if number:
                         earlier = git(shadow, "diff-tree", "-r", "-z", "--name-only", "--no-renames", base,
                                       parent).stdout.split("\0")
-                    if missing := missing_at_base(shadow, base, strict.stderr, earlier):
-                        raise MissingAtBaseError(missing_at_base_message(patch, base, missing), patch, missing)
-                    conflicted = unmerged_paths(shadow, {"GIT_INDEX_FILE": str(index)}) or _failed_files(merged.stderr)
-                    lacks = "lacks the necessary blob" in merged.stderr
-                    reason = ("the index lines name blobs this clone does not have, so no 3-way merge was possible"
-                              if lacks else "a 3-way merge leaves conflicts")
-                    files = ", ".join(conflicted) or "(see `git apply` output)"
-                    raise SeriesInconsistentError(
-                        f"{patch}: series inconsistent: does not apply on top of {where} in {files}; {reason}; "
-                        "fix the patch (or the order in [series].patches) so the series applies in order",
-                        patch, tuple(conflicted))
+                    _refuse(shadow, base, patch, where, strict.stderr, merged.stderr, earlier,
+                            {"GIT_INDEX_FILE": str(index)})
                 notes.append(f"{patch.name}: needed a 3-way merge to apply on top of {where}")
             tree = write_tree(shadow, index)
             if not strict.ok and tree == tree_sha_of(shadow, parent):

@@ -59,6 +59,17 @@ def upstream_commits(repo: Path, base: str, onto: str, paths: Sequence[str]) -> 
     )
 
 
+def upstream_commits_of_each(repo: Path, base: str, onto: str, paths: Sequence[str]) -> tuple[UpstreamCommit, ...]:
+    """upstream_commits for a few paths, one `git log` per path (see objects.log_each_path): each path's
+    commits in log order, each naming only that path. For the handful of paths a rebase stop reports."""
+    return tuple(
+        UpstreamCommit(sha=entry.sha, subject=entry.subject, pull_request=pull_request_of(entry.body),
+                       paths=(TreePath(path),))
+        for path, entries in objects.log_each_path(repo, base, onto, paths).items()
+        for entry in entries
+    )
+
+
 def touching(commits: Iterable[UpstreamCommit], path: str) -> tuple[UpstreamCommit, ...]:
     return tuple(c for c in commits if path in c.paths)
 

@@ -61,10 +61,12 @@ from mpspatch.operations.rebase.results import (
     RebaseStatus,
 )
 from mpspatch.operations.rebase.rollback import BRANCH, SERIES_REF, abort, cleanup, require_state
-from mpspatch.operations.rebase.upstream import UpstreamView, conflict_report, upstream_check
+from mpspatch.operations.rebase.upstream import conflict_report, index_history, stop_upstream, upstream_check
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+
+    Pending = Future[bool]  # the commit-graph update, running beside git rebase
 
 __all__ = ["INTERRUPT_ENV", "AbortResult", "AbsorbedChange", "ConflictedPath", "PatchChange", "RebaseResult",
            "RebaseStatus", "abort", "first_marker", "resume", "start"]
@@ -137,12 +139,15 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
     )
     _backup(config, [p.path for p in patches])
     write_state(config, state)
-    # The upstream history and the already-upstream check need only objects, not the worktree: they run on
-    # the second core while the worktree is made and git rebase runs (git processes, so no GIL contention).
+    # A stop reports the upstream commits of its conflicted paths, one `git log` per path; the commit-graph
+    # that keeps those from growing with history needs only objects, not the worktree, so it is brought up
+    # to date on the second core while the worktree is made and git rebase runs (git processes, so no GIL
+    # contention). The already-upstream check needs the rebased tree and waits for the finish, so a rebase
+    # that stops never pays for it.
     from concurrent.futures import ThreadPoolExecutor  # imported here: --continue/--abort never need it
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(upstream_check, shadow, state)
+        pending = pool.submit(index_history, shadow, state)
         try:
             _interrupt_point("after-state")
             steps.step(f"rebasing onto {onto_ref} ({onto[:12]})")
@@ -175,7 +180,7 @@ def _backup(config: Config, patch_paths: Sequence[Path]) -> None:
 
 
 def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
-                      pending: Future[UpstreamView] | None = None, *, fresh: bool = False) -> RebaseResult:
+                      pending: Pending | None = None, *, fresh: bool = False) -> RebaseResult:
     worktree = config.root / state.worktree
     if not fresh or worktree.exists():
         # An interrupted or hand-cleaned run may have left the folder, its registration, or both.
@@ -189,7 +194,7 @@ def _run_from_scratch(config: Config, shadow: Path, state: RebaseState,
 
 
 def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing.RebaseStep,
-                pending: Future[UpstreamView] | None = None) -> RebaseResult:
+                pending: Pending | None = None) -> RebaseResult:
     worktree = config.root / state.worktree
     reused: list[str] = []
     tried: set[tuple[str, str | None]] = set()
@@ -217,17 +222,22 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
         return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), tuple(reused), pending)
     state = replace(state, conflicted=step.unmerged)
     write_state(config, state)
-    view = pending.result() if pending is not None else upstream_check(shadow, state)
-    conflicts = conflict_report(worktree, step.unmerged, view.commits)
+    # Only this stop's report: its conflicted paths and the upstream commits that touched them.
+    if pending is not None:
+        pending.result()
+    else:
+        index_history(shadow, state)  # one quick call when the graph already covers onto
+    upstream = stop_upstream(shadow, state, step.unmerged)
+    conflicts = conflict_report(worktree, step.unmerged, upstream)
     names = [Path(p.path).name for p in state.patches]
     stopped = names[state.series.index(step.stopped_at)] if step.stopped_at in state.series else None
     return RebaseResult(
         status=RebaseStatus.CONFLICT, base=state.base, base_ref=state.base_ref, onto=state.onto,
-        onto_ref=state.onto_ref, conflicts=conflicts, absorbed=view.absorbed, worktree=worktree, patches=(),
+        onto_ref=state.onto_ref, conflicts=conflicts, absorbed=(), worktree=worktree, patches=(),
         stopped_at=stopped,
         reused_resolutions=tuple(reused), changes=(), range_diff="",
         range_diff_summary=(), range_diff_file=None, previous_dir=None,
-        notes=(*state.notes, *view.notes),
+        notes=state.notes,
     )
 
 
@@ -354,7 +364,7 @@ def _patch_record(path: Path, data: bytes) -> Patch:
 
 
 def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str, ...],
-            pending: Future[UpstreamView] | None = None) -> RebaseResult:
+            pending: Pending | None = None) -> RebaseResult:
     worktree = config.root / state.worktree
     new_tip = git.head_of(worktree)
     paths = [config.root / p.path for p in state.patches]
@@ -374,10 +384,9 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
     old_records = [_patch_record(p, b.read_bytes()) for p, b in zip(paths, backups, strict=True)]
     new_records = [_patch_record(p, t.encode("utf-8")) for p, t in zip(paths, new_texts, strict=True)]
     # Everything that can fail without touching the user's files runs first: the upstream check, the range-diff.
-    # A rebase that never stopped gives the tree the forecast computed; otherwise check the real result.
-    view = pending.result() if pending is not None else None
-    if view is None or view.tree != git.tree_sha_of(shadow, new_tip):
-        view = upstream_check(shadow, state, new_tip, view.commits if view else None)
+    if pending is not None:
+        pending.result()
+    view = upstream_check(shadow, state, new_tip)
     absorbed, absorbed_notes = view.absorbed, view.notes
     notes = [*state.notes, *absorbed_notes]
     notes.extend(f"{r.path.name}: every change is already upstream; the file is now empty, remove it from "

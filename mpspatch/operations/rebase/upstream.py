@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mpspatch.foundation.errors import MpspatchError
 from mpspatch.foundation.ids import CommitSha, TreeSha
 from mpspatch.git import verbs as git
 from mpspatch.model.state import RebaseState
@@ -22,27 +21,45 @@ class UpstreamView:
     """What upstream did to the patched paths, and which of the series' changes it already has."""
 
     commits: tuple[UpstreamCommit, ...]  # base..onto touching the series' paths, newest first
-    tree: TreeSha | None  # the tree the absorbed check compared against onto (None: check skipped)
+    tree: TreeSha  # the rebased tree the absorbed check compared against onto
     absorbed: tuple[AbsorbedChange, ...]
     notes: tuple[str, ...]
 
 
-def upstream_check(repo: Path, state: RebaseState, result: str | None = None,
-                   commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
-    """Upstream commits plus the already-upstream check, against `result` (a rebased tip) or, by default,
-    a merge-tree forecast of the whole series (the tree a rebase that takes the patch's side would give)."""
-    from mpspatch.model import history  # the history model is needed only here, not by --abort or start-up
-    from mpspatch.model.history import upstream_commits
+def series_upstream(repo: Path, state: RebaseState, paths: Sequence[str] | None = None
+                    ) -> tuple[UpstreamCommit, ...]:
+    """The commits in base..onto touching `paths` (default: every path of the series), newest first: one
+    `git log`, whose cost grows with upstream history exactly as git's own does."""
+    from mpspatch.model.history import upstream_commits  # not needed by --abort or start-up
 
+    return upstream_commits(repo, state.base, state.onto, state.paths if paths is None else paths)
+
+
+def index_history(repo: Path, state: RebaseState) -> bool:
+    """Make single-path logs over base..onto cheap (objects.index_history): run beside `git rebase`."""
+    from mpspatch.git import objects
+
+    return objects.index_history(repo, [state.onto, state.base])
+
+
+def stop_upstream(repo: Path, state: RebaseState, paths: Sequence[str]) -> tuple[UpstreamCommit, ...]:
+    """The upstream commits (base..onto) of a stop's conflicted paths: one `git log` per path, which the
+    commit-graph's Bloom filters keep from growing with upstream history."""
+    from mpspatch.model.history import upstream_commits_of_each
+
+    return upstream_commits_of_each(repo, state.base, state.onto, paths)
+
+
+def upstream_check(repo: Path, state: RebaseState, result: str,
+                   commits: tuple[UpstreamCommit, ...] | None = None) -> UpstreamView:
+    """Upstream commits plus the already-upstream check against `result`, the rebased tip.
+
+    The check needs the final tree, so it runs once, when the rebase is done; a stop reports only its own
+    conflicts (see conflict_report).
+    """
     if commits is None:
-        commits = upstream_commits(repo, state.base, state.onto, state.paths)
-    if result is None:
-        try:
-            tree = history.merge_forecast(repo, state.base, state.series, state.onto).result_tree
-        except MpspatchError as exc:  # an old git without merge-tree --write-tree: report what we can
-            return UpstreamView(commits, None, (), (f"already-upstream check skipped: {exc.message}",))
-    else:
-        tree = git.tree_sha_of(repo, result)
+        commits = series_upstream(repo, state)
+    tree = git.tree_sha_of(repo, result)
     absorbed, notes = find_absorbed(repo, state.base, state.onto, state.series, commits, tree)
     return UpstreamView(commits, tree, absorbed, notes)
 

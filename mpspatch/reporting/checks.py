@@ -299,6 +299,15 @@ def _check_labels(ctx: CheckContext, _: Checkout) -> _Outcome:
                    'add `labels = ["release notes: mps"]` under [render]')
 
 
+def _check_cc(ctx: CheckContext, _: Checkout) -> _Outcome:
+    cc = ctx.config.render.cc
+    if cc:
+        return _passed(f"the PR and the issue cc {' '.join(cc)}")
+    return _failed("no [render].cc: the PR and the issue carry no cc line for the MPS maintainers",
+                   'copy the handles from the cc line on a current `module: mps` issue into [render].cc, e.g. '
+                   '`cc = ["@maintainer-handle"]`')
+
+
 def _check_categories(ctx: CheckContext, _: Checkout) -> _Outcome:
     if not ctx.stats.uncategorized:
         return _passed(f"all {ctx.stats.files:,} files fall into the {len(ctx.stats.categories):,} categories")
@@ -332,6 +341,7 @@ CHECKS: Mapping[str, Check] = {
         Check("tests-included", "The series changes PyTorch's own tests", _check_tests_included),
         Check("whitespace", "Added lines have no tabs and no trailing whitespace", _check_whitespace),
         Check("release-notes-label", "A `release notes:` label is set", _check_labels),
+        Check("cc-line", "The PR and the issue cc the MPS maintainers", _check_cc),
         Check("categories", "Every patched file belongs to a category", _check_categories),
     )
 }

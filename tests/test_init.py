@@ -102,6 +102,10 @@ def test_init_without_a_patch_writes_a_config_that_loads(tmp_path: Path) -> None
     config = tomllib.loads((project / "mpspatch.toml").read_text())
     assert config["upstream"]["checkout"] == "../pytorch"
     assert config["series"]["patches"] == ["patches/downstream.patch"]
+    # ciflow/mps is a maintainer's label, never one the submitter is told to apply; the cc line is left to fill.
+    render = config["render"]
+    assert render["labels"] == ["module: mps", "release notes: mps"]
+    assert render["maintainer_labels"] == ["ciflow/mps"] and render["cc"] == []
     stats = run_cli("status", "--json", cwd=project)  # no patch yet: bad input, naming the next step
     assert stats.returncode == 2 and "mpspatch import" in stats.stderr and "Traceback" not in stats.stderr
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from scenarios import (
+    ABSORBING_PR,
     EXPECT,
     LINEAR_MM,
     STREAM_MM,
@@ -146,6 +147,46 @@ def test_upstream_landing_part_of_the_patch_is_reported_and_dropped(scenario: Sc
     assert "acquire_stream" not in scenario.patches[0].read_text()  # the hunk PR 190375 already landed
     assert "kStreamPoolSize" in scenario.patches[0].read_text()
     assert tree_after_patches(scenario, "v1.2", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.2")
+
+
+def test_what_upstream_landed_is_recorded_and_the_documents_and_prose_check_say_so(scenario: Scenario) -> None:
+    """A rebase that drops changes PR 190375 landed keeps who landed what beside the lock; the PR, the issue and
+    the audit name the PR and the files, and prose that still describes a dropped file fails the prose check."""
+    prose = scenario.project / "docs/prose"
+    prose.mkdir(parents=True)
+    (prose / "summary.md").write_text(
+        f"The pool lives in `{STREAM_MM}`. The Python side, `{TORCH_MPS}`, exposes its size.\n")
+    scenario.config.write_text(scenario.config.read_text()
+                               + '\n[render]\nprose = "docs/prose"\nsections = ["summary"]\nissue = 190001\n')
+    assert run_cli(scenario, "status", "--json").returncode in (0, 1)
+    code, _ = rebase_json(scenario, "--onto", "v1.2")
+    assert code == 0
+
+    record = json.loads((scenario.project / "patches/landed.json").read_text())
+    assert {(c["path"], c["whole_file"], tuple(c["pull_requests"])) for c in record["changes"]} == {
+        (TORCH_MPS, True, (ABSORBING_PR,)), (STREAM_MM, False, (ABSORBING_PR,))}
+    assert {c["onto_ref"] for c in record["changes"]} == {"v1.2"}
+
+    landed = json.loads(run_cli(scenario, "render-pr", "--json").stdout)
+    body = (scenario.project / landed["body_file"]).read_text()
+    part = next(c for c in record["changes"] if not c["whole_file"])
+    sentence = (f"- {part['hunks']} of the {part['of_hunks']} hunks of `{STREAM_MM}` and `{TORCH_MPS}` landed "
+                f"upstream in #{ABSORBING_PR}.")
+    assert "## Already upstream" in body and sentence in body, body
+    issue = json.loads(run_cli(scenario, "render-issue", "--json").stdout)
+    assert sentence in (scenario.project / issue["body_file"]).read_text()
+    assert run_cli(scenario, "render-audit").returncode == 0
+    audit = (scenario.project / "audit/submission_audit.md").read_text()
+    assert "## Landed upstream" in audit and sentence in audit and "Rebases onto v1.2 (" in audit
+
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    gap = next(g for g in status["gaps"] if g["id"] == "check:prose")
+    assert f"`{TORCH_MPS}` (docs/prose/summary.md) landed upstream in #{ABSORBING_PR}" in gap["reason"], gap
+    # Saying so in the prose is what the check asks for.
+    (prose / "summary.md").write_text(
+        f"The pool lives in `{STREAM_MM}`. `{TORCH_MPS}` landed upstream in #{ABSORBING_PR}.\n")
+    status = json.loads(run_cli(scenario, "status", "--json").stdout)
+    assert "check:prose" not in {g["id"] for g in status["gaps"]}, status["gaps"]
 
 
 # ----------------------------------------------------------------------------------------------- conflicts
@@ -402,9 +443,10 @@ def test_branch_fetched_into_origin_is_found(scenario: Scenario) -> None:
 # ------------------------------------------------------------------------------------------ interruption
 
 
-@pytest.mark.parametrize("point", ["after-state", "before-rebase", "before-write", "mid-write"])
+@pytest.mark.parametrize("point", ["after-state", "before-rebase", "before-write", "mid-write", "after-write"])
 def test_interrupted_run_can_be_aborted_or_continued(scenario: Scenario, point: str) -> None:
     before = digests(scenario)
+    landed = scenario.project / "patches/landed.json"
     hook = {INTERRUPT_ENV: point}
     killed = run_cli(scenario, "rebase", "--onto", "v1.2", env=hook)
     assert killed.returncode == 130, killed.stderr
@@ -412,11 +454,14 @@ def test_interrupted_run_can_be_aborted_or_continued(scenario: Scenario, point: 
     code, aborted = rebase_json(scenario, "--abort")
     assert code == 0
     assert digests(scenario) == before
-    assert bool(aborted["restored"]) == (point == "mid-write")
+    assert bool(aborted["restored"]) == (point in ("mid-write", "after-write"))
+    assert not landed.exists()  # an aborted rebase records nothing as landed
 
     assert run_cli(scenario, "rebase", "--onto", "v1.2", env=hook).returncode == 130
     code, data = rebase_json(scenario, "--continue")
     assert code == 0 and data["status"] == "rebased", data
+    # Finishing twice records each dropped change once.
+    assert len(json.loads(landed.read_text())["changes"]) == len(EXPECT["v1.2"].absorbed)
     assert tree_after_patches(scenario, "v1.2", list(scenario.patches)) == gits_own_rebase_tree(scenario, "v1.2")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.ids import CommitSha
+from mpspatch.model.landed import LandedChange
 from mpspatch.model.series import LockCheck, Patch, SeriesStats
 from mpspatch.model.stack import DEFAULT_DIR, STACK, STACK_NAME, Part
 from mpspatch.model.store import StateFileError
@@ -49,6 +50,7 @@ class CheckContext:
     lock: LockCheck
     prose: tuple[ProseFragment, ...]
     workspace: Workspace
+    landed: tuple[LandedChange, ...] = ()  # what rebases dropped because upstream had it
 
 
 def run_checks(ctx: CheckContext) -> tuple[CheckResult, ...]:
@@ -226,6 +228,15 @@ def _check_prose(ctx: CheckContext, _: Checkout) -> _Outcome:
                        "write those Markdown files (or list the section in [render].optional_sections); "
                        "mpspatch never invents this text")
     wrong = paths_not_in_series(ctx.prose, series_paths(ctx.patches))
+    # A file a rebase dropped because upstream landed it: the prose still describes it as this series' change.
+    landed = {c.path: c for c in ctx.landed if c.whole_file}
+    stale = [w for w in wrong if w.path in landed]
+    if stale:
+        shown = "; ".join(f"`{w.path}` ({w.fragment}) {_landed_in(landed[w.path].pull_requests)}"
+                          for w in stale[:3]) + (" …" if len(stale) > 3 else "")
+        return _failed(f"the prose still describes {count(len(stale), 'file')} that upstream has landed and the "
+                       f"series no longer changes: {shown}",
+                       "rewrite those sentences: say the change landed upstream (and in which PR), or drop them")
     if wrong:
         shown = ", ".join(f"`{w.path}` ({w.fragment})" for w in wrong[:3]) + (" …" if len(wrong) > 3 else "")
         return _failed(f"{count(len(wrong), 'path')} the prose names {'is' if len(wrong) == 1 else 'are'} not in "
@@ -234,6 +245,12 @@ def _check_prose(ctx: CheckContext, _: Checkout) -> _Outcome:
     written = sum(1 for p in ctx.prose if p.present)
     return _passed(f"all {written:,} prose fragments are written"
                    + (f"; every repository path they name ({len(named):,}) is in the series" if named else ""))
+
+
+def _landed_in(pull_requests: Sequence[int]) -> str:
+    if not pull_requests:
+        return "is already upstream"
+    return "landed upstream in " + " and ".join(f"#{n}" for n in pull_requests)
 
 
 def _check_tests_included(ctx: CheckContext, _: Checkout) -> _Outcome:
@@ -282,6 +299,15 @@ def _check_labels(ctx: CheckContext, _: Checkout) -> _Outcome:
                    'add `labels = ["release notes: mps"]` under [render]')
 
 
+def _check_cc(ctx: CheckContext, _: Checkout) -> _Outcome:
+    cc = ctx.config.render.cc
+    if cc:
+        return _passed(f"the PR and the issue cc {' '.join(cc)}")
+    return _failed("no [render].cc: the PR and the issue carry no cc line for the MPS maintainers",
+                   'copy the handles from the cc line on a current `module: mps` issue into [render].cc, e.g. '
+                   '`cc = ["@maintainer-handle"]`')
+
+
 def _check_categories(ctx: CheckContext, _: Checkout) -> _Outcome:
     if not ctx.stats.uncategorized:
         return _passed(f"all {ctx.stats.files:,} files fall into the {len(ctx.stats.categories):,} categories")
@@ -315,6 +341,7 @@ CHECKS: Mapping[str, Check] = {
         Check("tests-included", "The series changes PyTorch's own tests", _check_tests_included),
         Check("whitespace", "Added lines have no tabs and no trailing whitespace", _check_whitespace),
         Check("release-notes-label", "A `release notes:` label is set", _check_labels),
+        Check("cc-line", "The PR and the issue cc the MPS maintainers", _check_cc),
         Check("categories", "Every patched file belongs to a category", _check_categories),
     )
 }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mpspatch.foundation.config import StageKind
 from mpspatch.foundation.errors import InputError
+from mpspatch.model.landed import LandedChange, by_pull_request
 from mpspatch.model.series import CategoryStats, series_paths
 from mpspatch.model.stack import PartContext
 from mpspatch.reporting.prose import ProseFragment
@@ -259,6 +260,8 @@ class DocumentData:
     cc: tuple[str, ...] = ()
     reviewers: tuple[str, ...] = ()
     provenance: str = ""  # for an HTML comment: series sha256, base, mpspatch version
+    landed: tuple[str, ...] = ()  # one sentence per upstream PR: which files (or hunks) it landed of the series
+    landed_onto: tuple[str, ...] = ()  # the refs of the rebases that found them (for the audit)
 
     def section(self, name: str) -> ProseFragment | None:
         """A written section by name, or None: templates place the ones they know where they belong."""
@@ -308,7 +311,24 @@ def document_data(report: StatusReport, part: PartContext | None = None) -> Docu
         cc=config.render.cc,
         reviewers=config.render.reviewers,
         provenance=provenance(report),
+        landed=landed_sentences(report.landed),
+        landed_onto=tuple(dict.fromkeys(f"{c.onto_ref} ({c.onto[:12]})" for c in report.landed)),
     )
+
+
+def landed_sentences(changes: Sequence[LandedChange]) -> tuple[str, ...]:
+    """"`a/MPSGuardImpl.h` and `a/MPSHooks.h` landed upstream in #190375", one sentence per pull request."""
+    sentences = []
+    for group in by_pull_request(changes):
+        what = [f"`{c.path}`" if c.whole_file else f"{c.hunks:,} of the {c.of_hunks:,} hunks of `{c.path}`"
+                for c in group.changes]
+        listed = what[0] if len(what) == 1 else ", ".join(what[:-1]) + " and " + what[-1]
+        if group.pull_request is None:
+            verb = "was" if len(what) == 1 else "were"
+            sentences.append(f"{listed} {verb} already upstream (no landing pull request is named)")
+        else:
+            sentences.append(f"{listed} landed upstream in #{group.pull_request}")
+    return tuple(sentences)
 
 
 def provenance(report: StatusReport) -> str:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from mpspatch.foundation.config import Config, Stage, StageKind
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha
+from mpspatch.model.landed import LandedChange
 from mpspatch.model.series import LockCheck, Patch, SeriesStats
 from mpspatch.model.state import RebaseState
 from mpspatch.reporting.checks import CheckResult
@@ -107,6 +108,7 @@ class StatusReport:
     latest: EvidenceRun | None
     gaps: tuple[Gap, ...]
     rebase: RebaseState | None = None  # a stopped rebase: the series is half-way between two bases
+    landed: tuple[LandedChange, ...] = ()  # what earlier rebases dropped because upstream had it (landed.json)
 
     @property
     def series_sha256(self) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mpspatch.foundation.config import Config
 from mpspatch.foundation.ids import CommitSha
+from mpspatch.model.landed import read_landed
 from mpspatch.model.series import check_lock, compute_stats, parse_series
 from mpspatch.model.state import RebaseState, state_path, stopped_summary
 from mpspatch.model.store import StateFileError
@@ -46,14 +47,15 @@ def compute_status(ws: Workspace) -> StatusReport:
         stage_state(config, name, runs, [p.sha256 for p in patches], base, lock_exists=lock.lock is not None)
         for name in stage_names
     )
-    checks = run_checks(CheckContext(config, patches, stats, lock, prose, ws))
+    landed = read_landed(config)
+    checks = run_checks(CheckContext(config, patches, stats, lock, prose, ws, landed))
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
     stopped, rebase_gap = _stopped_rebase(ws)
     lead = (rebase_gap,) if rebase_gap is not None else ()
     gaps = (*lead, *_gaps(config, requirements, rows, stages, checks))
     report = StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
                           rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps,
-                          rebase=stopped)
+                          rebase=stopped, landed=landed)
     sections = _prose_sections(report)
     if sections is None:
         return report

@@ -29,6 +29,7 @@ from mpspatch.foundation.redact import redact_url
 from mpspatch.git import commits, rebasing
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
+from mpspatch.model.landed import LandedChange, record_landed
 from mpspatch.model.series import (
     Patch,
     load_series,
@@ -72,7 +73,7 @@ __all__ = ["INTERRUPT_ENV", "AbortResult", "AbsorbedChange", "ConflictedPath", "
            "RebaseStatus", "abort", "first_marker", "resume", "start"]
 
 # Test hook: a comma-separated list of points at which to raise KeyboardInterrupt, standing in for a Ctrl-C
-# or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write.
+# or a kill at the worst moment. Points: after-state, before-rebase, before-write, mid-write, after-write.
 INTERRUPT_ENV = "MPSPATCH_TEST_INTERRUPT"
 # The same points, where the process sends itself SIGKILL instead.
 KILL_ENV = "MPSPATCH_TEST_KILL"
@@ -414,6 +415,12 @@ def _finish(config: Config, shadow: Path, state: RebaseState, reused: tuple[str,
         if number == 0:
             _interrupt_point("mid-write")
     write_lock(config.series.lock, lock)
+    # What upstream already had is gone from the patch files now; the record beside the lock keeps which PR
+    # landed which file, for the PR description, the audit and the prose check.
+    record_landed(config, (LandedChange(path=a.path, whole_file=a.whole_file, hunks=a.hunks, of_hunks=a.of_hunks,
+                                        pull_requests=a.pull_requests, onto=state.onto, onto_ref=state.onto_ref)
+                           for a in absorbed))
+    _interrupt_point("after-write")
     result = RebaseResult(
         status=RebaseStatus.REBASED, base=state.base, base_ref=state.base_ref, onto=state.onto,
         onto_ref=state.onto_ref, conflicts=(), absorbed=absorbed,

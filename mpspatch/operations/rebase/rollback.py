@@ -10,6 +10,7 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import StateError
 from mpspatch.foundation.files import atomic_write_bytes, sha256_file
 from mpspatch.git import shadow as shadow_repo
+from mpspatch.model.landed import forget_landed
 from mpspatch.model.state import RebaseState, backup_dir, previous_dir, state_path, worktree_path
 from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
@@ -147,6 +148,8 @@ def _restore(config: Config, state: RebaseState) -> tuple[Path, ...]:
         else:
             atomic_write_bytes(lock, (folder / "series.lock").read_bytes())
         restored.append(lock)
+        # The write got as far as the lock, so it may have recorded what this rebase found upstream.
+        forget_landed(config, state.onto)
     return tuple(restored)
 
 

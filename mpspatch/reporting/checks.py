@@ -316,6 +316,9 @@ def _check_regressions(ctx: CheckContext, _: Checkout) -> _Outcome:
         pre = (f"; {count(len(compared.preexisting), 'failure')} pre-existing (failed on an earlier base too, "
                f"e.g. {first.stage} {first.kind} `{first.id}` in run {first.failed_in})")
     if not compared.regressions:
+        if not any(r.part is None and r.base != ctx.lock.lock.base for r in runs):
+            return _passed("no earlier run on another base to compare with yet; the next rebase's run is compared "
+                           "with this one")
         return _passed(f"no failure is new since the last passing run on an earlier base{pre}")
     first_r = compared.regressions[0]
     return _failed(f"{count(len(compared.regressions), 'regression')}: failing now, passing in the newest earlier "

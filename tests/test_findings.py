@@ -3,6 +3,7 @@ clang-format wheel on real throwaway git repositories."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -99,3 +100,21 @@ def test_changed_lines_follow_the_hunks() -> None:
     assert classify("f.h", 11, changed, spans_next=True) == NEW
     assert classify("f.h", None, changed) == NEW  # a whole-file message on a file the series changes
     assert classify("g.h", None, changed) == PREEXISTING
+
+
+@needs_clang_format
+def test_status_and_the_audit_show_new_and_preexisting_per_lint_stage(tmp_path: Path) -> None:
+    from test_verify import run_cli
+
+    project = project_with_preexisting(tmp_path)
+    project.set_patch({"aten/src/ATen/mps/MPSStream.mm": BAD_ADDITION})
+    counts = dict(project.verify().run.stages[0].counts)
+    done = run_cli("status", "--json", cwd=project.dir)
+    (stage,) = json.loads(done.stdout)["stages"]
+    assert stage["lint"] == {"new": counts["new"], "preexisting": counts["preexisting"]}
+    assert stage["counts"]["messages"] == counts["messages"]
+    text = run_cli("status", cwd=project.dir).stdout
+    assert f"lint findings: {counts['new']} new, {counts['preexisting']} pre-existing" in text
+    audit = project.dir / "audit.md"
+    run_cli("render-audit", "--out", str(audit), cwd=project.dir)
+    assert f"new {counts['new']}, preexisting {counts['preexisting']}" in audit.read_text()

@@ -130,3 +130,56 @@ def test_a_new_lint_finding_after_a_rebase_is_a_regression(tmp_path: Path) -> No
         "stage": "fmt", "kind": "lint", "since_run": first["run_id"],
         "id": "aten/src/ATen/mps/MPSStreamPool.mm: CLANGFORMAT: code should be clang-formatted",
     }]
+
+
+def status(project: Project) -> dict[str, object]:
+    done = run_cli("status", "--json", cwd=project.dir)
+    assert done.returncode in (0, 1), done.stderr
+    data: dict[str, object] = json.loads(done.stdout)
+    return data
+
+
+def test_a_regression_blocks_ready_and_a_failure_already_there_is_preexisting(tmp_path: Path) -> None:
+    """Three bases: all pass; then one test breaks (a regression, NOT READY in status and the audit); then the
+    next base breaks a second test while the first still fails: only the second is a regression."""
+    project = Project(tmp_path)
+    move_base(project, {"mps_lib.py": "def scale(x):\n    return 2 * x\n", "test/test_scale.py": UPSTREAM_TESTS},
+              "v1.1", pytest_stage())
+    assert run_cli("lock", "--base", "v1.1", cwd=project.dir).returncode == 0
+    first = json.loads(run_cli("verify", "--json", cwd=project.dir).stdout)
+    assert first["stages"][0]["status"] == "passed"
+    before = status(project)
+    assert before["regressions"] == [] and before["preexisting"] == []
+    assert "check:no-regressions" not in {g["id"] for g in before["gaps"]}  # type: ignore[union-attr,index]
+
+    move_base(project, {"mps_lib.py": "def scale(x):\n    return 2 * x + (1 if x == 0 else 0)\n"}, "v1.2",
+              pytest_stage())
+    assert run_cli("lock", "--base", "v1.2", cwd=project.dir).returncode == 0
+    second = json.loads(run_cli("verify", "--json", cwd=project.dir).stdout)
+    assert [r["id"] for r in second["regressions"]] == ["test.test_scale::test_identity"]
+    now = status(project)
+    assert now["ready"] is False
+    assert now["regressions"] == [{"stage": "tests", "kind": "test", "id": "test.test_scale::test_identity",
+                                   "since_run": first["run_id"]}]
+    gap = next(g for g in now["gaps"] if g["id"] == "check:no-regressions")  # type: ignore[union-attr,index]
+    assert gap["blocking"] is True and "test.test_scale::test_identity" in gap["reason"]
+    text = run_cli("status", cwd=project.dir).stdout
+    assert "Regressions" in text and "test.test_scale::test_identity (passed in run " + first["run_id"] in text
+
+    move_base(project, {"mps_lib.py": "def scale(x):\n    return 2 * x + 1\n"}, "v1.3", pytest_stage())
+    assert run_cli("lock", "--base", "v1.3", cwd=project.dir).returncode == 0
+    third = json.loads(run_cli("verify", "--json", cwd=project.dir).stdout)
+    assert third["regressions"] == [{"stage": "tests", "kind": "test", "id": "test.test_scale::test_scale",
+                                     "since_run": first["run_id"]}]
+    assert third["preexisting"] == [{"stage": "tests", "kind": "test", "id": "test.test_scale::test_identity",
+                                     "failed_in": second["run_id"]}]
+    latest = status(project)
+    assert [r["id"] for r in latest["regressions"]] == ["test.test_scale::test_scale"]  # type: ignore[union-attr,index]
+    assert [p["id"] for p in latest["preexisting"]] == ["test.test_scale::test_identity"]  # type: ignore[union-attr,index]
+    audit = project.dir / "audit.md"
+    run_cli("render-audit", "--out", str(audit), cwd=project.dir)
+    rendered = audit.read_text()
+    assert "NOT READY" in rendered
+    assert f"REGRESSION: `tests` test `test.test_scale::test_scale` fails now and passed in run `{first['run_id']}`" \
+        in rendered
+    assert "Pre-existing, not a regression: `tests` test `test.test_scale::test_identity`" in rendered

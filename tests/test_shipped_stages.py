@@ -53,10 +53,16 @@ def test_build_stage_matches_the_documented_build() -> None:
 def test_lint_stages_take_exactly_the_patched_files() -> None:
     assert expanded("lint") == [("lintrunner", "init"), ("lintrunner", "--output", "json", *PATCHED)]
     (clang_format,) = expanded("lint-clang-format")
-    assert clang_format == ("clang-format", "--dry-run", "--Werror", "aten/src/ATen/mps/MPSStream.mm",
+    assert clang_format == ("/r/.mpspatch/tools/clang-format-19.1.4/clang_format/data/bin/clang-format",
+                            "--dry-run", "--Werror", "aten/src/ATen/mps/MPSStream.mm",
                             "aten/src/ATen/mps/MPSStream.h", "aten/src/ATen/native/mps/Ops.mm",
                             "torch/csrc/mps/Module.cpp")
     assert not STAGES["lint-clang-format"].needs_full_tree
+    # The binary is the pinned wheel the stage before it installs, at the version PyTorch pins.
+    names = list(STAGES)
+    assert names.index("clang-format-wheel") == names.index("lint-clang-format") - 1
+    (install,) = expanded("clang-format-wheel")
+    assert install[-1] == "clang-format==19.1.4" and "/r/.mpspatch/tools/clang-format-19.1.4" in install
 
 
 def test_gpu_stages_need_a_real_mps_device() -> None:

@@ -42,7 +42,8 @@ def test_fully_passing_evidence_is_ready_with_no_gaps(tmp_path: Path) -> None:
     assert all(s.state == "passed" and s.run_id == RUN_1 for s in report.stages)
     assert {c.name: c.state for c in report.checks} == dict.fromkeys(
         ["lock", "allowed-paths", "index-lines", "series-applies", "base-current", "pr-size", "issue-linked",
-         "prose", "tests-included", "whitespace", "release-notes-label", "cc-line", "categories"], "passed")
+         "prose", "tests-included", "whitespace", "release-notes-label", "cc-line", "categories",
+         "no-regressions"], "passed")
     # Human actions are listed, and never counted as passed.
     assert report.human_rows and all(r.status == "HUMAN ACTION" and not r.passed for r in report.human_rows)
 

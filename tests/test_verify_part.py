@@ -55,3 +55,23 @@ def test_a_part_outside_the_stack_or_no_stack_is_bad_input(tmp_path: Path) -> No
     beyond = run_cli("verify", "--part", "9", cwd=project.dir)
     assert beyond.returncode == 2, beyond.stderr
     assert "--part 9: the stack has parts 1 to" in beyond.stderr
+
+
+def test_render_pr_for_a_part_cites_its_own_evidence_and_never_a_whole_series_pass(tmp_path: Path) -> None:
+    project, _ = split_project(tmp_path)
+    assert run_cli("lock", cwd=project.dir).returncode == 0
+    whole = json.loads(run_cli("verify", "--json", cwd=project.dir).stdout)
+    body = project.dir / "pr-1.md"
+    assert run_cli("render-pr", "--part", "1", "--out", str(body), cwd=project.dir).returncode in (0, 1)
+    text = body.read_text()
+    assert "verified as part of the whole series" in text and "verified on this part alone" not in text
+
+    own = json.loads(run_cli("verify", "--part", "1", "--json", cwd=project.dir).stdout)
+    assert own["stages"][0]["status"] == "passed"
+    assert run_cli("render-pr", "--part", "1", "--out", str(body), cwd=project.dir).returncode in (0, 1)
+    text = body.read_text()
+    assert "verified on this part alone" in text and "verified as part of the whole series" not in text
+
+    # The part's run never stands in for the whole series: status still cites the whole run.
+    status = json.loads(run_cli("status", "--json", cwd=project.dir).stdout)
+    assert status["stages"][0]["run_id"] == whole["run_id"] != own["run_id"]

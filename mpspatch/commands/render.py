@@ -54,6 +54,10 @@ def render(config: Config, kind: str, *, out: Path | None = None, check: bool = 
     target = out if out is not None else default_out(config, kind, part=part)
     label = relative_path(target.absolute(), Path.cwd())
     report = report if report is not None else compute_status(Workspace(config))
+    if context is not None:
+        from mpspatch.reporting.status import with_part_evidence
+
+        report = with_part_evidence(report, context.index, context.tree)
     doc = document(kind, report, part=context)
     fresh = doc.body
     verdict = status_line(report)

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,6 +82,10 @@ class Stage:
     needs_full_tree: bool = True
     describe: str | None = None  # what the stage checks, in words a reviewer reads in the test plan
     reproduce: tuple[str, ...] = ()  # the commands a reviewer would type to check the same, in order
+    # `select_tests = true`: `{tests}` expands to the targets [verify.test_map] maps the patched paths to;
+    # the map is copied here, so it is part of the stage's definition (and of its cache key).
+    select_tests: bool = False
+    test_map: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path glob, test targets), in config order
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,8 @@ def load_config(path: Path) -> Config:
     upstream = _read_upstream(path, root, top.table("upstream"))
     series = _read_series(path, root, top.table("series"))
     categories = _read_categories(path, top.table("categories"))
-    stages = _read_stages(path, raw.get("stages", []))
+    stages = _with_test_map(path, _read_stages(path, raw.get("stages", [])),
+                            _read_test_map(path, top.table("verify")))
     render = _read_render(path, root, top.table("render"))
     split = _read_split(path, top.table("split"))
     paths = _Table(path, "paths", top.table("paths"), ("evidence", "state"))
@@ -268,7 +273,7 @@ def load_config(path: Path) -> Config:
 
 def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path | None:
     """[verify] python: an interpreter, or a venv/conda folder holding one; checked now, so a typo is exit 2."""
-    t = _Table(file, "verify", data, ("python",))
+    t = _Table(file, "verify", data, ("python", "test_map"))
     example = 'python = "~/venvs/pytorch/bin/python" (or the venv folder)'
     value = t.optional("python", str, example)
     if value is None:
@@ -318,7 +323,7 @@ def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...
 
 
 _STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree",
-               "describe", "reproduce")
+               "describe", "reproduce", "select_tests")
 
 
 def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
@@ -373,9 +378,49 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
                 needs_full_tree=t.get("full_tree", bool, "full_tree = false", True),
                 describe=t.optional("describe", str, 'describe = "Build PyTorch from source with MPS"'),
                 reproduce=t.strings("reproduce", 'reproduce = ["python -m pytest test/test_mps.py"]', ()),
+                select_tests=t.get("select_tests", bool, "select_tests = true", False),
             )
         )
     return tuple(stages)
+
+
+_TESTS_ITEM = re.compile(r"\{tests\}")
+_TEST_MAP_EXAMPLE = '[verify.test_map] "aten/src/ATen/mps/**" = ["test/test_mps.py"]'
+
+
+def _read_test_map(file: Path, data: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[verify.test_map]: path glob -> test targets (a string or a list of them), checked now."""
+    raw = data.get("test_map", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: [verify].test_map must be a table of path globs; fix: {_TEST_MAP_EXAMPLE}")
+    entries = []
+    for glob, targets in raw.items():
+        listed = [targets] if isinstance(targets, str) else targets
+        if not isinstance(listed, list) or not listed or not all(isinstance(t, str) and t for t in listed):
+            raise ConfigError(f"{file}: [verify.test_map].{_toml_key(glob)} must be a test target or a non-empty "
+                              f"list of them; fix: {_TEST_MAP_EXAMPLE}")
+        _check_globs(file, "[verify.test_map]", [glob])
+        entries.append((glob, tuple(listed)))
+    return tuple(entries)
+
+
+def _with_test_map(file: Path, stages: tuple[Stage, ...],
+                   test_map: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Stage, ...]:
+    """Give each `select_tests` stage the map; `{tests}` anywhere else, or a map missing, is a config error."""
+    out = []
+    for stage in stages:
+        uses = any(_TESTS_ITEM.search(a) for argv in stage.run for a in argv)
+        if stage.select_tests and not test_map:
+            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].select_tests needs a [verify.test_map] "
+                              f"to select from; fix: add {_TEST_MAP_EXAMPLE}")
+        if stage.select_tests and not uses:
+            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].select_tests is set but no run item is "
+                              "{tests}; fix: pass the selection as its own item, e.g. [\"pytest\", \"{tests}\"]")
+        if uses and not stage.select_tests:
+            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].run uses {{tests}} without "
+                              "select_tests = true; fix: set it, or list the tests yourself")
+        out.append(replace(stage, test_map=test_map) if stage.select_tests else stage)
+    return tuple(out)
 
 
 def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:

@@ -316,6 +316,43 @@ def _check_categories(ctx: CheckContext, _: Checkout) -> _Outcome:
                    "add a glob for them under [categories]")
 
 
+REGRESSIONS_CHECK = "no-regressions"
+
+
+def _check_regressions(ctx: CheckContext, _: Checkout) -> _Outcome:
+    """No failure that the newest earlier passing run of its stage, on another base, did not have.
+
+    A failure that a failing run on an earlier base had too is pre-existing: named, not counted against this
+    base. Reads only the evidence made for the current series and base.
+    """
+    from mpspatch.verify.evidence import all_runs, standing_comparison
+
+    if ctx.lock.lock is None:
+        return CheckState.NOT_CHECKED, "not checked: the series has no lock, so no evidence is tied to a base", \
+            "`mpspatch lock`"
+    series = [p.sha256 for p in ctx.patches]
+    runs = all_runs(ctx.config.evidence_dir)
+    if not any(r.part is None and r.made_for(series, ctx.lock.lock.base) for r in runs):
+        return (CheckState.NOT_CHECKED, "not checked: no evidence for the current series and base",
+                "`mpspatch verify`")
+    compared = standing_comparison(runs, series, ctx.lock.lock.base)
+    pre = ""
+    if compared.preexisting:
+        first = compared.preexisting[0]
+        pre = (f"; {count(len(compared.preexisting), 'failure')} pre-existing (failed on an earlier base too, "
+               f"e.g. {first.stage} {first.kind} `{first.id}` in run {first.failed_in})")
+    if not compared.regressions:
+        if not any(r.part is None and r.base != ctx.lock.lock.base for r in runs):
+            return _passed("no earlier run on another base to compare with yet; the next rebase's run is compared "
+                           "with this one")
+        return _passed(f"no failure is new since the last passing run on an earlier base{pre}")
+    first_r = compared.regressions[0]
+    return _failed(f"{count(len(compared.regressions), 'regression')}: failing now, passing in the newest earlier "
+                   f"passing run on another base, first {first_r.stage} {first_r.kind} `{first_r.id}` "
+                   f"(passed in run {first_r.since_run}){pre}",
+                   "fix what the upstream bump or the rebased series broke, then `mpspatch verify`")
+
+
 # ---------------------------------------------------------------------------------------------- registry
 
 
@@ -343,5 +380,6 @@ CHECKS: Mapping[str, Check] = {
         Check("release-notes-label", "A `release notes:` label is set", _check_labels),
         Check("cc-line", "The PR and the issue cc the MPS maintainers", _check_cc),
         Check("categories", "Every patched file belongs to a category", _check_categories),
+        Check(REGRESSIONS_CHECK, "Nothing that passed on the previous base fails now", _check_regressions),
     )
 }

@@ -448,7 +448,8 @@ def _public_result(stage: StageState, tests: TestFigures | None, races: int | No
             figures = f"passed ({format_counts(stage.result.counts)})"
         else:
             figures = "passed"
-        return figures + where
+        # Here a part's pass was made on its own tree (`verify --part K`): said so, as PyTorch CI builds it alone.
+        return figures + where + (" (verified on this part alone)" if part is not None else "")
     if stage.state == Standing.FAILED:
         reason = one_line(stage.result.reason) if stage.result is not None else ""
         reason = tidy(reason, known)

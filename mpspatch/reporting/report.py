@@ -6,7 +6,7 @@ sections the checklist asks for) do not import each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mpspatch.foundation.config import Config, Stage, StageKind
@@ -19,6 +19,7 @@ from mpspatch.reporting.checks import CheckResult
 from mpspatch.reporting.prose import ProseFragment
 from mpspatch.reporting.requirements import HUMAN, Requirement, Requirements
 from mpspatch.verify.evidence import EvidenceRun
+from mpspatch.verify.regressions import Comparison
 from mpspatch.verify.stages import StageResult
 
 
@@ -109,6 +110,8 @@ class StatusReport:
     gaps: tuple[Gap, ...]
     rebase: RebaseState | None = None  # a stopped rebase: the series is half-way between two bases
     landed: tuple[LandedChange, ...] = ()  # what earlier rebases dropped because upstream had it (landed.json)
+    # Regressions and pre-existing failures recorded by the evidence that counts for the series and base.
+    comparison: Comparison = field(default_factory=Comparison)
 
     @property
     def series_sha256(self) -> str:

@@ -23,12 +23,19 @@ from mpspatch.model.series import check_lock, compute_stats, parse_series
 from mpspatch.model.state import RebaseState, state_path, stopped_summary
 from mpspatch.model.store import StateFileError
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.checks import PROSE_CHECK, CheckContext, CheckResult, CheckState, run_checks
+from mpspatch.reporting.checks import (
+    PROSE_CHECK,
+    REGRESSIONS_CHECK,
+    CheckContext,
+    CheckResult,
+    CheckState,
+    run_checks,
+)
 from mpspatch.reporting.prose import missing_sections, read_prose, sections_asked
 from mpspatch.reporting.report import Gap, Row, StageState, Standing, StatusReport
 from mpspatch.reporting.requirements import CHECK, STAGE, Requirement, Requirements, load_requirements
 from mpspatch.reporting.text import format_counts, one_line, relative
-from mpspatch.verify.evidence import LATEST, EvidenceRun, all_runs, run_dir
+from mpspatch.verify.evidence import LATEST, EvidenceRun, all_runs, run_dir, standing_comparison
 from mpspatch.verify.stages import StageStatus
 
 
@@ -39,8 +46,10 @@ def compute_status(ws: Workspace) -> StatusReport:
     lock = check_lock(config, patches)
     requirements = load_requirements(config.render.requirements)
     prose = read_prose(config)
-    runs = all_runs(config.evidence_dir)
-    latest = _latest(config.evidence_dir, runs)
+    every = all_runs(config.evidence_dir)
+    latest = _latest(config.evidence_dir, every)
+    runs = tuple(r for r in every if r.part is None)  # `verify --part K` evidence is a part's, not the series'
+
     base = lock.lock.base if lock.lock else None
     stage_names = _stage_names(config, requirements)
     stages = tuple(
@@ -55,7 +64,8 @@ def compute_status(ws: Workspace) -> StatusReport:
     gaps = (*lead, *_gaps(config, requirements, rows, stages, checks))
     report = StatusReport(config=config, patches=patches, stats=stats, lock=lock, requirements=requirements,
                           rows=rows, stages=stages, checks=checks, prose=prose, latest=latest, gaps=gaps,
-                          rebase=stopped, landed=landed)
+                          rebase=stopped, landed=landed,
+                          comparison=standing_comparison(runs, [p.sha256 for p in patches], base))
     sections = _prose_sections(report)
     if sections is None:
         return report
@@ -63,6 +73,19 @@ def compute_status(ws: Workspace) -> StatusReport:
     rows = tuple(_row(r, stages, checks) for r in requirements.items) if requirements else ()
     gaps = (*lead, *_gaps(config, requirements, rows, stages, checks))
     return replace(report, checks=checks, rows=rows, gaps=gaps)
+
+
+def with_part_evidence(report: StatusReport, part: int, tree: str | None) -> StatusReport:
+    """The report with each stage taken from `verify --part K` evidence made on that part's own tree, where
+    there is some for the current series and base; other stages keep the whole series' evidence."""
+    config = report.config
+    runs = tuple(r for r in all_runs(config.evidence_dir) if tree is not None and r.part == part and r.tree == tree)
+    if not runs:
+        return report
+    series = [p.sha256 for p in report.patches]
+    own = {s.name: stage_state(config, s.name, runs, series, report.base, lock_exists=report.lock.lock is not None)
+           for s in report.stages if any(r.stage(s.name) is not None for r in runs)}
+    return replace(report, stages=tuple(own.get(s.name, s) for s in report.stages))
 
 
 def _prose_sections(report: StatusReport) -> CheckResult | None:
@@ -229,12 +252,22 @@ def _gaps(
         title = titles[0] if titles else f"Stage `{stage.name}` passes (not named by the checklist)"
         fix = f"`mpspatch verify --stage {stage.name}`" if stage.definition else f"add a [[stages]] named {stage.name}"
         gaps.append(Gap(f"stage:{stage.name}", title, stage.why, blocking, fix))
+    for stage in stages:
+        # A tool that is not the version the checkout pins: the result may differ from upstream CI's. Never a
+        # silent pass, never a block.
+        for pin in stage.result.tool_pins if stage.result and stage.state != Standing.STALE else ():
+            if not pin.matches:
+                gaps.append(Gap(f"note:{stage.name}:{pin.tool}", f"`{stage.name}` ran the {pin.tool} the checkout pins",
+                                pin.note(), False,
+                                f"`pip install {pin.tool}=={pin.pinned}`" if pin.pinned else ""))
     for check in checks:
         if check.state == CheckState.PASSED:
             continue
         referenced = [r for r in rows if r.check is check]
         if not referenced and check.state == CheckState.NOT_CHECKED:
             continue  # nothing asks for it, and nothing is known to be wrong
-        blocking = check.state == CheckState.FAILED and any(r.requirement.blocking for r in referenced)
+        # A regression blocks whatever the checklist says, like a failed stage: it is a known break.
+        blocking = check.state == CheckState.FAILED and (
+            check.name == REGRESSIONS_CHECK or any(r.requirement.blocking for r in referenced))
         gaps.append(Gap(f"check:{check.name}", check.title, check.detail, blocking, check.fix))
     return tuple(gaps)

@@ -30,8 +30,7 @@ from mpspatch.verify import patched_tree
 from mpspatch.verify.machine import describe_machine
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
-from mpspatch.verify.regressions import Regression
-from mpspatch.verify.regressions import find as find_regressions
+from mpspatch.verify.regressions import Comparison, Preexisting, Regression, compare
 from mpspatch.verify.runner import CachedResult, Progress, RunRequest, run_stages
 from mpspatch.verify.stages import ERROR, FAILED, PASSED, StageResult
 
@@ -58,6 +57,8 @@ class EvidenceRun:
     stages: tuple[StageResult, ...]
     # Failures that the newest earlier passing run of the same stage on another base did not have.
     regressions: tuple[Regression, ...] = ()
+    # Failures that a failing run on another base, newer than that passing one, had too.
+    preexisting: tuple[Preexisting, ...] = ()
     part: int | None = None  # `verify --part K`: the stages ran on stack parts 1..K (their tree is `tree`)
     # What the stages ran on, e.g. (("os", "darwin"), ("os_version", "15.1"), ("arch", "arm64"),
     # ("model", "Apple M2")): the documents say where each figure was measured. Absent in older evidence.
@@ -114,6 +115,19 @@ def all_runs(evidence_dir: Path) -> tuple[EvidenceRun, ...]:
     if not evidence_dir.is_dir():
         return ()
     return tuple(read_run(p) for p in sorted(evidence_dir.glob("*/evidence.json")))
+
+
+def standing_comparison(runs: Sequence[EvidenceRun], series_sha256: Sequence[str], base: str | None) -> Comparison:
+    """The regressions and pre-existing failures that stand for the current series and base: for each stage,
+    those its newest whole-series run made for them recorded (runs are oldest first)."""
+    newest: dict[str, EvidenceRun] = {}
+    for run in runs:
+        if run.part is None and run.made_for(series_sha256, base):
+            for stage in run.stages:
+                newest[stage.name] = run
+    regressions = tuple(r for name, run in newest.items() for r in run.regressions if r.stage == name)
+    preexisting = tuple(p for name, run in newest.items() for p in run.preexisting if p.stage == name)
+    return Comparison(regressions, preexisting)
 
 
 # ------------------------------------------------------------------------------------------ verify runs
@@ -232,6 +246,8 @@ def verify(
             # No evidence will name this folder; leaving it would look like a run that lost its record.
             shutil.rmtree(folder, ignore_errors=True)
             raise
+    compared = compare(outcome.results, planned.base,
+                       [r for r in readable_runs(config.evidence_dir) if r.part == part])
     run = EvidenceRun(
         run_id=run_id,
         created_at=created_at,
@@ -242,8 +258,8 @@ def verify(
         tree=planned.tree,
         tools=outcome.tools,
         stages=outcome.results,
-        regressions=find_regressions(outcome.results, planned.base,
-                                     [r for r in readable_runs(config.evidence_dir) if r.part == part]),
+        regressions=compared.regressions,
+        preexisting=compared.preexisting,
         part=part,
         machine=describe_machine(config.root),
     )

@@ -1,7 +1,8 @@
 """`{placeholders}` in a stage's run, env, cwd and junit: what they expand to and how a mistake is reported.
 
 `{python}`, `{jobs}`, `{tree}` and `{root}` expand anywhere in a string; `{patched}` and `{patched:GLOBS}`
-only as a whole argv item, which becomes one item per patched path.
+only as a whole argv item, which becomes one item per patched path; `{tests}` (a `select_tests` stage only)
+also as a whole item, which becomes one item per test target that [verify.test_map] maps a patched path to.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from mpspatch.foundation.config import Config, Stage
 from mpspatch.foundation.errors import ConfigError
 from mpspatch.foundation.globs import check_glob, matches_any
 
-_PLACEHOLDER = re.compile(r"\{(python|jobs|tree|root|patched(?::[^{}]*)?)\}")
+_PLACEHOLDER = re.compile(r"\{(python|jobs|tree|root|tests|patched(?::[^{}]*)?)\}")
+TESTS = "{tests}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Placeholders:
     tree: Path
     root: Path
     patched: tuple[str, ...]
+    tests: tuple[str, ...] = ()  # `{tests}`: the selected test targets
 
     def scalar(self, name: str) -> str:
         return {"python": self.python, "jobs": str(self.jobs), "tree": str(self.tree), "root": str(self.root)}[name]
@@ -33,6 +36,16 @@ class Placeholders:
 
 def default_jobs() -> int:
     return os.cpu_count() or 1
+
+
+def selected_tests(stage: Stage, paths: Sequence[str]) -> tuple[str, ...]:
+    """The test targets the stage's map gives the patched paths: in map order, each once, and a test id
+    (`file::Class`) dropped when its whole file is selected too, so pytest does not run it twice."""
+    chosen: dict[str, None] = {}
+    for glob, targets in stage.test_map:
+        if any(matches_any(p, (glob,)) for p in paths):
+            chosen.update(dict.fromkeys(targets))
+    return tuple(t for t in chosen if t.split("::", 1)[0] == t or t.split("::", 1)[0] not in chosen)
 
 
 def empty_patched(argv: Sequence[str], ph: Placeholders) -> str | None:
@@ -43,6 +56,8 @@ def empty_patched(argv: Sequence[str], ph: Placeholders) -> str | None:
     """
     for item in argv:
         whole = _PLACEHOLDER.fullmatch(item)
+        if item == TESTS and not ph.tests:
+            return item
         if whole and whole.group(1).startswith("patched"):
             token = whole.group(1)
             if not _patched_unchecked(token, ph.patched):
@@ -70,6 +85,9 @@ def expand_argv(stage: Stage, argv: Sequence[str], ph: Placeholders) -> tuple[st
         if whole and whole.group(1).startswith("patched"):
             out.extend(_patched(stage, whole.group(1), ph.patched))
             continue
+        if item == TESTS:
+            out.extend(expand_scalars(stage, t, ph, "test_map") for t in ph.tests)
+            continue
         out.append(expand_scalars(stage, item, ph, "run"))
     return tuple(out)
 
@@ -80,7 +98,8 @@ def expand_env(stage: Stage, ph: Placeholders) -> tuple[tuple[str, str], ...]:
 
 def validate(config: Config, stages: Sequence[Stage]) -> None:
     """Expand every stage once with stand-in values, so a bad placeholder stops the run before it starts."""
-    stand_in = Placeholders(python="python", jobs=1, tree=Path("/tree"), root=config.root, patched=("a.h",))
+    stand_in = Placeholders(python="python", jobs=1, tree=Path("/tree"), root=config.root, patched=("a.h",),
+                            tests=("test/test_a.py",))
     for stage in stages:
         try:
             for argv in stage.run:
@@ -89,13 +108,16 @@ def validate(config: Config, stages: Sequence[Stage]) -> None:
             expand_scalars(stage, stage.cwd, stand_in, "cwd")
             if stage.junit:
                 expand_scalars(stage, stage.junit, stand_in, "junit")
+            for _, targets in stage.test_map:
+                for target in targets:
+                    expand_scalars(stage, target, stand_in, "test_map")
         except ConfigError as exc:
             raise ConfigError(f"{config.path}: {exc.message}") from None
 
 
 def expand_scalars(stage: Stage, text: str, ph: Placeholders, where: str) -> str:
     def one(match: re.Match[str]) -> str:
-        if match.group(1).startswith("patched"):
+        if match.group(1).startswith("patched") or match.group(1) == "tests":
             raise ConfigError(
                 f"[stages.{stage.name}].{where}: {match.group(0)} must be a whole argv item, not part of {text!r}; "
                 f"fix: write it as its own list element"

@@ -30,13 +30,16 @@ from mpspatch.verify import findings, stage_group
 from mpspatch.verify.logsink import LogWriter
 from mpspatch.verify.machine import Machine, MpsProbe, find_program, probe_mps, tool_versions, unmet, with_torch
 from mpspatch.verify.patched_tree import PatchedTree
+from mpspatch.verify.pins import clang_format_pin, runs_clang_format
 from mpspatch.verify.placeholders import (
+    TESTS,
     Placeholders,
     default_jobs,
     empty_patched,
     expand_argv,
     expand_env,
     expand_scalars,
+    selected_tests,
 )
 from mpspatch.verify.stages import (
     CommandOutput,
@@ -98,6 +101,8 @@ def cache_key(
             "env": [list(e) for e in stage.env], "timeout": stage.timeout,
             "requires": {"os": stage.requires.os, "arch": stage.requires.arch, "mps": stage.requires.mps},
             "junit": stage.junit, "min_tests": stage.min_tests, "full_tree": stage.needs_full_tree,
+            # Only for a selecting stage, so every other stage keeps the key it had.
+            **({"test_map": [[g, list(t)] for g, t in stage.test_map]} if stage.select_tests else {}),
         },
         "tools": relevant,
         "machine": {"os": machine.os, "arch": machine.arch},
@@ -271,7 +276,8 @@ def _run_one(
     unrunnable: list[str],
 ) -> StageResult:
     ph = Placeholders(python=request.python, jobs=request.jobs or default_jobs(), tree=tree.path,
-                      root=request.config.root, patched=tuple(tree.paths))
+                      root=request.config.root, patched=tuple(tree.paths),
+                      tests=selected_tests(stage, tree.paths) if stage.select_tests else ())
     commands = tuple(expand_argv(stage, argv, ph) for argv in stage.run)
     nothing = tuple(empty_patched(argv, ph) for argv in stage.run)
     env = expand_env(stage, ph)
@@ -289,7 +295,7 @@ def _run_one(
     try:
         writer = LogWriter(log, redactor)
         try:
-            return _recorded(
+            result = _recorded(
                 _run_commands(stage, request, tree, key, log, progress, commands, nothing, env, cwd, junit_pattern,
                               writer, unrunnable, redactor),
                 redactor,
@@ -300,6 +306,9 @@ def _run_one(
         if exc.errno not in _NO_ROOM:
             raise
         raise write_failed(log, exc) from None  # the stage was stopped: its log could not be written
+    if stage.select_tests:
+        result = replace(result, selected_tests=ph.tests)
+    return _with_pins(result, tree, commands, cwd, env)
 
 
 def _run_commands(
@@ -315,7 +324,7 @@ def _run_commands(
     path_env = dict(env).get("PATH", os.environ.get("PATH", ""))
     for argv, empty in zip(commands, nothing, strict=True):
         if empty is not None:
-            writer.note(f"$ {command_label(argv)}\nmpspatch: not run: no patched file matches {empty}\n")
+            writer.note(f"$ {command_label(argv)}\nmpspatch: not run: {_nothing_for(empty)}\n")
             continue
         if kind.precheck and (why := kind.precheck(argv, cwd, tree.path)):
             trouble = why
@@ -374,8 +383,9 @@ def _run_commands(
     if trouble is not None:
         parsed = Parsed(StageStatus.ERROR, trouble, parsed.counts, parsed.details)
     elif all(e is not None for e in nothing):
-        skipped = ", ".join(sorted({e for e in nothing if e}))
-        parsed = Parsed(StageStatus.SKIPPED, f"no patched file matches {skipped}", (), ())
+        skipped = sorted({e for e in nothing if e})
+        parsed = Parsed(StageStatus.SKIPPED, "; ".join(_nothing_for(e) for e in skipped) if TESTS in skipped
+                        else f"no patched file matches {', '.join(skipped)}", (), ())
     writer.close()
     if kind.scrub_line is not None:
         _scrub_log(log, kind.scrub_line)
@@ -385,6 +395,28 @@ def _run_commands(
         commands=commands, env=redact(env), started_at=started_at, finished_at=_now(), cache_key=key,
         details=parsed.details, findings=parsed.findings,
     )
+
+
+def _with_pins(result: StageResult, tree: PatchedTree, commands: tuple[tuple[str, ...], ...], cwd: Path,
+               env: tuple[tuple[str, str], ...]) -> StageResult:
+    """The stage's clang-format against the version the checkout pins, when it ran one and the tree pins one;
+    a mismatch also heads the details, so the audit's notes show it."""
+    argv = next((a for a in commands if runs_clang_format(a)), None)
+    if argv is None or result.status == StageStatus.SKIPPED:
+        return result
+    program = find_program(argv[0], dict(env).get("PATH", os.environ.get("PATH", "")))
+    pin = clang_format_pin(tree.shadow, tree.tree, cwd, program) if program else None
+    if pin is None:
+        return result
+    notes = () if pin.matches else (f"note: {pin.note()}",)
+    return replace(result, tool_pins=(pin,), details=(*notes, *result.details))
+
+
+def _nothing_for(item: str) -> str:
+    """Why a command whose `{patched...}` or `{tests}` item expands to nothing was not run."""
+    if item == TESTS:
+        return "no [verify.test_map] glob matches a patched path, so {tests} selects no test"
+    return f"no patched file matches {item}"
 
 
 def _split(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from mpspatch.views.stats import StatsJson, stats_json
 if TYPE_CHECKING:
     from mpspatch.commands.series import LockWritten
     from mpspatch.model.submission import Submission
-    from mpspatch.reporting.report import Gap, StatusReport
+    from mpspatch.reporting.report import Gap, StageState, StatusReport
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,37 @@ class EvidenceJson:
 
 
 @dataclass(frozen=True)
+class LintFindingsJson:
+    new: int  # on lines the series adds or changes: the submitter's
+    preexisting: int  # already in the base version of the file
+
+
+@dataclass(frozen=True)
 class StageStateJson:
     name: str
     state: str
     why: str
     run_id: str | None
     log: str | None
+    counts: Mapping[str, int]  # what the stage's parser counted; {} before any run
+    lint: LintFindingsJson | None  # lint stages with the baseline on; null otherwise
+    notes: tuple[str, ...]  # e.g. the clang-format in use is not the version the checkout pins
+
+
+@dataclass(frozen=True)
+class RegressionJson:
+    stage: str
+    kind: str  # test | race | lint
+    id: str
+    since_run: str  # the newest earlier passing run of the stage, on another base
+
+
+@dataclass(frozen=True)
+class PreexistingJson:
+    stage: str
+    kind: str
+    id: str
+    failed_in: str  # an earlier run, on another base, in which it failed too
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,8 @@ class StatusJson:
     gaps: tuple[GapJson, ...]
     rebase: StoppedRebaseJson | None  # null unless a rebase is stopped
     submission: SubmissionJson | None = None  # null until `mpspatch submit` ran
+    regressions: tuple[RegressionJson, ...] = ()  # from the evidence that counts for the series and base
+    preexisting: tuple[PreexistingJson, ...] = ()  # failures that failed on an earlier base too
 
 
 def status_json(report: StatusReport, submission: Submission | None = None) -> StatusJson:
@@ -169,7 +197,9 @@ def status_json(report: StatusReport, submission: Submission | None = None) -> S
                            problems=tuple(report.lock.problems)),
         stats=stats_json(report.stats),
         evidence=EvidenceJson(run_id=latest.run_id, created_at=latest.created_at) if latest else None,
-        stages=tuple(StageStateJson(name=s.name, state=s.state, why=s.why, run_id=s.run_id, log=s.log)
+        stages=tuple(StageStateJson(name=s.name, state=s.state, why=s.why, run_id=s.run_id, log=s.log,
+                                    counts=dict(s.result.counts) if s.result else {}, lint=_lint(s),
+                                    notes=s.result.pin_notes if s.result else ())
                      for s in report.stages),
         checks=tuple(CheckJson(name=c.name, title=c.title, state=c.state, detail=c.detail, fix=c.fix)
                      for c in report.checks),
@@ -183,7 +213,24 @@ def status_json(report: StatusReport, submission: Submission | None = None) -> S
             phase=report.rebase.phase, worktree=str(config.root / report.rebase.worktree),
             conflicted=report.rebase.conflicted),
         submission=submission_json(submission, report.series_sha256) if submission is not None else None,
+        regressions=tuple(RegressionJson(stage=r.stage, kind=r.kind, id=r.id, since_run=r.since_run)
+                          for r in report.comparison.regressions),
+        preexisting=tuple(PreexistingJson(stage=p.stage, kind=p.kind, id=p.id, failed_in=p.failed_in)
+                          for p in report.comparison.preexisting),
     )
+
+
+def _lint(stage: StageState) -> LintFindingsJson | None:
+    counts = dict(stage.result.counts) if stage.result else {}
+    if "new" not in counts or "preexisting" not in counts:
+        return None
+    return LintFindingsJson(new=counts["new"], preexisting=counts["preexisting"])
+
+
+def lint_line(stage: StageState) -> str:
+    """"; lint findings: 1 new, 5 pre-existing" for a lint stage with the baseline on, else ""."""
+    found = _lint(stage)
+    return f"; lint findings: {found.new:,} new, {found.preexisting:,} pre-existing" if found else ""
 
 
 def show_status(report: StatusReport, submission: Submission | None = None) -> None:
@@ -215,7 +262,20 @@ def show_status(report: StatusReport, submission: Submission | None = None) -> N
     evidence = f"run {latest.run_id} ({latest.created_at})" if latest else "none yet (run `mpspatch verify`)"
     console.print(f"[bold]Evidence[/] {evidence}", highlight=False)
     for stage in report.stages:
-        console.print(f"  {stage.name}: {stage.why or 'passed'}", markup=False)
+        console.print(f"  {stage.name}: {stage.why or 'passed'}{lint_line(stage)}", markup=False)
+        for line in stage.result.pin_notes if stage.result else ():
+            console.print(f"    note: {line}", markup=False)
+    compared = report.comparison
+    if compared.regressions:
+        console.print(f"[bold red]Regressions[/] ({len(compared.regressions)}: failing now, passing in the newest "
+                      "earlier passing run on another base)")
+        for r in compared.regressions[:20]:
+            console.print(f"  - {r.stage} {r.kind}: {r.id} (passed in run {r.since_run})", markup=False)
+    if compared.preexisting:
+        console.print(f"[bold]Pre-existing failures[/] ({len(compared.preexisting)}: failed on an earlier base "
+                      "too, not regressions)")
+        for p in compared.preexisting[:20]:
+            console.print(f"  - {p.stage} {p.kind}: {p.id} (failed in run {p.failed_in} too)", markup=False)
     blocking = len(report.blocking_gaps)
     verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {blocking} blocking gap(s)"
     console.print(f"[bold]Readiness[/] {verdict}")

@@ -30,6 +30,7 @@ class StageJson:
     log: str | None  # absolute
     cached_from: str | None
     details: tuple[str, ...]
+    selected_tests: tuple[str, ...] = ()  # `select_tests` stages: the targets `{tests}` became
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class RegressionJson:
     kind: str  # test | race | lint
     id: str
     since_run: str
+
+
+@dataclass(frozen=True)
+class PreexistingJson:
+    stage: str
+    kind: str  # test | race | lint
+    id: str
+    failed_in: str  # an earlier run, on another base, in which it failed too
 
 
 @dataclass(frozen=True)
@@ -53,13 +62,14 @@ class VerifyJson:
     stages: tuple[StageJson, ...]
     regressions: tuple[RegressionJson, ...]
     part: int | None  # `--part K`: the stages ran on stack parts 1..K
+    preexisting: tuple[PreexistingJson, ...] = ()  # failing now and on an earlier base: not regressions
 
 
 def stages_json(outcome: VerifyOutcome) -> tuple[StageJson, ...]:
     return tuple(
         StageJson(name=s.name, kind=s.kind, status=s.status, reason=s.reason, duration_s=round(s.duration_s, 3),
                   counts=dict(s.counts), log=str((outcome.run_dir / s.log).resolve()) if s.log else None,
-                  cached_from=s.cached_from, details=tuple(s.details))
+                  cached_from=s.cached_from, details=tuple(s.details), selected_tests=s.selected_tests)
         for s in outcome.run.stages
     )
 
@@ -71,7 +81,9 @@ def verify_json(outcome: VerifyOutcome) -> VerifyJson:
                       stages=stages_json(outcome),
                       regressions=tuple(RegressionJson(stage=r.stage, kind=r.kind, id=r.id, since_run=r.since_run)
                                         for r in run.regressions),
-                      part=run.part)
+                      part=run.part,
+                      preexisting=tuple(PreexistingJson(stage=p.stage, kind=p.kind, id=p.id, failed_in=p.failed_in)
+                                        for p in run.preexisting))
 
 
 def show_verify(outcome: VerifyOutcome) -> None:
@@ -100,6 +112,11 @@ def show_verify(outcome: VerifyOutcome) -> None:
                       "on the previous base):")
         for r in run.regressions[:20]:
             console.print(f"  {r.stage} {r.kind}: {r.id} (passed in {r.since_run})", markup=False)
+    if run.preexisting:
+        console.print(f"[bold]pre-existing failures[/] ({len(run.preexisting)}, failed on an earlier base too; "
+                      "not regressions):")
+        for p in run.preexisting[:20]:
+            console.print(f"  {p.stage} {p.kind}: {p.id} (failed in {p.failed_in} too)", markup=False)
     base = f"{run.base_ref} {run.base[:12]}" if run.base else run.base_ref
     parts = f"stack parts 1..{run.part}, " if run.part else ""
     console.print(f"tree {run.tree or '?'} ({parts}base {base}) in {outcome.tree.path}", markup=False, style="dim")

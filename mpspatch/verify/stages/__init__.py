@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mpspatch.foundation.config import StageKind
+from mpspatch.verify.pins import ToolPin
 
 
 class StageStatus(StrEnum):
@@ -46,6 +47,16 @@ class StageResult:
     # Stable ids of what failed, compared across runs (verify/regressions.py): failing test ids, TSan SUMMARY
     # signatures, lint findings as "path: CODE: message" (new ones only, while the baseline is on).
     findings: tuple[str, ...] = ()
+    # `select_tests` stages: the test targets `{tests}` expanded to ([verify.test_map] over the patched paths).
+    selected_tests: tuple[str, ...] = ()
+    # Tools whose version the checkout pins (clang-format in tools/linter/adapters/s3_init_config.json): the
+    # pin beside the version the stage ran. A mismatch is a note, shown by status and the audit.
+    tool_pins: tuple[ToolPin, ...] = ()
+
+    @property
+    def pin_notes(self) -> tuple[str, ...]:
+        """One line per pin the stage's tool does not match (or whose version cannot be read)."""
+        return tuple(p.note() for p in self.tool_pins if not p.matches)
 
     def count(self, key: str) -> int:
         return dict(self.counts).get(key, 0)

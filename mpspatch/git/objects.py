@@ -261,3 +261,18 @@ def rewrite_tree(repo: Path, tree: TreeSha, *, source: CommitSha, from_source: S
         git(repo, "update-index", "-z", "--index-info", env=env, input_text=info)
         return tree_sha(git(repo, "write-tree", env=env).stdout.strip())
 
+
+
+def merge_file(cwd: Path, ours: Path, base: Path, theirs: Path, *, style: str, marker_size: int,
+               labels: tuple[str, str, str] = ("ours", "base", "theirs")) -> bool:
+    """`git merge-file`: git's own line merge of three files, written into `ours`; True when it is clean.
+
+    `style` is a merge.conflictStyle value (merge, diff3, zdiff3); the markers are `marker_size` long.
+    """
+    args = ["merge-file", f"--marker-size={marker_size}", "-L", labels[0], "-L", labels[1], "-L", labels[2]]
+    if style != "merge":
+        args.append(f"--{style}")
+    result = git(cwd, *args, "--", str(ours), str(base), str(theirs), check=False)
+    if not 0 <= result.returncode < 128:
+        raise GitError(f"{ours}: git merge-file failed: {proc.tail(result.stderr, 3)}")
+    return result.returncode == 0

@@ -95,3 +95,24 @@ def test_a_bad_conflict_style_is_exit_2_naming_the_key(tmp_path: Path) -> None:
     result = run_cli(scenario, "drift", "--onto", "v1.1")
     assert result.returncode == 2
     assert "[rebase].conflict_style is 'diff4', not one of 'merge', 'diff3', 'zdiff3'" in result.stderr
+
+
+def test_the_merge_setup_is_rewritten_only_when_it_changes(tmp_path: Path) -> None:
+    from mpspatch.git import shadow as shadow_repo
+    from mpspatch.git import verbs
+
+    shadow = tmp_path / "shadow.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(shadow)], env=git_env(), check=True)
+    drivers = [shadow_repo.MergeDriverSpec("mpspatch-user-1", "*.mm", 'tool "a b" %A'),
+               shadow_repo.MergeDriverSpec("builtin", "*.yaml", "builtin %A")]
+    assert shadow_repo.configure_merges(shadow, "zdiff3", drivers)
+    assert not shadow_repo.configure_merges(shadow, "zdiff3", drivers)
+    # The shadow's own config reads the include, under mpspatch's isolated git environment.
+    assert verbs.git(shadow, "config", "merge.conflictStyle").stdout.strip() == "zdiff3"
+    assert verbs.git(shadow, "config", "merge.mpspatch-user-1.driver").stdout.strip() == 'tool "a b" %A'
+    # The first listed driver is written last, so it wins where patterns overlap.
+    assert (shadow / "info" / "attributes").read_text().splitlines()[1:] == ["*.yaml merge=builtin",
+                                                                              "*.mm merge=mpspatch-user-1"]
+    assert shadow_repo.configure_merges(shadow, "merge", drivers[1:])
+    assert verbs.git(shadow, "config", "merge.conflictStyle").stdout.strip() == "merge"
+    assert verbs.git(shadow, "config", "merge.mpspatch-user-1.driver", check=False).returncode == 1

@@ -123,3 +123,10 @@ def test_only_the_entries_between_the_first_and_last_difference_are_read() -> No
     first = "# header edited upstream\n" + NATIVE_V10
     last = NATIVE_V10 + "\n" + entry("zeta", "MPS: zeta_mps").rstrip("\n") + "\n"
     assert merge_text(NATIVE_V10, first, last).text == "# header edited upstream\n" + last
+
+
+def test_a_line_upstream_already_added_next_to_another_merges_to_upstreams_text() -> None:
+    # PyTorch 2.15's record_stream: upstream landed the patch's MPS line together with an XPU line.
+    ours = with_line_after(NATIVE_V10, RECORD_STREAM, MPS + XPU)
+    result = merge_text(NATIVE_V10, ours, with_line_after(NATIVE_V10, RECORD_STREAM, MPS))
+    assert result.clean and result.text == ours

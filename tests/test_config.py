@@ -62,6 +62,11 @@ def test_found_upward_from_a_subfolder(tmp_path: Path) -> None:
           'run = [["y"]]\n'), "name 't' is used twice"),
         (("", "[split]\nmax_lines = 0\n"), "[split].max_lines must be positive"),
         (("[upstream]", "[upstream\n"), "not valid TOML"),
+        (("", '[rebase]\nconflict_style = "diff4"\n'),
+         "[rebase].conflict_style is 'diff4', not one of 'merge', 'diff3', 'zdiff3'; fix: conflict_style = \"zdiff3\""),
+        (("", '[rebase]\nconflict_styel = "diff3"\n'), "did you mean 'conflict_style'?"),
+        (("", '[rebase.merge_drivers]\n"*.mm" = ""\n'), "[rebase].merge_drivers.\"*.mm\" must be a command"),
+        (("", '[rebase.merge_drivers]\n"!*.mm" = "tool %A"\n'), "must be a gitattributes pattern without spaces"),
     ],
 )
 def test_mistakes_name_file_key_and_fix(tmp_path: Path, extra_or_edit: tuple[str, str], expected: str) -> None:
@@ -117,3 +122,12 @@ def test_literal_shortcuts_agree_with_wcmatch(pattern: str, path: str) -> None:
 
     assert matches_any(path, (pattern,)) is glob.globmatch(path, pattern,
                                                            flags=glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX)
+
+
+def test_rebase_merge_setup_is_read_in_order(tmp_path: Path) -> None:
+    path = write_config(tmp_path, patches=["a.patch"], extra='[rebase]\nconflict_style = "zdiff3"\n'
+                        '[rebase.merge_drivers]\n"*.mm" = "tool-a %O %A %B"\n"*.h" = "tool-b %A"\n')
+    rebase = load_config(path).rebase
+    assert rebase.conflict_style == "zdiff3"
+    assert [(d.pattern, d.command) for d in rebase.merge_drivers] == [("*.mm", "tool-a %O %A %B"), ("*.h", "tool-b %A")]
+    assert load_config(write_config(tmp_path / "plain", patches=["a.patch"])).rebase.conflict_style == "merge"

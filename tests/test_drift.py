@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from native_scenarios import build_native_scenario
 from scenarios import (
     ABSORBING_PR,
     EXPECT,
@@ -120,6 +121,19 @@ def test_forecast_equals_what_rebase_then_finds(tmp_path: Path, onto: str, layou
     # The same changes are found already upstream, with the same PRs, by both commands.
     assert {(a["path"], a["whole_file"], tuple(a["pull_requests"])) for a in data["absorbed"]} == {
         (a["path"], a["whole_file"], tuple(a["pull_requests"])) for a in rebased["absorbed"]}
+
+
+@pytest.mark.parametrize(("case", "config"), [
+    ("dispatch-keys", ""), ("same-key", ""), ("new-entries", ""), ("same-key", '[rebase]\nconflict_style = "zdiff3"'),
+    ("mm-conflict", '[rebase]\nconflict_style = "diff3"')])
+def test_forecast_equals_rebase_with_the_shadows_merge_drivers(tmp_path: Path, case: str, config: str) -> None:
+    """The structured merge of native_functions.yaml and the conflict style act in merge-tree as in rebase."""
+    scenario = build_native_scenario(tmp_path, case, config)
+    code, data = drift_json(scenario, "v1.1")
+    stops, _ = rebase_stops(scenario, "v1.1")
+    assert forecast_stops(data) == stops
+    assert code == (1 if stops else 0)
+    assert bool(stops) == (case in ("same-key", "mm-conflict"))
 
 
 @pytest.mark.parametrize("onto", ["v1.1", "v1.2", "v1.3"])

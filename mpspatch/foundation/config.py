@@ -39,6 +39,29 @@ class StageKind(StrEnum):
     COMMAND = "command"
 
 
+class ConflictStyle(StrEnum):
+    """[rebase] conflict_style: git's merge.conflictStyle in the shadow repository (rebase and drift)."""
+
+    MERGE = "merge"
+    DIFF3 = "diff3"
+    ZDIFF3 = "zdiff3"
+
+
+@dataclass(frozen=True)
+class MergeDriver:
+    """One [rebase.merge_drivers] line: a gitattributes pattern and the command git runs to merge it."""
+
+    pattern: str
+    command: str  # as git's merge.<name>.driver: %O %A %B %L %P are replaced by git
+
+
+@dataclass(frozen=True)
+class Rebase:
+    """How the shadow repository merges, for rebase and drift alike."""
+
+    conflict_style: ConflictStyle = ConflictStyle.MERGE
+    merge_drivers: tuple[MergeDriver, ...] = ()  # in the config's order; the first pattern that matches wins
+
 
 @dataclass(frozen=True)
 class Upstream:
@@ -160,6 +183,7 @@ class Config:
     state_dir: Path
     submit: Submit = field(default_factory=Submit)
     python: Path | None = None  # [verify] python: the interpreter `{python}` means; None: the one running mpspatch
+    rebase: Rebase = field(default_factory=Rebase)
 
 
 T = TypeVar("T")
@@ -245,7 +269,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     root = path.parent
     top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths",
-                                             "submit", "verify"))
+                                             "submit", "verify", "rebase"))
     upstream = _read_upstream(path, root, top.table("upstream"))
     series = _read_series(path, root, top.table("series"))
     categories = _read_categories(path, top.table("categories"))
@@ -268,7 +292,29 @@ def load_config(path: Path) -> Config:
         state_dir=root / paths.get("state", str, 'state = ".mpspatch"', ".mpspatch"),
         submit=submit,
         python=_read_verify_python(path, root, top.table("verify")),
+        rebase=_read_rebase(path, top.table("rebase")),
     )
+
+
+def _read_rebase(file: Path, data: Mapping[str, Any]) -> Rebase:
+    t = _Table(file, "rebase", data, ("conflict_style", "merge_drivers"))
+    styles = ", ".join(repr(s.value) for s in ConflictStyle)
+    example = f'conflict_style = "zdiff3" (one of {styles})'
+    style = t.get("conflict_style", str, example, ConflictStyle.MERGE.value)
+    if style not in {s.value for s in ConflictStyle}:
+        raise t.fail("conflict_style", f"is {style!r}, not one of {styles}", example)
+    drivers: list[MergeDriver] = []
+    example = '[rebase.merge_drivers] "*.mm" = "my-merge-tool %O %A %B %L %P"'
+    for pattern, command in t.table("merge_drivers").items():
+        where = f"merge_drivers.{_toml_key(pattern)}"
+        if not isinstance(command, str) or not command.strip():
+            raise t.fail(where, "must be a command (a non-empty string)", example)
+        if not pattern or pattern.startswith("!") or any(c.isspace() for c in pattern):
+            raise t.fail(where, "must be a gitattributes pattern without spaces or a leading '!'", example)
+        if "\n" in command or "\0" in command:
+            raise t.fail(where, "must be one line", example)
+        drivers.append(MergeDriver(pattern=pattern, command=command))
+    return Rebase(conflict_style=ConflictStyle(style), merge_drivers=tuple(drivers))
 
 
 def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path | None:

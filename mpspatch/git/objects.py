@@ -444,3 +444,18 @@ def _tree_sha(entries: Mapping[str, TreeEntry]) -> str:
         for name, (mode, sha) in sorted(entries.items(), key=key)
     )
     return hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
+
+
+def merge_file(cwd: Path, ours: Path, base: Path, theirs: Path, *, style: str, marker_size: int,
+               labels: tuple[str, str, str] = ("ours", "base", "theirs")) -> bool:
+    """`git merge-file`: git's own line merge of three files, written into `ours`; True when it is clean.
+
+    `style` is a merge.conflictStyle value (merge, diff3, zdiff3); the markers are `marker_size` long.
+    """
+    args = ["merge-file", f"--marker-size={marker_size}", "-L", labels[0], "-L", labels[1], "-L", labels[2]]
+    if style != "merge":
+        args.append(f"--{style}")
+    result = git(cwd, *args, "--", str(ours), str(base), str(theirs), check=False)
+    if not 0 <= result.returncode < 128:
+        raise GitError(f"{ours}: git merge-file failed: {proc.tail(result.stderr, 3)}")
+    return result.returncode == 0

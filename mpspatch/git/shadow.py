@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mpspatch.foundation import proc
@@ -265,3 +266,55 @@ def disable_sparse(worktree: Path) -> None:
 def sparse_cone(worktree: Path, folders: Sequence[str]) -> None:
     """Keep only `folders` (cone mode: plus the files directly in their parents) in the worktree."""
     git(worktree, "sparse-checkout", "set", "--cone", *folders, timeout=3600)
+
+
+# How the shadow merges: written into its own config (through an include mpspatch owns) and its
+# info/attributes, which a bare repository, its worktrees, `merge-tree` and `rebase` all read.
+MERGE_CONFIG = "mpspatch-merge.config"
+
+
+@dataclass(frozen=True)
+class MergeDriverSpec:
+    """A merge driver for the shadow: git's `merge.<name>.driver` and the attributes pattern that picks it."""
+
+    name: str  # a git config subsection name, e.g. "mpspatch-native-functions"
+    pattern: str  # a gitattributes pattern
+    command: str  # the driver command line (run by git through the shell; %O %A %B %L %P substituted)
+
+
+def _config_value(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def configure_merges(shadow: Path, conflict_style: str, drivers: Sequence[MergeDriverSpec]) -> bool:
+    """Make the shadow merge with `conflict_style` and `drivers` (the first whose pattern matches wins).
+
+    Costs no git call when nothing changed since the last run, one the first time (the include). Only the
+    shadow's files change: the user's clone never sees a driver. True when something was rewritten.
+    """
+    lines = ["# Written by mpspatch from [rebase] in mpspatch.toml; rewritten when that changes.\n",
+             "[merge]\n", f"\tconflictStyle = {conflict_style}\n"]
+    for driver in drivers:
+        if any(c in driver.command for c in "\n\0"):
+            raise GitError(f"merge driver {driver.name}: the command must be one line")
+        lines += [f'[merge "{driver.name}"]\n', f"\tname = {_config_value(driver.name)}\n",
+                  f"\tdriver = {_config_value(driver.command)}\n"]
+    config_text = "".join(lines)
+    # git reads attributes top down and the last matching line wins: the first driver goes last.
+    attributes_text = "# Written by mpspatch from [rebase] in mpspatch.toml.\n" + "".join(
+        f"{driver.pattern} merge={driver.name}\n" for driver in reversed(drivers))
+    config_file = shadow / MERGE_CONFIG
+    attributes = shadow / "info" / "attributes"
+    changed = False
+    if not config_file.is_file():
+        atomic_write_text(config_file, config_text)
+        git(shadow, "config", "include.path", MERGE_CONFIG)
+        changed = True
+    elif config_file.read_text(encoding="utf-8") != config_text:
+        atomic_write_text(config_file, config_text)
+        changed = True
+    if not attributes.is_file() or attributes.read_text(encoding="utf-8") != attributes_text:
+        atomic_write_text(attributes, attributes_text)
+        changed = True
+    return changed

@@ -10,6 +10,7 @@ with the same words.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ from mpspatch.foundation.errors import GitError, StateError
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
+from mpspatch.model import native_functions
 from mpspatch.model.series import read_lock
 from mpspatch.model.state import RebaseState, read_state, state_path, stopped_summary
 
@@ -60,6 +62,17 @@ def resolve_base(config: Config, repo: Path) -> tuple[CommitSha, str]:
     return lock.base, lock.base_ref
 
 
+def merge_drivers(config: Config) -> tuple[shadow_repo.MergeDriverSpec, ...]:
+    """The shadow's merge drivers, first match first: [rebase.merge_drivers] in order, then the built-in
+    structured merge of native_functions.yaml (which a user pattern matching that file overrides)."""
+    style = config.rebase.conflict_style
+    users = tuple(shadow_repo.MergeDriverSpec(name=f"mpspatch-user-{index + 1}", pattern=d.pattern, command=d.command)
+                  for index, d in enumerate(config.rebase.merge_drivers))
+    builtin = shadow_repo.MergeDriverSpec(name=native_functions.DRIVER_NAME, pattern=native_functions.DRIVER_PATTERN,
+                                          command=native_functions.driver_command(sys.executable, style.value))
+    return (*users, builtin)
+
+
 @dataclass(frozen=True)
 class Span:
     """What a rebase or forecast moves: the series base and the commit it goes onto, with the refs named."""
@@ -91,7 +104,9 @@ class Workspace:
     @cached_property
     def shadow(self) -> Path:
         """The shadow repository, created on first use (it also checks the clone, like `checkout`)."""
-        return shadow_repo.ensure_shadow(self.config.upstream.checkout, self.config.state_dir)
+        shadow = shadow_repo.ensure_shadow(self.config.upstream.checkout, self.config.state_dir)
+        shadow_repo.configure_merges(shadow, self.config.rebase.conflict_style.value, merge_drivers(self.config))
+        return shadow
 
     @property
     def shadow_path(self) -> Path:

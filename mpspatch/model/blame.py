@@ -27,6 +27,14 @@ class RegionBlame:
     lines: tuple[int, int]  # 1-based, inclusive, in the onto version of the file
     causes: tuple[UpstreamCommit, ...]  # upstream commits that wrote these lines, newest first
 
+    @property
+    def start(self) -> int:
+        return self.lines[0]
+
+    @property
+    def end(self) -> int:
+        return self.lines[1]
+
 
 @dataclass(frozen=True)
 class FileBlame:

@@ -222,3 +222,23 @@ def test_a_line_the_patch_removes_but_upstream_keeps_is_no_absorption() -> None:
     merged = hooks(("<<<<<<< ours", "  void flush() const;", "  void recordStream(int64_t stream_id) const;",
                     "=======", "  void recordStream(int64_t stream_id) const;", ">>>>>>> theirs")).encode()
     assert absorbed_regions(HOOKS_H, parse(merged), base, patched) == ()
+
+
+def test_line_matching_on_a_file_of_repeated_lines_rebuilds_the_other_side() -> None:
+    # native_functions.yaml repeats `  dispatch:` thousands of times: the unique `func:` lines anchor the match.
+    from mpspatch.model.regions import line_map, opcodes
+
+    before = [line.encode() for n in range(3000)
+              for line in (f"- func: op{n}(Tensor self) -> Tensor", "  dispatch:", f"    CPU: op{n}_cpu", "")]
+    after = list(before)
+    after.insert(4 * 1200 + 3, b"    MPS: op1200_mps")
+    after[10] = b"  variants: function"
+    del after[9000:9004]
+    mapped = line_map(before, after)
+    assert all(before[i] == after[j] for i, j in mapped.items()) and len(mapped) == len(before) - 5
+    rebuilt: list[bytes] = []
+    at = 0
+    for _, i1, i2, j1, j2 in opcodes(before, after):
+        rebuilt += [*before[at:i1], *after[j1:j2]]
+        at = i2
+    assert [*rebuilt, *before[at:]] == after

@@ -9,7 +9,6 @@ merge leaves exactly as onto has them, single hunks that reverse-apply to onto, 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,7 @@ from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model.diff import Hunk, hunks_by_path
 from mpspatch.model.history import ConflictedFile, InPlace, UpstreamCommit, touching
-from mpspatch.model.regions import MergedFile, Region, onto_ranges, parse
+from mpspatch.model.regions import MergedFile, Region, line_map, onto_ranges, opcodes, parse
 from mpspatch.model.store import StateFile
 
 
@@ -405,7 +404,7 @@ def absorbed_regions(path: str, merged: MergedFile, parent: bytes | None, patche
     loose = path.endswith(_LOOSE_SUFFIXES)
     before = parent.splitlines(keepends=True)
     after = patched.splitlines(keepends=True)
-    codes = difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+    codes = opcodes(before, after)
     found: list[RegionVerdict] = []
     for number, (region, (start, end)) in enumerate(zip(merged.regions, _patch_spans(merged, after), strict=True)):
         if start < 0:
@@ -444,10 +443,7 @@ def _patch_spans(merged: MergedFile, after: Sequence[bytes]) -> list[tuple[int, 
             view.extend(part.patch)
         else:
             view.append(part)
-    where: dict[int, int] = {}
-    for a, b, size in difflib.SequenceMatcher(None, view, list(after), autojunk=False).get_matching_blocks():
-        for k in range(size):
-            where[a + k] = b + k
+    where = line_map(view, after)
     placed: list[tuple[int, int]] = []
     for start, end in spans:
         if end > start:

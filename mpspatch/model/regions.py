@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,14 +123,7 @@ def onto_ranges(merged: MergedFile, onto: bytes | None) -> tuple[tuple[int, int]
         return ()
     mine = merged.upstream_text()
     theirs = (onto or b"").splitlines(keepends=True)
-    where: dict[int, int] = {}  # index in `mine` -> 0-based onto line
-    if mine == theirs:
-        where = {i: i for i in range(len(mine))}
-    else:
-        matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
-        for a, b, size in matcher.get_matching_blocks():
-            for k in range(size):
-                where[a + k] = b + k
+    where = line_map(mine, theirs)  # index in `mine` -> 0-based onto line
     found: list[tuple[int, int]] = []
     total = max(len(theirs), 1)
     for region in regions:
@@ -142,3 +136,92 @@ def onto_ranges(merged: MergedFile, onto: bytes | None) -> tuple[tuple[int, int]
         start, end = before + 1, after + 1  # 1-based: the line before (or the first), the line after (or the last)
         found.append((min(max(start, 1), total), min(max(end, start, 1), total)))
     return tuple(found)
+
+
+# ------------------------------------------------------------------------------------------ line matching
+
+# Below this many line pairs, difflib's exact matcher is cheap; above it, unique lines anchor the match first.
+_SMALL = 250_000
+
+
+def line_map(a: Sequence[bytes], b: Sequence[bytes]) -> dict[int, int]:
+    """Equal lines of `a` and `b` as a monotonic map from an index of `a` to one of `b`.
+
+    A patience-style match: common ends first, then lines that occur once in each side anchor the rest,
+    and difflib matches only the small gaps between anchors. difflib alone is quadratic on files full of
+    repeated lines (native_functions.yaml's `  dispatch:`), which PyTorch's files are.
+    """
+    found: dict[int, int] = {}
+    _match(a, 0, len(a), b, 0, len(b), found)
+    return found
+
+
+def _match(a: Sequence[bytes], alo: int, ahi: int, b: Sequence[bytes], blo: int, bhi: int,
+           found: dict[int, int]) -> None:
+    while alo < ahi and blo < bhi and a[alo] == b[blo]:
+        found[alo] = blo
+        alo, blo = alo + 1, blo + 1
+    while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
+        ahi, bhi = ahi - 1, bhi - 1
+        found[ahi] = bhi
+    if alo == ahi or blo == bhi:
+        return
+    anchors = [] if (ahi - alo) * (bhi - blo) <= _SMALL else _anchors(a, alo, ahi, b, blo, bhi)
+    if not anchors:
+        matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=(ahi - alo) * (bhi - blo) > _SMALL)
+        for i, j, size in matcher.get_matching_blocks():
+            for k in range(size):
+                found[alo + i + k] = blo + j + k
+        return
+    for i, j in anchors:
+        _match(a, alo, i, b, blo, j, found)
+        found[i] = j
+        alo, blo = i + 1, j + 1
+    _match(a, alo, ahi, b, blo, bhi, found)
+
+
+def _anchors(a: Sequence[bytes], alo: int, ahi: int, b: Sequence[bytes], blo: int, bhi: int
+             ) -> list[tuple[int, int]]:
+    """Lines unique on both sides, paired, longest run increasing on both sides (patience sorting)."""
+    count_a = Counter(a[alo:ahi])
+    count_b = Counter(b[blo:bhi])
+    where_b = {b[j]: j for j in range(blo, bhi) if count_b[b[j]] == 1}
+    pairs = [(i, where_b[a[i]]) for i in range(alo, ahi) if count_a[a[i]] == 1 and a[i] in where_b]
+    tails: list[int] = []  # tails[k]: index in pairs ending the best run of length k + 1
+    back: list[int] = [-1] * len(pairs)
+    for n, (_, j) in enumerate(pairs):
+        k = _bisect(pairs, tails, j)
+        if k > 0:
+            back[n] = tails[k - 1]
+        if k == len(tails):
+            tails.append(n)
+        else:
+            tails[k] = n
+    run: list[tuple[int, int]] = []
+    n = tails[-1] if tails else -1
+    while n >= 0:
+        run.append(pairs[n])
+        n = back[n]
+    return run[::-1]
+
+
+def _bisect(pairs: Sequence[tuple[int, int]], tails: Sequence[int], j: int) -> int:
+    lo, hi = 0, len(tails)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pairs[tails[mid]][1] < j:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def opcodes(a: Sequence[bytes], b: Sequence[bytes]) -> list[tuple[str, int, int, int, int]]:
+    """difflib-style opcodes (`insert`, `delete`, `replace`; `equal` left out) from line_map."""
+    found: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    for ai, bj in [*sorted(line_map(a, b).items()), (len(a), len(b))]:
+        if ai > i or bj > j:
+            found.append(("replace" if ai > i and bj > j else "delete" if ai > i else "insert", i, ai, j, bj))
+        i, j = ai + 1, bj + 1
+    return found

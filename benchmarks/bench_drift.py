@@ -124,11 +124,15 @@ def run_drift_cold(fixture: FixtureSet, folder: Path) -> None:
 
 
 def in_process(project: Project, fixture: FixtureSet) -> None:
-    from mpspatch.foundation.config import load_config
-    from mpspatch.operations.drift import compute_drift
-    from mpspatch.views.console import drift_json
+    from dataclasses import asdict
 
-    check(json.loads(json.dumps(drift_json(compute_drift(load_config(project.config))))), fixture)
+    from mpspatch.foundation.config import load_config
+    from mpspatch.model.workspace import Workspace
+    from mpspatch.operations.drift import compute_drift
+    from mpspatch.views.drift import drift_json
+
+    report = compute_drift(Workspace(load_config(project.config)))
+    check(json.loads(json.dumps(asdict(drift_json(report)))), fixture)
 
 
 def interleaved(scenarios: dict[str, Callable[[], object]], runs: int) -> tuple[Timing, ...]:

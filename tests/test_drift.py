@@ -53,10 +53,12 @@ def drift_json(scenario: Scenario, onto: str, *extra: str) -> tuple[int, dict[st
     return result.returncode, json.loads(result.stdout)  # exactly one JSON object, or this raises
 
 
-def rebase_stops(scenario: Scenario, onto: str) -> tuple[list[tuple[str, dict[str, int]]], dict[str, Any]]:
+def rebase_stops(scenario: Scenario, onto: str, blames: dict[str, Any] | None = None,
+                 ) -> tuple[list[tuple[str, dict[str, int]]], dict[str, Any]]:
     """Run `mpspatch rebase`; at each stop take the patch's side of every conflict and continue.
 
-    Returns each stop (patch name, {path: regions}) and the final JSON.
+    Returns each stop (patch name, {path: regions}) and the final JSON; `blames` collects each stop's
+    `(patch, path) -> (blame, touched)`.
     """
     result = run_cli(scenario, "rebase", "--onto", onto, "--json")
     stops = []
@@ -65,6 +67,8 @@ def rebase_stops(scenario: Scenario, onto: str) -> tuple[list[tuple[str, dict[st
         if result.returncode != 1:
             break
         stops.append((data["stopped_at"], {c["path"]: c["regions"] for c in data["conflicts"]}))
+        if blames is not None:
+            blames.update({f"{data['stopped_at']}:{c['path']}": (c["blame"], c["touched"]) for c in data["conflicts"]})
         worktree = Path(data["worktree"])
         for conflict in data["conflicts"]:
             file = worktree / conflict["path"]
@@ -114,8 +118,11 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
 def test_forecast_equals_what_rebase_then_finds(tmp_path: Path, onto: str, layout: str) -> None:
     scenario = build_scenario(tmp_path, layout)
     code, data = drift_json(scenario, onto)
-    stops, rebased = rebase_stops(scenario, onto)
+    blames: dict[str, Any] = {}
+    stops, rebased = rebase_stops(scenario, onto, blames)
     assert forecast_stops(data) == stops
+    # Each region is blamed on the same upstream commits, and the same others are only `touched`.
+    assert {f"{c['patch']}:{c['path']}": (c["blame"], c["touched"]) for c in data["conflicts"]} == blames
     assert code == (1 if stops else 0) and data["status"] == ("conflict" if stops else "clean")
     assert data["stopped_at"] == (stops[0][0] if stops else None)
     # The same changes are found already upstream, with the same PRs, by both commands.
@@ -167,7 +174,9 @@ def test_per_file_outcomes_and_commit_marks(two: Scenario) -> None:
     log = git.git(two.checkout, "log", "--format=%H", "v1.0..v1.3").stdout.split()
     assert [c["sha"] for c in commits] == [s for s in log if s in {c["sha"] for c in commits}]  # newest first
     by_pr = {c["pull_request"]: c for c in commits}
-    assert by_pr[ABSORBING_PR]["absorbed"] and by_pr[ABSORBING_PR]["conflicting"]  # it also touched MPSStream.mm
+    # It also touched MPSStream.mm, but no line of a conflict region there: touched, not conflicting.
+    assert by_pr[ABSORBING_PR]["absorbed"] and not by_pr[ABSORBING_PR]["conflicting"]
+    assert not by_pr[170001]["conflicting"] and by_pr[171000]["conflicting"]
     assert sorted(by_pr[ABSORBING_PR]["paths"]) == [STREAM_MM, TORCH_MPS]
     assert by_pr[171001]["conflicting"] and not by_pr[171001]["absorbed"]
     assert not by_pr[170002]["conflicting"] and not by_pr[170002]["absorbed"]

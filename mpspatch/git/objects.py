@@ -459,3 +459,44 @@ def merge_file(cwd: Path, ours: Path, base: Path, theirs: Path, *, style: str, m
     if not 0 <= result.returncode < 128:
         raise GitError(f"{ours}: git merge-file failed: {proc.tail(result.stderr, 3)}")
     return result.returncode == 0
+
+
+@dataclass(frozen=True)
+class BlamedLine:
+    line: int  # 1-based line of the file at `include`
+    sha: CommitSha
+    boundary: bool  # the line is older than the range (it comes from `exclude` or before)
+    summary: str  # the commit's subject
+
+
+def blame_lines(repo: Path, exclude: str, include: str, path: str,
+                ranges: Sequence[tuple[int, int]]) -> tuple[BlamedLine, ...] | None:
+    """`git blame --porcelain` of `path` at `include`, limited to `exclude..include` and to the 1-based
+    inclusive line `ranges` (one call for every range); None when git cannot blame it (a missing blob)."""
+    if not ranges:
+        return ()
+    limits = [arg for start, end in ranges for arg in ("-L", f"{start},{end}")]
+    result = git(repo, "--literal-pathspecs", "blame", "--porcelain", *limits, f"{exclude}..{include}", "--", path,
+                 check=False)
+    if not result.ok:
+        return None
+    found: list[BlamedLine] = []
+    summaries: dict[str, str] = {}
+    boundaries: set[str] = set()
+    current: tuple[str, int] | None = None
+    for row in result.stdout.split("\n"):
+        if row.startswith("\t"):  # the line's text ends its record
+            if current is not None:
+                sha, line = current
+                found.append(BlamedLine(line=line, sha=commit_sha(sha), boundary=sha in boundaries,
+                                        summary=summaries.get(sha, "")))
+            current = None
+            continue
+        head = row.split(" ")
+        if current is None and len(head) in (3, 4) and len(head[0]) == 40 and head[2].isdigit():
+            current = (head[0], int(head[2]))
+        elif current is not None and row.startswith("summary "):
+            summaries[current[0]] = row[len("summary "):]
+        elif current is not None and row == "boundary":
+            boundaries.add(current[0])
+    return tuple(found)

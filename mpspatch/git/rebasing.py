@@ -7,6 +7,7 @@ same SHAs; the author of each series commit is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,3 +168,9 @@ def range_diff_summary(text: str) -> tuple[RangeDiffEntry, ...]:
         merged.append(e)
     return tuple(merged)
 
+
+
+def stage_paths(worktree: Path, paths: Sequence[str]) -> None:
+    """`git add` these paths of the worktree: a conflict mpspatch resolved by itself is marked resolved."""
+    if paths:
+        git(worktree, "--literal-pathspecs", "add", "--", *paths, env=pinned_env())

@@ -5,7 +5,9 @@ functions take a repository path, so they run the same in mpspatch's shadow repo
 
 - upstream_commits: the commits between base and onto that touch patched paths, with the PR behind each.
 - merge_forecast: the series replayed onto `onto` exactly as a rebase replays it (patch k is merged onto the
-  result of patch k-1, with patch k-1 as merge base) and where that replay would stop.
+  result of patch k-1, with patch k-1 as merge base) and where that replay would stop. Conflict regions whose
+  patch side upstream already has in place are resolved to upstream's side, as the rebase resolves them
+  (model/absorbed.py decides which, and is imported inside merge_forecast since it reads this module's types).
 
 Which of the series' changes onto already has is model/absorbed.py's.
 """
@@ -91,6 +93,16 @@ class ConflictedFile:
 
 
 @dataclass(frozen=True)
+class InPlace:
+    """Conflict regions of one file whose patch side upstream already has, taken as upstream's (absorbed.py)."""
+
+    path: TreePath
+    patch_index: int
+    lines: tuple[tuple[int, int], ...]  # each region's 1-based inclusive lines in onto's version of the file
+    added: tuple[str, ...]  # the lines the patch adds in those regions, as the patch has them
+
+
+@dataclass(frozen=True)
 class MergeStep:
     patch_index: int  # 0-based position of the patch in the series
     commit: CommitSha  # the series commit merged in this step
@@ -99,6 +111,9 @@ class MergeStep:
     # Paths a previous step left conflicted that this patch touches again: its outcome there assumes the
     # earlier conflict was resolved to the patch's own version, which a person may not do.
     assumed: tuple[TreePath, ...] = ()
+    # Regions upstream already has in place (model/absorbed.py): resolved to upstream's side in `tree` and not
+    # counted in `conflicts`, as the rebase resolves them by itself.
+    in_place: tuple[InPlace, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,10 @@ class MergeForecast:
     def conflicts(self) -> tuple[ConflictedFile, ...]:
         """Every conflict the rebase will stop on, patch by patch, in replay order."""
         return tuple(c for step in self.steps for c in step.conflicts)
+
+    @property
+    def in_place(self) -> tuple[InPlace, ...]:
+        return tuple(r for step in self.steps for r in step.in_place)
 
     @property
     def stops(self) -> tuple[int, ...]:
@@ -168,6 +187,8 @@ def merge_forecast(
     """
     if not series:
         raise ValueError("merge_forecast needs at least one series commit")
+    from mpspatch.model.absorbed import settle_in_place  # absorbed.py reads this module's types
+
     if not git_checked:
         objects.require_merge_tree()
     ours_tree: str = f"{onto}^{{tree}}"
@@ -181,16 +202,19 @@ def merge_forecast(
             ours = objects.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
         merged = objects.merge_tree(repo, ours, commit)
         conflicts = _conflicted_files(repo, merged, index)
+        tree, in_place = merged.tree, tuple[InPlace, ...]()
+        if conflicts:
+            tree, conflicts, in_place = settle_in_place(repo, merged.tree, commit, onto, conflicts)
         assumed: tuple[TreePath, ...] = ()
         if unresolved:
             assumed = tuple(TreePath(p) for p in git.diff_tree_paths(repo, parent, commit, sorted(unresolved)))
-        steps.append(MergeStep(patch_index=index, commit=commit, tree=merged.tree, conflicts=conflicts,
-                               assumed=assumed))
-        ours_tree, parent = merged.tree, commit
+        steps.append(MergeStep(patch_index=index, commit=commit, tree=tree, conflicts=conflicts,
+                               assumed=assumed, in_place=in_place))
+        ours_tree, parent = tree, commit
         if conflicts:
             unresolved.update(c.path for c in conflicts)
             if index + 1 < len(series):
-                ours_tree = _resolve_to_patch_side(repo, merged.tree, commit, conflicts)
+                ours_tree = _resolve_to_patch_side(repo, tree, commit, conflicts)
     return MergeForecast(base=base, onto=onto, series=tuple(series), steps=tuple(steps))
 
 

@@ -24,6 +24,7 @@ from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
 from mpspatch.model import history
 from mpspatch.model.absorbed import AlreadyUpstream, already_upstream
+from mpspatch.model.blame import FileBlame, RegionBlame, forecast_blames
 from mpspatch.model.history import MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series, series_paths
 from mpspatch.model.store import StateFile
@@ -68,6 +69,8 @@ class DriftConflict:
     kinds: tuple[str, ...]  # git's conflict types ("contents", "modify/delete", ...)
     upstream: tuple[UpstreamCommit, ...]  # base..onto commits touching the path, newest first
     assumed: bool  # an earlier stop in this file had to be taken as resolved to the patch's side
+    blame: tuple[RegionBlame, ...] = ()  # per region: its lines in onto and the upstream commits that wrote them
+    touched: tuple[UpstreamCommit, ...] = ()  # commits of `upstream` that are no region's cause
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class FileDrift:
 @dataclass(frozen=True)
 class DriftCommit:
     commit: UpstreamCommit
-    conflicting: bool  # touches a file the rebase will stop on
+    conflicting: bool  # wrote lines of a conflict region (a cause), or touches a conflicted file without regions
     absorbed: bool  # lands a change the series also makes
 
 
@@ -160,11 +163,13 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
+        blame_job = pool.submit(forecast_blames, shadow, forecast, upstream)
         already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
-                                           series_diff=diff_job.result())
+                                   series_diff=diff_job.result(), in_place=forecast.in_place)
+        blames = blame_job.result()
     return build_report(
         base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,
-        upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url),
+        upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url), blames=blames,
     )
 
 
@@ -201,8 +206,12 @@ def build_report(
     upstream: tuple[UpstreamCommit, ...],
     already: AlreadyUpstream,
     pr_url: str | None,
+    blames: tuple[FileBlame, ...] = (),
 ) -> DriftReport:
-    """Join the forecast, the upstream log and the absorption check into one per-file and per-commit view."""
+    """Join the forecast, the upstream log and the absorption check into one per-file and per-commit view.
+
+    `blames` is forecast_blames(forecast), one per conflict; without it every conflict's commits are `touched`.
+    """
     names = tuple(p.path.name for p in patches)
     by_sha = {c.sha: c for c in upstream}
     conflicts = tuple(
@@ -210,8 +219,10 @@ def build_report(
             path=c.path, regions=c.regions, patch=names[c.patch_index], kinds=c.kinds,
             upstream=history.touching(upstream, c.path),
             assumed=c.path in forecast.steps[c.patch_index].assumed,
+            blame=b.regions if b is not None else (),
+            touched=b.touched if b is not None else history.touching(upstream, c.path),
         )
-        for c in forecast.conflicts
+        for c, b in zip(forecast.conflicts, blames or (None,) * len(forecast.conflicts), strict=True)
     )
     absorbed = tuple(
         DriftAbsorbed(
@@ -240,8 +251,12 @@ def build_report(
             upstream=history.touching(upstream, path),
         ))
     landed = already.landed_by
+    # A commit conflicts when it is a cause of a region; a conflict without regions to blame (modify/delete,
+    # or no blame at all) counts every commit touching the file.
+    causes = {u.sha for c in conflicts for r in c.blame for u in r.causes}
+    unblamed = {c.path for c in conflicts if not c.blame}
     marks = tuple(
-        DriftCommit(commit=c, conflicting=bool(conflicted & set(c.paths)), absorbed=c.sha in landed)
+        DriftCommit(commit=c, conflicting=c.sha in causes or bool(unblamed & set(c.paths)), absorbed=c.sha in landed)
         for c in upstream
     )
     return DriftReport(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from mpspatch.views.console import escape, out, pr_label, print_table
 
 if TYPE_CHECKING:
+    from mpspatch.model.blame import RegionBlame
     from mpspatch.model.history import UpstreamCommit
     from mpspatch.operations.drift import DriftReport
 
@@ -27,6 +28,36 @@ class UpstreamCommitJson:
 
 
 @dataclass(frozen=True)
+class CauseJson:
+    sha: str
+    pull_request: int | None
+    subject: str
+
+    @classmethod
+    def of(cls, commit: UpstreamCommit) -> CauseJson:
+        return cls(sha=commit.sha, pull_request=commit.pull_request, subject=commit.subject)
+
+
+@dataclass(frozen=True)
+class RegionBlameJson:
+    lines: tuple[int, int]  # START, END in the onto version of the file
+    causes: tuple[CauseJson, ...]
+
+
+def blame_json(regions: tuple[RegionBlame, ...]) -> tuple[RegionBlameJson, ...]:
+    """The contract's `blame` list, shared by `drift --json` and `rebase --json`."""
+    return tuple(RegionBlameJson(lines=r.lines, causes=tuple(CauseJson.of(c) for c in r.causes)) for r in regions)
+
+
+def region_causes(regions: tuple[RegionBlame, ...]) -> list[str]:
+    """One line per region for the terminal: its onto lines and the PRs (or SHAs) that wrote them."""
+    return [f"lines {r.lines[0]}-{r.lines[1]}: "
+            + (", ".join(pr_label(c.pull_request) if c.pull_request is not None else c.sha[:12] for c in r.causes)
+               or "no upstream commit (older than the base)")
+            for r in regions]
+
+
+@dataclass(frozen=True)
 class DriftConflictJson:
     path: str
     regions: int
@@ -35,6 +66,8 @@ class DriftConflictJson:
     assumed: bool
     pull_requests: tuple[int, ...]
     upstream_commits: tuple[UpstreamCommitJson, ...]
+    blame: tuple[RegionBlameJson, ...]
+    touched: tuple[CauseJson, ...]  # commits that touched the file without writing any region's lines
 
 
 @dataclass(frozen=True)
@@ -104,7 +137,8 @@ def drift_json(report: DriftReport) -> DriftJson:
         conflicts=tuple(
             DriftConflictJson(path=c.path, regions=c.regions, patch=c.patch, kinds=tuple(c.kinds), assumed=c.assumed,
                               pull_requests=_prs(c.upstream),
-                              upstream_commits=tuple(UpstreamCommitJson.of(u) for u in c.upstream))
+                              upstream_commits=tuple(UpstreamCommitJson.of(u) for u in c.upstream),
+                              blame=blame_json(c.blame), touched=tuple(CauseJson.of(u) for u in c.touched))
             for c in report.conflicts
         ),
         absorbed=tuple(
@@ -145,6 +179,18 @@ def show_drift(report: DriftReport) -> None:
         table.add_row(escape(f.path), f"[{_OUTCOME_STYLE[f.outcome]}]{f.outcome}[/]", str(f.regions or ""),
                       f"{f.absorbed_hunks}/{f.hunks}" if f.absorbed_hunks else "", escape(prs))
     print_table(table, console)
+    if report.conflicts:
+        causes = Table(title="Conflict regions and the upstream commits behind them (lines of the onto version)")
+        causes.add_column("File", no_wrap=True)
+        causes.add_column("Patch")
+        causes.add_column("Regions: causes", overflow="fold")
+        causes.add_column("Also touched the file")
+        for c in report.conflicts:
+            touched = ", ".join(pr_label(u.pull_request) if u.pull_request is not None else u.sha[:12]
+                                for u in c.touched)
+            causes.add_row(escape(c.path), escape(c.patch), escape("\n".join(region_causes(c.blame)) or "(no markers)"),
+                           escape(touched))
+        print_table(causes, console)
     if report.upstream:
         commits = Table(title="Upstream commits touching patched files (newest first)")
         commits.add_column("Commit")

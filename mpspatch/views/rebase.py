@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mpspatch.model.series import relative_path
 from mpspatch.views.console import escape, note, out, pr_label, print_table
+from mpspatch.views.drift import CauseJson, RegionBlameJson, blame_json, region_causes
 
 if TYPE_CHECKING:
     from mpspatch.model.history import UpstreamCommit
@@ -31,6 +32,8 @@ class RebaseConflictJson:
     path: str
     regions: int
     upstream_commits: tuple[CommitJson, ...]
+    blame: tuple[RegionBlameJson, ...]  # as `drift --json` gives it
+    touched: tuple[CauseJson, ...]
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ def rebase_json(result: RebaseResult) -> RebaseJson:
         onto=result.onto,
         onto_ref=result.onto_ref,
         conflicts=tuple(RebaseConflictJson(path=c.path, regions=c.regions,
-                                           upstream_commits=tuple(CommitJson.of(u) for u in c.upstream_commits))
+                                           upstream_commits=tuple(CommitJson.of(u) for u in c.upstream_commits),
+                                           blame=blame_json(c.blame), touched=tuple(CauseJson.of(u) for u in c.touched))
                         for c in result.conflicts),
         absorbed=tuple(RebaseAbsorbedJson(path=a.path, pull_requests=tuple(a.pull_requests), whole_file=a.whole_file,
                                           hunks=a.hunks, of_hunks=a.of_hunks) for a in result.absorbed),
@@ -124,10 +128,12 @@ def show_rebase(result: RebaseResult, root: Path) -> None:
         table = Table(title=f"Conflicts{stop}")
         table.add_column("Path", no_wrap=True)  # a path is never folded
         table.add_column("Regions", justify="right")
-        table.add_column("Upstream commits since the base")
+        table.add_column("Regions (onto lines): upstream commits that wrote them", overflow="fold")
+        table.add_column("Also touched the file")
         for c in result.conflicts:
-            commits = "\n".join(f"{u.sha[:12]} {pr_label(u.pull_request)} {u.subject}" for u in c.upstream_commits)
-            table.add_row(escape(c.path), str(c.regions), escape(commits or "(none)"))
+            causes = "\n".join(region_causes(c.blame))
+            touched = "\n".join(f"{u.sha[:12]} {pr_label(u.pull_request)} {u.subject}" for u in c.touched)
+            table.add_row(escape(c.path), str(c.regions), escape(causes or "(no markers)"), escape(touched))
         print_table(table, console)
         where = relative_path(result.worktree, root) if result.worktree else "?"
         console.print(f"Resolve the conflicts in [bold]{escape(where)}[/], then run "

@@ -62,7 +62,15 @@ from mpspatch.operations.rebase.results import (
     RebaseStatus,
 )
 from mpspatch.operations.rebase.rollback import BRANCH, SERIES_REF, abort, cleanup, require_state
-from mpspatch.operations.rebase.upstream import conflict_report, index_history, stop_upstream, upstream_check
+from mpspatch.operations.rebase.upstream import (
+    conflict_report,
+    index_history,
+    remove_conflict_notes,
+    settle_in_place,
+    stop_upstream,
+    upstream_check,
+    write_conflict_notes,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -203,6 +211,13 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
     # reported, never retried again. The count bounds it too: one pass per patch, plus one.
     for _ in range(len(state.series) + 2):
         reused.extend(re.findall(r"(?:Resolved|Staged) '([^']+)' using previous resolution", step.output))
+        if step.unmerged:
+            # Regions whose patch side upstream already has are taken as upstream's, as drift forecasts them.
+            staged, said = settle_in_place(shadow, worktree, state, step.stopped_at, step.unmerged)
+            if said:
+                state = replace(state, notes=(*state.notes, *said))
+            if staged:
+                step = replace(step, unmerged=tuple(p for p in step.unmerged if p not in staged))
         if step.done or step.unmerged:
             break
         where = (git.head_of(worktree), step.stopped_at)
@@ -223,15 +238,17 @@ def _after_step(config: Config, shadow: Path, state: RebaseState, step: rebasing
         return _finish(config, shadow, replace(state, phase=RebasePhase.WRITING), tuple(reused), pending)
     state = replace(state, conflicted=step.unmerged)
     write_state(config, state)
-    # Only this stop's report: its conflicted paths and the upstream commits that touched them.
+    # Only this stop's report: its conflicted paths, the upstream commits that touched them, and per region
+    # the commits that wrote its lines.
     if pending is not None:
         pending.result()
     else:
         index_history(shadow, state)  # one quick call when the graph already covers onto
     upstream = stop_upstream(shadow, state, step.unmerged)
-    conflicts = conflict_report(worktree, step.unmerged, upstream)
+    conflicts = conflict_report(worktree, step.unmerged, upstream, state, shadow)
     names = [Path(p.path).name for p in state.patches]
     stopped = names[state.series.index(step.stopped_at)] if step.stopped_at in state.series else None
+    write_conflict_notes(worktree, conflicts, stopped, state)
     return RebaseResult(
         status=RebaseStatus.CONFLICT, base=state.base, base_ref=state.base_ref, onto=state.onto,
         onto_ref=state.onto_ref, conflicts=conflicts, absorbed=(), worktree=worktree, patches=(),
@@ -345,6 +362,7 @@ def resume(ws: Workspace) -> RebaseResult:
                   if (line := first_marker(worktree / rel)) is not None]
         if marked:
             raise StateError(markers_remain(worktree, marked))
+        remove_conflict_notes(worktree, state.conflicted)
         return _after_step(config, shadow, state, rebasing.continue_rebase(worktree))
     head = git.head_of(worktree)
     if head == state.series_tip:  # interrupted before git rebase moved anything

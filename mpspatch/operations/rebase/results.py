@@ -11,6 +11,7 @@ from mpspatch.foundation.ids import CommitSha, ContentSha256
 from mpspatch.git import rebasing
 
 if TYPE_CHECKING:
+    from mpspatch.model.blame import RegionBlame
     from mpspatch.model.history import UpstreamCommit
 
 
@@ -19,6 +20,8 @@ class ConflictedPath:
     path: str
     regions: int  # `<<<<<<<` markers in the file; 1 for a conflict without markers (modify/delete)
     upstream_commits: tuple[UpstreamCommit, ...]  # base..onto commits touching the path, newest first
+    blame: tuple[RegionBlame, ...] = ()  # per region: its lines in onto and the upstream commits that wrote them
+    touched: tuple[UpstreamCommit, ...] = ()  # commits of upstream_commits that are no region's cause
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from mpspatch.model.state import RebaseState
 from mpspatch.operations.rebase.results import AbsorbedChange, ConflictedPath
 
 if TYPE_CHECKING:
-    from mpspatch.model.history import UpstreamCommit
+    from mpspatch.model.history import InPlace, UpstreamCommit
+
 
 @dataclass(frozen=True)
 class UpstreamView:
@@ -74,18 +75,119 @@ def count_regions(path: Path) -> int:
         return 1
 
 
-def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit]
-                    ) -> tuple[ConflictedPath, ...]:
-    """Each conflicted path with its regions and the upstream commits (base..onto) that touched it."""
-    return tuple(
-        ConflictedPath(path=p, regions=count_regions(worktree / p),
-                       upstream_commits=tuple(c for c in upstream if p in c.paths))
-        for p in sorted(paths)
-    )
+def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[UpstreamCommit],
+                    state: RebaseState | None = None, shadow: Path | None = None) -> tuple[ConflictedPath, ...]:
+    """Each conflicted path with its regions and the upstream commits (base..onto) that touched it; with the
+    state and the shadow, each region's lines in onto and the commits that wrote them (model/blame.py, as
+    drift blames them), and the other commits apart under `touched`."""
+    from mpspatch.model.blame import blame_file
+
+    found: list[ConflictedPath] = []
+    onto_blobs: dict[str, bytes | None] = {}
+    if state is not None and shadow is not None and paths:
+        from mpspatch.git import objects
+
+        ordered = sorted(paths)
+        onto_blobs = dict(zip(ordered, objects.read_blobs(shadow, [f"{state.onto}:{p}" for p in ordered]),
+                              strict=True))
+    for p in sorted(paths):
+        commits = tuple(c for c in upstream if p in c.paths)
+        if state is None or shadow is None:
+            found.append(ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
+                                        touched=commits))
+            continue
+        try:
+            merged: bytes | None = (worktree / p).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            merged = None
+        blamed = blame_file(shadow, state.base, state.onto, p, merged, onto_blobs.get(p), upstream)
+        found.append(ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
+                                    blame=blamed.regions, touched=blamed.touched))
+    return tuple(found)
+
+
+NOTE_SUFFIX = ".mpspatch-conflict.txt"
+
+
+def conflict_note(conflict: ConflictedPath, patch: str | None, state: RebaseState) -> str:
+    """The note written next to a conflicted file in the rebase worktree: who caused each region."""
+    def who(commit: UpstreamCommit) -> str:
+        pr = f"#{commit.pull_request}" if commit.pull_request is not None else "(no PR trailer)"
+        return f"{commit.sha[:12]} {pr} {commit.subject}"
+
+    lines = [f"mpspatch: {conflict.path} conflicts while replaying {patch or 'the series'} onto {state.onto_ref} "
+             f"({state.onto[:12]}): {conflict.regions} region(s).", ""]
+    if conflict.blame:
+        lines.append("Each region's lines in the onto version, and the upstream commits that wrote them:")
+        for region in conflict.blame:
+            lines.append(f"  lines {region.lines[0]}-{region.lines[1]}:")
+            lines.extend(f"    {who(c)}" for c in region.causes)
+            if not region.causes:
+                lines.append("    no upstream commit since the base (the lines are older)")
+    if conflict.touched:
+        lines += ["", "Also touched the file since the base, without overlapping a region:"]
+        lines.extend(f"  {who(c)}" for c in conflict.touched)
+    lines += ["", "Resolve the conflict markers in the file, then run `mpspatch rebase --continue`; this note is "
+              "removed then."]
+    return "\n".join(lines) + "\n"
+
+
+def write_conflict_notes(worktree: Path, conflicts: Sequence[ConflictedPath], patch: str | None,
+                         state: RebaseState) -> None:
+    for conflict in conflicts:
+        target = worktree / (conflict.path + NOTE_SUFFIX)
+        if target.parent.is_dir():
+            target.write_text(conflict_note(conflict, patch, state), encoding="utf-8")
+
+
+def remove_conflict_notes(worktree: Path, paths: Sequence[str]) -> None:
+    """Drop the notes of a stop before git stages the worktree, so no note ever lands in a patch."""
+    for path in paths:
+        (worktree / (path + NOTE_SUFFIX)).unlink(missing_ok=True)
+
+
+def settle_in_place(shadow: Path, worktree: Path, state: RebaseState, pick: CommitSha | None,
+                    paths: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Resolve, in the worktree, the conflict regions whose patch side upstream already has (model/absorbed.py,
+    as drift's forecast resolves them), and stage the files left with no region. Returns the paths staged and
+    one note per file touched."""
+    from mpspatch.git import objects, rebasing
+    from mpspatch.model.absorbed import absorbed_regions
+    from mpspatch.model.regions import onto_ranges, parse
+
+    if pick is None or not paths:
+        return (), ()
+    ordered = sorted(paths)
+    specs = [s for p in ordered for s in (f"{pick}^:{p}", f"{pick}:{p}", f"{state.onto}:{p}")]
+    blobs = objects.read_blobs(shadow, specs)
+    staged: list[str] = []
+    notes: list[str] = []
+    for number, path in enumerate(ordered):
+        file = worktree / path
+        try:
+            parsed = parse(file.read_bytes())
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        parent, patched, onto_blob = blobs[3 * number : 3 * number + 3]
+        verdicts = absorbed_regions(path, parsed, parent, patched)
+        if not verdicts:
+            continue
+        chosen = [v.region for v in verdicts]
+        ranges = onto_ranges(parsed, onto_blob)
+        file.write_bytes(parsed.resolve(chosen))
+        where = ", ".join(f"{ranges[i][0]}-{ranges[i][1]}" for i in chosen)
+        left = len(parsed.regions) - len(chosen)
+        notes.append(f"{path}: {len(chosen)} conflict region(s) resolved to upstream's side (onto lines {where}): "
+                     "the patch's change there is already upstream"
+                     + (f"; {left} region(s) left to resolve" if left else ""))
+        if not left:
+            staged.append(path)
+    rebasing.stage_paths(worktree, staged)
+    return tuple(staged), tuple(notes)
 
 
 def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence[CommitSha],
-                  commits: Sequence[UpstreamCommit], result_tree: TreeSha
+                  commits: Sequence[UpstreamCommit], result_tree: TreeSha, in_place: Sequence[InPlace] = ()
                   ) -> tuple[tuple[AbsorbedChange, ...], tuple[str, ...]]:
     """The series' changes onto already has, per file, with the PRs that landed them; plus notes.
 
@@ -96,7 +198,7 @@ def find_absorbed(repo: Path, base: CommitSha, onto: CommitSha, series: Sequence
     from mpspatch.model import history
     from mpspatch.model.absorbed import already_upstream
 
-    found = already_upstream(repo, base, series, onto, result_tree, commits)
+    found = already_upstream(repo, base, series, onto, result_tree, commits, in_place=in_place)
     by_sha = {c.sha: c for c in commits}
     changes = tuple(
         AbsorbedChange(path=f.path, pull_requests=history.pull_requests(by_sha[s] for s in f.landed_by if s in by_sha),

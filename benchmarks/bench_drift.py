@@ -106,7 +106,7 @@ def check(data: dict[str, object], fixture: FixtureSet) -> None:
         if outcomes.get(path) != "absorbed":
             problems.append(f"{path}: {outcomes.get(path)} instead of absorbed")
     for path in expected.partly_absorbed:
-        if outcomes.get(path) != "partly absorbed":
+        if outcomes.get(path) != "partly-absorbed":
             problems.append(f"{path}: {outcomes.get(path)} instead of partly absorbed")
     for path in expected.clean:
         if outcomes.get(path) != "clean":

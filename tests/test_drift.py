@@ -165,7 +165,7 @@ def test_per_file_outcomes_and_commit_marks(two: Scenario) -> None:
     assert outcomes[TORCH_MPS] == "absorbed"
     assert set(outcomes.values()) == {"conflict", "absorbed", "clean"}
     _, partial = drift_json(two, "v1.2")
-    assert {f["path"]: f["outcome"] for f in partial["files"]}[STREAM_MM] == "partly absorbed"
+    assert {f["path"]: f["outcome"] for f in partial["files"]}[STREAM_MM] == "partly-absorbed"
     stream = next(f for f in partial["files"] if f["path"] == STREAM_MM)
     assert (stream["absorbed_hunks"], stream["hunks"]) == (1, 3)
 

@@ -37,7 +37,7 @@ class FileOutcome(StrEnum):
     CLEAN = "clean"
     CONFLICT = "conflict"
     ABSORBED = "absorbed"
-    PARTLY_ABSORBED = "partly absorbed"
+    PARTLY_ABSORBED = "partly-absorbed"
 
 
 OUTCOMES = tuple(FileOutcome)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from mpspatch.model.history import UpstreamCommit
     from mpspatch.operations.drift import DriftReport
 
-_OUTCOME_STYLE = {"clean": "green", "conflict": "bold red", "absorbed": "cyan", "partly absorbed": "yellow"}
+_OUTCOME_STYLE = {"clean": "green", "conflict": "bold red", "absorbed": "cyan", "partly-absorbed": "yellow"}
 
 
 @dataclass(frozen=True)

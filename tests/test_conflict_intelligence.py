@@ -208,7 +208,7 @@ def test_regions_map_to_onto_lines_past_the_patchs_clean_hunks() -> None:
 ])
 def test_absorbed_in_place_needs_every_added_line_upstream(upstream: tuple[str, ...], patch_adds: str,
                                                            absorbed: bool) -> None:
-    from mpspatch.model.absorbed import absorbed_regions
+    from mpspatch.model.in_place import absorbed_regions
     from mpspatch.model.regions import parse
 
     base = native_functions(()).encode()
@@ -218,7 +218,7 @@ def test_absorbed_in_place_needs_every_added_line_upstream(upstream: tuple[str, 
 
 
 def test_a_line_the_patch_removes_but_upstream_keeps_is_no_absorption() -> None:
-    from mpspatch.model.absorbed import absorbed_regions
+    from mpspatch.model.in_place import absorbed_regions
     from mpspatch.model.regions import parse
 
     base = hooks(("  void flush() const;",)).encode()

@@ -1,4 +1,4 @@
-"""Trees edited path by path (git/objects.edit_tree, rewrite_tree) agree with git's own index, and never read
+"""Trees edited path by path (git/trees.edit_tree, rewrite_tree) agree with git's own index, and never read
 or write the whole tree."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from support import Repo, cpp_source, git_env
 
 from mpspatch.foundation import proc
 from mpspatch.foundation.ids import commit_sha, tree_sha
-from mpspatch.git import objects
+from mpspatch.git import trees
 
 STREAM = "aten/src/ATen/mps/MPSStream.mm"
 GUARD = "aten/src/ATen/mps/MPSGuardImpl.h"
@@ -66,7 +66,7 @@ def test_edits_match_gits_own_index(upstream: Repo) -> None:
         "third_party/README": ("100644", new_file),  # next to a submodule
     }
     info = "".join(f"{e[0]} {e[1]}\t{p}\0" if e else f"0 {'0' * 40}\t{p}\0" for p, e in changes.items())
-    assert objects.edit_tree(upstream.path, tree, changes) == _by_index(upstream, tree, info)
+    assert trees.edit_tree(upstream.path, tree, changes) == _by_index(upstream, tree, info)
 
 
 def test_rewrite_tree_takes_paths_from_a_commit_and_keeps_modes(upstream: Repo) -> None:
@@ -76,7 +76,7 @@ def test_rewrite_tree_takes_paths_from_a_commit_and_keeps_modes(upstream: Repo) 
     upstream.git("rm", "-q", GUARD)
     series = commit_sha(upstream.commit("series"))
     tree = tree_sha(upstream.git("rev-parse", "v1.0^{tree}").strip())
-    got = objects.rewrite_tree(upstream.path, tree, source=series, from_source=[STREAM, GUARD],
+    got = trees.rewrite_tree(upstream.path, tree, source=series, from_source=[STREAM, GUARD],
                                contents={SCRIPT: b"#!/bin/sh\necho merged\n"})
     script = _blob(upstream, "#!/bin/sh\necho merged\n")
     stream = upstream.git("rev-parse", f"{series}:{STREAM}").strip()
@@ -94,7 +94,7 @@ def test_rewrite_tree_never_reads_or_writes_the_whole_tree(upstream: Repo, monke
 
     monkeypatch.setattr(proc, "_spawn", logged)
     tree = tree_sha(upstream.git("rev-parse", "v1.0^{tree}").strip())
-    objects.rewrite_tree(upstream.path, tree, source=commit_sha(upstream.head()), from_source=[GUARD],
+    trees.rewrite_tree(upstream.path, tree, source=commit_sha(upstream.head()), from_source=[GUARD],
                          contents={STREAM: b"// merged\n"})
     verbs = [next(a for a in argv[1:] if not a.startswith("-")) for argv in seen]
     assert not {"read-tree", "ls-tree", "write-tree", "update-index"} & set(verbs), verbs

@@ -19,7 +19,7 @@ from mpspatch.foundation import proc
 from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.files import sha256_bytes
 from mpspatch.foundation.ids import CommitSha, TreeSha, commit_sha
-from mpspatch.git import objects
+from mpspatch.git import trees as tree_edits
 from mpspatch.git.verbs import (
     SERIES_EPOCH,
     SERIES_IDENTITY,
@@ -110,14 +110,14 @@ def build_series(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> Seri
     SeriesInconsistentError naming the patch and its files: that is a broken series, not upstream drift.
 
     The index holds only the paths the series touches, so each step's git work follows the patch, not the
-    size of the tree; each patch's tree is the base tree with those paths edited (objects.TreeEditor), and
+    size of the tree; each patch's tree is the base tree with those paths edited (git/trees.py), and
     every tree and commit is written at the end, in one git call each.
     """
     notes: list[str] = []
     paths = _series_paths(shadow, patches)
     if paths is None:  # a patch git cannot even read: the full-index build reports it as it always has
         return _build_full_index(shadow, base, patches)
-    editor = objects.TreeEditor.read(shadow, base, paths)
+    editor = tree_edits.TreeEditor.read(shadow, base, paths)
     seed = {p: e for p in paths if (e := editor.entries(p)) is not None and e[0] != "40000"}
     trees: list[TreeSha] = []
     with tempfile.TemporaryDirectory(prefix="mpspatch-index-") as tmp:

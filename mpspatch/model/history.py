@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
-from mpspatch.git import objects
+from mpspatch.git import objects, trees
 from mpspatch.git import verbs as git
+from mpspatch.model.in_place import InPlace, settle_in_place
 
 # PyTorch's merge bot ends every landed commit with this line. The repository part is left open so forks
 # and mirrors that keep the trailer are read the same way.
@@ -90,16 +91,6 @@ class ConflictedFile:
     regions: int  # `<<<<<<<` markers in the merged file; 1 for a conflict without markers (modify/delete)
     kinds: tuple[str, ...]  # git's conflict types for this path, e.g. "contents", "modify/delete"
     patch_index: int  # 0-based position of the patch whose replay stops on it
-
-
-@dataclass(frozen=True)
-class InPlace:
-    """Conflict regions of one file whose patch side upstream already has, taken as upstream's (absorbed.py)."""
-
-    path: TreePath
-    patch_index: int
-    lines: tuple[tuple[int, int], ...]  # each region's 1-based inclusive lines in onto's version of the file
-    added: tuple[str, ...]  # the lines the patch adds in those regions, as the patch has them
 
 
 @dataclass(frozen=True)
@@ -187,7 +178,6 @@ def merge_forecast(
     """
     if not series:
         raise ValueError("merge_forecast needs at least one series commit")
-    from mpspatch.model.absorbed import settle_in_place  # absorbed.py reads this module's types
 
     if not git_checked:
         objects.require_merge_tree()
@@ -204,7 +194,11 @@ def merge_forecast(
         conflicts = _conflicted_files(repo, merged, index)
         tree, in_place = merged.tree, tuple[InPlace, ...]()
         if conflicts:
-            tree, conflicts, in_place = settle_in_place(repo, merged.tree, commit, onto, conflicts)
+            settled = settle_in_place(repo, merged.tree, commit, onto, [c.path for c in conflicts], index)
+            tree, in_place = settled.tree, settled.found
+            left = settled.regions_left  # a file with no region left is no conflict any more
+            conflicts = tuple(c if c.path not in left else replace(c, regions=left[c.path])
+                              for c in conflicts if left.get(c.path, 1) > 0)
         assumed: tuple[TreePath, ...] = ()
         if unresolved:
             assumed = tuple(TreePath(p) for p in git.diff_tree_paths(repo, parent, commit, sorted(unresolved)))
@@ -255,7 +249,7 @@ def _resolve_to_patch_side(
         p: take_patch_side(b) for p, b in zip(paths, blobs, strict=True) if b is not None and count_regions(b)
     }
     whole = [c.path for c in conflicts if c.path not in contents]
-    return objects.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
+    return trees.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
 
 
 def count_regions(content: bytes) -> int:

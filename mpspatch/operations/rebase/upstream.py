@@ -14,7 +14,8 @@ from mpspatch.model.state import RebaseState
 from mpspatch.operations.rebase.results import AbsorbedChange, ConflictedPath
 
 if TYPE_CHECKING:
-    from mpspatch.model.history import InPlace, UpstreamCommit
+    from mpspatch.model.history import UpstreamCommit
+    from mpspatch.model.in_place import InPlace
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def settle_in_place(shadow: Path, worktree: Path, state: RebaseState, pick: Comm
     as drift's forecast resolves them), and stage the files left with no region. Returns the paths staged and
     one note per file touched."""
     from mpspatch.git import objects, rebasing
-    from mpspatch.model.absorbed import absorbed_regions
+    from mpspatch.model.in_place import absorbed_regions
     from mpspatch.model.regions import onto_ranges, parse
 
     if pick is None or not paths:

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from mpspatch.foundation.errors import ConfigError
 from mpspatch.foundation.globs import check_glob
+from mpspatch.foundation.toml_table import Table, toml_key
 
 CONFIG_NAME = "mpspatch.toml"
 DEFAULT_LOCK = "patches/series.lock"
@@ -186,62 +187,6 @@ class Config:
     rebase: Rebase = field(default_factory=Rebase)
 
 
-T = TypeVar("T")
-
-
-class _Table:
-    """One TOML table being read: tracks which keys were consumed so leftovers can be named as typos."""
-
-    def __init__(self, file: Path, name: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
-        self.file, self.name, self.data = file, name, data
-        for key in data:
-            if key not in known:
-                hint = difflib.get_close_matches(key, known, n=1)
-                fix = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(known)}"
-                raise ConfigError(f"{file}: [{name}] has unknown key {key!r}; {fix}")
-
-    def fail(self, key: str, problem: str, example: str) -> ConfigError:
-        return ConfigError(f"{self.file}: [{self.name}].{key} {problem}; fix: {example}")
-
-    def get(self, key: str, kind: type[T], example: str, default: T | None = None) -> T:
-        if key not in self.data:
-            if default is None:
-                raise self.fail(key, "is missing", example)
-            return default
-        value = self.data[key]
-        # bool is an int subclass in Python; a TOML `true` where a number belongs is still a mistake.
-        wrong_bool = isinstance(value, bool) and kind is not bool
-        if wrong_bool or not isinstance(value, kind):
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)  # type: ignore[return-value]
-            raise self.fail(key, f"must be {_kind_name(kind)}, not {_kind_name(type(value))}", example)
-        return value
-
-    def optional(self, key: str, kind: type[T], example: str) -> T | None:
-        if key not in self.data:
-            return None
-        return self.get(key, kind, example)
-
-    def strings(self, key: str, example: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        if key not in self.data and default is not None:
-            return default
-        items = self.get(key, list, example)
-        if not all(isinstance(item, str) for item in items):
-            raise self.fail(key, "must be a list of strings", example)
-        return tuple(items)
-
-    def table(self, key: str) -> Mapping[str, Any]:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be a table", f"[{self.name}.{key}]")
-        return value
-
-
-def _kind_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
-            dict: "a table"}.get(kind, kind.__name__)
-
-
 def find_config(start: Path) -> Path:
     """The nearest mpspatch.toml at or above `start`."""
     for folder in (start, *start.parents):
@@ -268,7 +213,7 @@ def load_config(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     root = path.parent
-    top = _Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths",
+    top = Table(path, "top level", raw, ("upstream", "series", "categories", "stages", "render", "split", "paths",
                                              "submit", "verify", "rebase"))
     upstream = _read_upstream(path, root, top.table("upstream"))
     series = _read_series(path, root, top.table("series"))
@@ -277,7 +222,7 @@ def load_config(path: Path) -> Config:
                             _read_test_map(path, top.table("verify")))
     render = _read_render(path, root, top.table("render"))
     split = _read_split(path, top.table("split"))
-    paths = _Table(path, "paths", top.table("paths"), ("evidence", "state"))
+    paths = Table(path, "paths", top.table("paths"), ("evidence", "state"))
     submit = _read_submit(path, root, top.table("submit"))
     return Config(
         path=path,
@@ -297,7 +242,7 @@ def load_config(path: Path) -> Config:
 
 
 def _read_rebase(file: Path, data: Mapping[str, Any]) -> Rebase:
-    t = _Table(file, "rebase", data, ("conflict_style", "merge_drivers"))
+    t = Table(file, "rebase", data, ("conflict_style", "merge_drivers"))
     styles = ", ".join(repr(s.value) for s in ConflictStyle)
     example = f'conflict_style = "zdiff3" (one of {styles})'
     style = t.get("conflict_style", str, example, ConflictStyle.MERGE.value)
@@ -306,7 +251,7 @@ def _read_rebase(file: Path, data: Mapping[str, Any]) -> Rebase:
     drivers: list[MergeDriver] = []
     example = '[rebase.merge_drivers] "*.mm" = "my-merge-tool %O %A %B %L %P"'
     for pattern, command in t.table("merge_drivers").items():
-        where = f"merge_drivers.{_toml_key(pattern)}"
+        where = f"merge_drivers.{toml_key(pattern)}"
         if not isinstance(command, str) or not command.strip():
             raise t.fail(where, "must be a command (a non-empty string)", example)
         if not pattern or pattern.startswith("!") or any(c.isspace() for c in pattern):
@@ -319,7 +264,7 @@ def _read_rebase(file: Path, data: Mapping[str, Any]) -> Rebase:
 
 def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path | None:
     """[verify] python: an interpreter, or a venv/conda folder holding one; checked now, so a typo is exit 2."""
-    t = _Table(file, "verify", data, ("python", "test_map"))
+    t = Table(file, "verify", data, ("python", "test_map"))
     example = 'python = "~/venvs/pytorch/bin/python" (or the venv folder)'
     value = t.optional("python", str, example)
     if value is None:
@@ -336,7 +281,7 @@ def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path
 
 
 def _read_upstream(file: Path, root: Path, data: Mapping[str, Any]) -> Upstream:
-    t = _Table(file, "upstream", data, ("url", "checkout", "base", "target"))
+    t = Table(file, "upstream", data, ("url", "checkout", "base", "target"))
     return Upstream(
         url=t.get("url", str, 'url = "https://github.com/pytorch/pytorch.git"', "https://github.com/pytorch/pytorch.git"),
         checkout=(root / t.get("checkout", str, 'checkout = "../pytorch"')).resolve(),
@@ -346,7 +291,7 @@ def _read_upstream(file: Path, root: Path, data: Mapping[str, Any]) -> Upstream:
 
 
 def _read_series(file: Path, root: Path, data: Mapping[str, Any]) -> Series:
-    t = _Table(file, "series", data, ("patches", "allowed_paths", "lock"))
+    t = Table(file, "series", data, ("patches", "allowed_paths", "lock"))
     patches = t.strings("patches", 'patches = ["patches/my.patch"]')
     if not patches:
         raise t.fail("patches", "is empty", 'patches = ["patches/my.patch"]')
@@ -363,7 +308,7 @@ def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...
         example = f'"{name}" = ["aten/src/ATen/mps/**"]'
         if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
             raise ConfigError(f"{file}: [categories].{name} must be a list of glob strings; fix: {example}")
-        _check_globs(file, f"[categories.{_toml_key(name)}]", globs)
+        _check_globs(file, f"[categories.{toml_key(name)}]", globs)
         categories.append(Category(name=name, globs=tuple(globs)))
     return tuple(categories)
 
@@ -380,7 +325,7 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
         label = f"stages[{index}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{file}: {label} must be a table; fix: write it as [[stages]]")
-        t = _Table(file, label, item, _STAGE_KEYS)
+        t = Table(file, label, item, _STAGE_KEYS)
         name = t.get("name", str, 'name = "tsan"')
         t.name = f"stages.{name}"
         if any(s.name == name for s in stages):
@@ -395,12 +340,12 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
         if not run or not all(isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) for cmd in run):
             raise t.fail("run", "must be a non-empty list of argv lists", 'run = [["make", "test"]]')
         for token in (m.group(1) for cmd in run for arg in cmd for m in _PATCHED_GLOBS.finditer(arg)):
-            _check_globs(file, f"[stages.{_toml_key(name)}].run", [g.strip() for g in token.split(",") if g.strip()],
+            _check_globs(file, f"[stages.{toml_key(name)}].run", [g.strip() for g in token.split(",") if g.strip()],
                          f" in {{patched:{token}}}")
         env = t.table("env")
         if not all(isinstance(v, str) for v in env.values()):
             raise t.fail("env", "values must be strings", 'env = { TSAN_OPTIONS = "halt_on_error=0" }')
-        req = _Table(file, f"stages.{name}.requires", t.table("requires"), ("os", "arch", "mps"))
+        req = Table(file, f"stages.{name}.requires", t.table("requires"), ("os", "arch", "mps"))
         timeout = t.get("timeout", float, "timeout = 1800", 3600.0)
         if not math.isfinite(timeout) or timeout <= 0:
             # nan compares false with everything, so `timeout <= 0` alone let it through and disabled the timeout.
@@ -443,7 +388,7 @@ def _read_test_map(file: Path, data: Mapping[str, Any]) -> tuple[tuple[str, tupl
     for glob, targets in raw.items():
         listed = [targets] if isinstance(targets, str) else targets
         if not isinstance(listed, list) or not listed or not all(isinstance(t, str) and t for t in listed):
-            raise ConfigError(f"{file}: [verify.test_map].{_toml_key(glob)} must be a test target or a non-empty "
+            raise ConfigError(f"{file}: [verify.test_map].{toml_key(glob)} must be a test target or a non-empty "
                               f"list of them; fix: {_TEST_MAP_EXAMPLE}")
         _check_globs(file, "[verify.test_map]", [glob])
         entries.append((glob, tuple(listed)))
@@ -457,20 +402,20 @@ def _with_test_map(file: Path, stages: tuple[Stage, ...],
     for stage in stages:
         uses = any(_TESTS_ITEM.search(a) for argv in stage.run for a in argv)
         if stage.select_tests and not test_map:
-            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].select_tests needs a [verify.test_map] "
+            raise ConfigError(f"{file}: [stages.{toml_key(stage.name)}].select_tests needs a [verify.test_map] "
                               f"to select from; fix: add {_TEST_MAP_EXAMPLE}")
         if stage.select_tests and not uses:
-            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].select_tests is set but no run item is "
+            raise ConfigError(f"{file}: [stages.{toml_key(stage.name)}].select_tests is set but no run item is "
                               "{tests}; fix: pass the selection as its own item, e.g. [\"pytest\", \"{tests}\"]")
         if uses and not stage.select_tests:
-            raise ConfigError(f"{file}: [stages.{_toml_key(stage.name)}].run uses {{tests}} without "
+            raise ConfigError(f"{file}: [stages.{toml_key(stage.name)}].run uses {{tests}} without "
                               "select_tests = true; fix: set it, or list the tests yourself")
         out.append(replace(stage, test_map=test_map) if stage.select_tests else stage)
     return tuple(out)
 
 
 def _read_render(file: Path, root: Path, data: Mapping[str, Any]) -> Render:
-    t = _Table(file, "render", data, ("title", "issue", "prose", "out_dir", "requirements", "labels",
+    t = Table(file, "render", data, ("title", "issue", "prose", "out_dir", "requirements", "labels",
                                       "maintainer_labels", "cc", "reviewers", "sections", "optional_sections",
                                       "templates"))
     prose = t.optional("prose", str, 'prose = "docs/prose"')
@@ -517,7 +462,7 @@ def fork_owner(fork: str) -> str | None:
 
 
 def _read_submit(file: Path, root: Path, data: Mapping[str, Any]) -> Submit:
-    t = _Table(file, "submit", data, ("repo", "base", "fork", "owner", "branch_prefix", "method"))
+    t = Table(file, "submit", data, ("repo", "base", "fork", "owner", "branch_prefix", "method"))
     repo = t.get("repo", str, 'repo = "pytorch/pytorch"', DEFAULT_SUBMIT_REPO)
     if not _GITHUB_REPO.fullmatch(repo):
         raise t.fail("repo", f"{repo!r} is not OWNER/NAME", 'repo = "pytorch/pytorch"')
@@ -538,7 +483,7 @@ def _read_submit(file: Path, root: Path, data: Mapping[str, Any]) -> Submit:
 
 
 def _read_split(file: Path, data: Mapping[str, Any]) -> Split:
-    t = _Table(file, "split", data, ("max_lines", "groups"))
+    t = Table(file, "split", data, ("max_lines", "groups"))
     max_lines = t.get("max_lines", int, "max_lines = 2000", DEFAULT_MAX_LINES)
     if max_lines <= 0:
         raise t.fail("max_lines", "must be positive", "max_lines = 2000")
@@ -546,7 +491,7 @@ def _read_split(file: Path, data: Mapping[str, Any]) -> Split:
     for index, item in enumerate(t.get("groups", list, "[[split.groups]]", [])):
         if not isinstance(item, dict):
             raise ConfigError(f"{file}: split.groups[{index}] must be a table; fix: write it as [[split.groups]]")
-        g = _Table(file, f"split.groups[{index}]", item, ("title", "paths", "tests"))
+        g = Table(file, f"split.groups[{index}]", item, ("title", "paths", "tests"))
         globs = g.strings("paths", 'paths = ["aten/src/ATen/mps/MPSAllocator*"]')
         _check_globs(file, f"[split.groups[{index}]].paths", globs)
         tests = g.strings("tests", 'tests = ["test/test_mps.py"]') if "tests" in item else ()
@@ -562,7 +507,3 @@ def _check_globs(file: Path, where: str, globs: list[str] | tuple[str, ...], con
             check_glob(pattern)
         except ValueError as exc:
             raise ConfigError(f"{file}: {where}: bad glob '{pattern}'{context}: {exc}; fix the pattern") from None
-
-
-def _toml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

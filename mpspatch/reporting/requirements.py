@@ -17,8 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mpspatch.foundation.config import _Table
 from mpspatch.foundation.errors import ConfigError
+from mpspatch.foundation.toml_table import Table
 from mpspatch.reporting.checks import CHECKS
 
 REQUIREMENTS_VERSION = 1
@@ -79,7 +79,7 @@ def load_requirements(path: Path) -> Requirements | None:
 
 
 def parse_requirements(path: Path, raw: Mapping[str, Any]) -> Requirements:
-    top = _Table(path, "top level", raw, ("version", "areas", "requirement"))
+    top = Table(path, "top level", raw, ("version", "areas", "requirement"))
     version = top.get("version", int, f"version = {REQUIREMENTS_VERSION}")
     if version != REQUIREMENTS_VERSION:
         raise top.fail("version", f"is {version}, this mpspatch reads {REQUIREMENTS_VERSION}",
@@ -106,7 +106,7 @@ def parse_requirements(path: Path, raw: Mapping[str, Any]) -> Requirements:
 
 
 def _read_row(path: Path, index: int, row: Mapping[str, Any], areas: tuple[str, ...]) -> Requirement:
-    t = _Table(path, f"requirement[{index}]", row, _ROW_KEYS)
+    t = Table(path, f"requirement[{index}]", row, _ROW_KEYS)
     rid = t.get("id", str, 'id = "cla-signed"')
     if not _ID.fullmatch(rid):
         raise t.fail("id", f"{rid!r} is not lower-case words joined by '-'", 'id = "cla-signed"')
@@ -117,7 +117,7 @@ def _read_row(path: Path, index: int, row: Mapping[str, Any], areas: tuple[str, 
         fix = f"did you mean {hint[0]!r}?" if hint else "add it to the top-level `areas` list"
         raise ConfigError(f"{path}: [requirement.{rid}].area {area!r} is not in `areas`; {fix}")
     keys = tuple(k.value for k in SatisfiedBy)  # plain strings, so a typo's suggestion prints as text
-    by = _Table(path, f"requirement.{rid}.satisfied_by", t.table("satisfied_by"), keys)
+    by = Table(path, f"requirement.{rid}.satisfied_by", t.table("satisfied_by"), keys)
     given = [kind for kind in SatisfiedBy if kind.value in by.data]
     if len(given) != 1:
         raise t.fail("satisfied_by", "must name exactly one of stage, check or human",

@@ -344,6 +344,28 @@ def test_a_stack_of_three_parts_gives_three_branches_and_three_prs_in_order(tmp_
     assert f"Depends on #{numbers[0]}, #{numbers[1]}." in bodies[2]
 
 
+
+def test_each_pr_of_a_stack_is_told_what_changed_in_its_own_commits(tmp_path: Path, hub: Hub) -> None:
+    """The "Changes since vN" comment on PR K compares the commits PR K held then (parts 1..K) with the ones it
+    holds now, so the parts after it do not show as dropped."""
+    project = ready_project(tmp_path, hub, max_lines=THREE_PARTS)
+    parts = split(project).stack.parts
+    render_all(project, parts=3)
+    first = submit(project.config())
+    edit_patch(project)  # the Python bindings: part 1
+    project.relock()
+    project.write_evidence(RUN_2, passing_stages())
+    split(project)
+    render_all(project, parts=3)
+    second = submit(project.config())
+    assert second.version == "v2"
+    comments = [(c["argv"][2], str(c["body"])) for c in hub.calls() if c["argv"][:2] == ["pr", "comment"]]
+    assert [n for n, _ in comments] == [str(p.pr) for p in first.parts]
+    for k, (_, note) in enumerate(comments, start=1):
+        lines = [line for line in note.splitlines() if line.startswith("- ")]
+        assert [line.split(":")[0] for line in lines] == [
+            f"- {j} -> {j} {'changed' if j == 1 else 'unchanged'}" for j in range(1, k + 1)], parts[k - 1].title
+
 # With 46 lines a part the series is two: the core, then the operations with the bindings and the tests.
 TWO_PARTS = 46
 
@@ -507,7 +529,8 @@ def test_ghstack_method_builds_one_linear_stack_whose_messages_are_the_part_desc
     for k in (1, 2, 3):
         render(project.config(), "pr", part=k)
     plan = submit(project.config(), dry_run=True)
-    assert [s.command for s in plan.steps] == ["ghstack submit --base main"]
+    assert plan.steps[0].command == "ghstack submit --base main"
+    assert all(s.command.startswith(("gh pr edit '<PR of part", "gh pr comment '<PR of part")) for s in plan.steps[1:])
     assert [p.action for p in plan.parts] == ["would submit with ghstack"] * 3
     shadow = shadow_path(project.config().state_dir)
     base = project.upstream.git("rev-parse", "v1.0^{commit}").strip()
@@ -533,7 +556,10 @@ def test_ghstack_method_builds_one_linear_stack_whose_messages_are_the_part_desc
     record = read_submission(project.config())
     assert record is not None and record.latest is not None
     assert [p.commit for p in record.latest.parts] == [p.commit for p in plan.parts]
-    assert hub.calls() == [], "with ghstack, gh is not called: ghstack opens the PRs"
+    # This stand-in writes no Pull-Request trailers: with no PR named, nothing is labelled and nothing claimed.
+    assert hub.calls() == [], "with ghstack, gh is not called to open PRs: ghstack opens them"
+    assert all(p.pr is None and p.labels == () for p in done.parts)
+    assert any("name no PR for part(s) 1, 2, 3" in n for n in done.notes)
 
 
 def test_ghstack_own_parser_reads_the_stack_mpspatch_hands_it_part_by_part(tmp_path: Path, hub: Hub) -> None:

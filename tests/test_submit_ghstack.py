@@ -17,8 +17,10 @@ Declared stand-ins:
 - ghstack reads the repository's owner and name from `origin`'s push URL (`{github_url}/OWNER/NAME`), so the
   bare repository lives at a path that ends in `localhost:PORT/pytorch/pytorch.git`; git treats it as a local
   path.
-- `gh` is the stand-in of tests/test_submit.py (`submit` requires gh on PATH; with ghstack it is not called);
-  that module's recording `ghstack` stand-in is removed, so the real one runs.
+- `gh` is the stand-in of tests/test_submit.py, first on PATH: after ghstack opened the PRs, `submit` labels
+  them (`gh pr edit N --add-label L`, or `@pytorchbot label "L"` comments when FAKE_GH_REFUSE_LABELS=1 makes it
+  refuse) and posts the "Changes since vN" comments with it, as with the fork method. That module's recording
+  `ghstack` stand-in is removed, so the real one runs.
 
 The tests skip, with the reason, when ghstack or openssl is not installed.
 """
@@ -38,12 +40,13 @@ from pathlib import Path
 
 import pytest
 from render_project import Project, edit_patch, passing_stages
-from test_submit import MPSPATCH, RUN_2, THREE_PARTS, Hub, ready_project, render_all, split
+from test_submit import MPSPATCH, RUN_2, THREE_PARTS, TWO_PARTS, Hub, ready_project, render_all, split
 
 from mpspatch.commands.submit import submit
-from mpspatch.model.submission import read_submission
+from mpspatch.model.submission import LabelOutcome, read_submission
 
 OWNER, NAME = "pytorch", "pytorch"
+LABELS = ["module: mps", "release notes: mps"]  # render_project's [render].labels
 
 # The ghstack program: on PATH, else the one installed next to this Python (a venv's bin, not on PATH).
 GHSTACK = shutil.which("ghstack") or shutil.which("ghstack", path=str(Path(sys.executable).parent))
@@ -178,13 +181,13 @@ def upstream_repo(hub: Hub, github: GitHubStandIn) -> Path:
     return bare
 
 
-def ghstack_project(tmp_path: Path, hub: Hub, bare: Path) -> Project:
-    project = ready_project(tmp_path, hub, max_lines=THREE_PARTS, extra='method = "ghstack"\n')
+def ghstack_project(tmp_path: Path, hub: Hub, bare: Path, *, max_lines: int = THREE_PARTS, parts: int = 3) -> Project:
+    project = ready_project(tmp_path, hub, max_lines=max_lines, extra='method = "ghstack"\n')
     text = project.config_path.read_text()
     text = text.replace('url = "https://example.invalid/pytorch.git"', f'url = "{bare}"')
     project.config_path.write_text(text.replace("[render]\n", "[render]\nissue = 170001\n"))
-    split(project)
-    render_all(project, parts=3)
+    assert len(split(project).stack.parts) == parts
+    render_all(project, parts=parts)
     return project
 
 
@@ -202,7 +205,12 @@ def test_real_ghstack_submits_the_stack_from_a_shadow_worktree_and_the_prs_are_r
 
     # --dry-run: the exact command and the commit messages ghstack would get; nothing runs, nothing is pushed.
     plan = submit(project.config(), dry_run=True)
-    assert [s.command for s in plan.steps] == ["ghstack submit --base main"]
+    assert plan.steps[0].command == "ghstack submit --base main"
+    # Then, per part, each label as the fork method asks for it: `gh pr edit`, else the bot comment.
+    assert [s.command for s in plan.steps[1:]] == [
+        command for k in (1, 2, 3) for label in LABELS for command in (
+            f"gh pr edit '<PR of part {k}>' --repo pytorch/pytorch --add-label '{label}'",
+            f"gh pr comment '<PR of part {k}>' --repo pytorch/pytorch --body '@pytorchbot label \"{label}\"'")]
     for part, planned in zip(parts, plan.parts, strict=True):
         body = (project.root / f"audit/pr_description.part-{part.index:02d}.md").read_text()
         assert planned.message.strip() == f"[MPS] {part.title} ({part.index}/3)\n\n{body.strip()}"
@@ -210,7 +218,7 @@ def test_real_ghstack_submits_the_stack_from_a_shadow_worktree_and_the_prs_are_r
     assert shown.returncode == 0, shown.stderr
     assert "$ ghstack submit --base main" in shown.stdout
     assert f"[MPS] {parts[0].title} (1/3)" in shown.stdout and "Commit message of part 1" in shown.stdout
-    assert github.calls == [] and refs(bare) == {}
+    assert github.calls == [] and refs(bare) == {} and hub.calls() == []
 
     # The real run: ghstack pushes gh/ada/N/{base,head,orig} and opens one PR per part through the API.
     done = submit(project.config())
@@ -238,6 +246,12 @@ def test_real_ghstack_submits_the_stack_from_a_shadow_worktree_and_the_prs_are_r
     assert [p.pr for p in record.latest.parts] == numbers
     status = subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True, text=True)
     assert [p["pr"] for p in json.loads(status.stdout)["submission"]["parts"]] == numbers
+    # Labels: each PR ghstack opened gets the configured labels with gh, after ghstack ran, and they are recorded.
+    assert [(a[2], a[a.index("--add-label") + 1]) for a in hub.argvs("pr", "edit")] == [
+        (str(n), label) for n in numbers for label in LABELS]
+    assert all([(lb.name, lb.outcome) for lb in p.labels] == [(label, LabelOutcome.APPLIED) for label in LABELS]
+               for p in (*done.parts, *record.latest.parts))
+    assert not hub.argvs("pr", "comment")
     # The user's clone has no ghstack remote or branch: everything happened in the shadow's worktree.
     assert project.upstream.git("remote").strip() == ""
     assert "gh/" not in project.upstream.git("branch", "--list")
@@ -259,4 +273,115 @@ def test_real_ghstack_submits_the_stack_from_a_shadow_worktree_and_the_prs_are_r
     assert sorted(github.prs) == numbers, "a re-submission never opens a second PR"
     assert [p.pr for p in again.parts] == numbers and again.version == "v2"
     assert refs(bare)["gh/ada/3/orig"] == again.parts[-1].commit != done.parts[-1].commit
+    # Labels applied before are not asked for again, and are still recorded as applied.
+    assert len(hub.argvs("pr", "edit")) == len(numbers) * len(LABELS)
+    assert all([lb.name for lb in p.labels] == LABELS for p in again.parts)
+
+
+def test_real_ghstack_labels_refused_become_pytorchbot_comments_and_are_never_claimed_applied(
+        tmp_path: Path, hub: Hub, github: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_GH_REFUSE_LABELS", "1")
+    bare = upstream_repo(hub, github)
+    project = ghstack_project(tmp_path, hub, bare, max_lines=2000, parts=1)
+    done = submit(project.config())
+    assert github.unexpected == []
+    [number] = sorted(github.prs)
+    assert [(a[2], a[a.index("--add-label") + 1]) for a in hub.argvs("pr", "edit")] == [
+        (str(number), label) for label in LABELS]
+    comments = [(a[2], a[a.index("--body") + 1]) for a in hub.argvs("pr", "comment")]
+    assert comments == [(str(number), f'@pytorchbot label "{label}"') for label in LABELS]
+    record = read_submission(project.config())
+    assert record is not None and record.latest is not None
+    for part in (done.parts[0], record.latest.parts[0]):
+        assert [(lb.name, lb.outcome) for lb in part.labels] == [(label, LabelOutcome.REQUESTED) for label in LABELS]
+    assert any("asked @pytorchbot" in n for n in done.notes)
+    assert not any("labels: its `label` setting" in n for n in done.notes)
+    # A second run asks again for nothing.
+    before = len(hub.calls())
+    submit(project.config())
+    assert not [c for c in hub.calls()[before:] if "--add-label" in c["argv"] or c["argv"][:2] == ["pr", "comment"]]
+
+
+def test_real_ghstack_a_part_that_landed_upstream_is_reported_and_dropped_from_the_stack(
+        tmp_path: Path, hub: Hub, github: GitHubStandIn) -> None:
+    bare = upstream_repo(hub, github)
+    project = ghstack_project(tmp_path, hub, bare, max_lines=TWO_PARTS, parts=2)
+    stacked = split(project)
+    first = submit(project.config())
+    prs = [p.pr for p in first.parts]
+    assert prs == sorted(github.prs)
+    stack_files = sorted((project.root / "patches/stack").glob("*.patch"))
+
+    # A maintainer lands PR 1: the merge bot's commit upstream names it; the series is rebased onto that commit
+    # (the tag moves, as `rebase` moves the base) and split again into the one part left.
+    up = project.upstream
+    up.git("apply", "--index", str(stack_files[0]))
+    up.commit(f"[MPS] {stacked.stack.parts[0].title}\n\nPull Request resolved: "
+              f"https://github.com/pytorch/pytorch/pull/{prs[0]}")
+    landed_sha = up.git("rev-parse", "HEAD").strip()
+    up.git("tag", "-f", "v1.0")
+    up.git("apply", "--index", str(stack_files[1]))
+    project.patch().write_text(up.git("diff", "--cached", "--full-index", "HEAD"))
+    up.git("reset", "-q", "--hard")
+    project.relock()
+    project.write_evidence(RUN_2, passing_stages())
+    [left] = split(project).stack.parts
+    render_all(project, parts=1)
+    second = submit(project.config())
+    assert github.unexpected == []
+
+    # Part 1 is reported as landed and dropped; part 2 goes on as the new part 1: its commit carries PR 2's
+    # trailer, so ghstack updates PR 2 in place and opens nothing.
+    assert [(p.index, p.pr, p.upstream) for p in second.landed] == [(1, prs[0], landed_sha)]
+    assert any(f"landed upstream as {landed_sha[:12]} by PR #{prs[0]}" in n for n in second.notes)
+    assert sorted(github.prs) == prs, "no PR is opened again, none is sent to the landed one"
+    assert [p.pr for p in second.parts] == [prs[1]] and not second.stale
+    assert f"Pull-Request: {github.pr_url(prs[1])}" in second.parts[0].message
+    assert second.steps[0].command == "ghstack submit --base main --update-fields"
+    assert github.prs[prs[1]]["title"] == f"[MPS] {left.title} (1/1)"
+    head = subprocess.run(["git", "rev-parse", "gh/ada/2/head^{tree}"], cwd=bare, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert head == left.tree
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", landed_sha, "gh/ada/2/orig"],
+                          cwd=bare).returncode == 0
+    status = json.loads(subprocess.run([*MPSPATCH, "status", "--json"], cwd=project.root, capture_output=True,
+                                       text=True).stdout)["submission"]
+    assert [p["pr"] for p in status["landed"]] == [prs[0]] and [p["pr"] for p in status["parts"]] == prs[1:]
+
+    # Submitting again finds nothing new that landed, and keeps the record of what did.
+    third = submit(project.config())
+    assert not third.landed and third.version == second.version
+    record = read_submission(project.config())
+    assert record is not None and [p.pr for p in record.landed] == [prs[0]]
+
+
+def test_real_ghstack_resubmission_tells_each_pr_what_changed_since_the_last_version(
+        tmp_path: Path, hub: Hub, github: GitHubStandIn) -> None:
+    bare = upstream_repo(hub, github)
+    project = ghstack_project(tmp_path, hub, bare)
+    parts = split(project).stack.parts
+    done = submit(project.config())
+    numbers = [p.pr for p in done.parts]
+    assert not hub.argvs("pr", "comment"), "a first submission has nothing to compare with"
+    edit_patch(project)
+    project.relock()
+    project.write_evidence(RUN_2, passing_stages())
+    split(project)
+    render_all(project, parts=3)
+    plan = submit(project.config(), dry_run=True)
+    assert [s.command for s in plan.steps if s.command.startswith("gh pr comment")] == [
+        f"gh pr comment {n} --repo pytorch/pytorch --body-file "
+        f"{project.config().state_dir / 'submit' / f'changes.part-{k:02d}.md'}" for k, n in enumerate(numbers, 1)]
+    again = submit(project.config())
+    assert again.version == "v2" and github.unexpected == []
+    # Each PR ghstack updated gets the "Changes since v1" comment: the range-diff per patch, by the parts' diffs
+    # (ghstack's own trailers and the re-rendered bodies do not make an unchanged part look changed).
+    comments = [(c["argv"][2], str(c["body"])) for c in hub.calls() if c["argv"][:2] == ["pr", "comment"]]
+    assert [n for n, _ in comments] == [str(n) for n in numbers]
+    for k, (_, note) in enumerate(comments, start=1):
+        assert note.startswith("Changes since v1 (`git range-diff`, per commit):")
+        lines = [line for line in note.splitlines() if line.startswith("- ")]
+        assert len(lines) == k, f"PR {k} sits on parts 1..{k}"
+        assert lines == [f"- {j} -> {j} {'changed' if j == 1 else 'unchanged'}: [MPS] {parts[j - 1].title} ({j}/3)"
+                         for j in range(1, k + 1)], "edit_patch changed the Python bindings, in part 1 only"
 

@@ -8,12 +8,15 @@ and the base's commit time, so the same series gives the same SHAs and a re-run 
 With `method = "fork"`, part K's branch holds parts 1..K (GitHub cannot base a PR on a branch of a fork), so
 PR K shows every earlier part too; its body says which commit is new in it and links the PRs before it.
 With `method = "ghstack"`, the parts become one linear stack of commits whose messages are the part
-descriptions, and `ghstack submit` opens the PRs (it needs write access to the repository).
+descriptions, and `ghstack submit` opens the PRs (it needs write access to the repository). What follows a PR
+is shared by both methods (`_follow_up`): the labels (`gh pr edit --add-label`, else a `@pytorchbot label`
+comment) and, on an update that makes a new version, the "Changes since vN" comment.
 
 After a rebase, a part of the last version whose PR number the merge bot's `Pull Request resolved:` trailer names
 on an upstream commit between the old base and the new one (model/history.py reads the trailers) is reported
-as landed and dropped: the remaining parts keep their branches and PRs in order, so no PR is reopened. The
-branches and PRs of earlier parts the stack no longer has are reported as stale, never deleted.
+as landed and dropped, with either method: the remaining parts keep their branches and PRs in order (with
+ghstack, their PRs' Pull-Request trailers), so no PR is reopened. The branches and PRs of earlier parts the
+stack no longer has are reported as stale, never deleted.
 
 Each run that pushes different commits records a new numbered version (v1, v2, ...) in the submission record;
 a run that changes nothing but the text edits the PRs in place. A PR is never opened twice: the recorded number
@@ -345,21 +348,29 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
     parts = _parts(ws, stack, config.render.title, issue)
     if len(docs.parts) != len(parts):
         raise ValueError(f"{len(docs.parts)} documents for {len(parts)} parts")
-    # With ghstack, a part ghstack opened before carries its PR's trailer, so ghstack updates that PR instead of
-    # opening one.
-    known = {p.index: p.url for p in (previous.parts if previous is not None else ()) if p.url}
+    # Which part of the last version each part continues: its branch and PR, after the ones that landed.
+    landed = landed_parts(ws.shadow, previous, base) if previous is not None else ()
+    plan = _match(settings.branch_prefix, parts, record, previous, landed)
     if method == SubmitMethod.GHSTACK:
-        messages = [_ghstack_message(d, known.get(p.index, "")) for p, d in zip(parts, docs.parts, strict=True)]
+        # A part ghstack opened before carries that PR's trailer, so ghstack updates it instead of opening one.
+        messages = [_ghstack_message(d, m.url if m is not None else "")
+                    for d, m in zip(docs.parts, plan.matched, strict=True)]
     else:
         messages = [p.message for p in parts]
     made_commits = _commits(ws, base, messages, [p.tree for p in parts])
+    # What range-diff compares: the commits themselves, or with ghstack (whose messages carry the whole PR body
+    # and its own trailers) the same trees under their titles alone, so a part is "changed" only by its diff.
+    if method == SubmitMethod.GHSTACK:
+        compared = _commits(ws, base, [f"{d.title}\n" for d in docs.parts], [p.tree for p in parts])
+    else:
+        compared = made_commits
     patches = load_series(config)
     series_sha = str(sha256_bytes("".join(f"{p.sha256}\n" for p in patches).encode()))
     comparison = None
     if compare is not None:
         if record is None:
             raise InputError(f"--compare {compare}: nothing was submitted yet, so there is no version to compare")
-        comparison = _compare(ws.shadow, record.version(compare), base, made_commits[-1])
+        comparison = _compare(ws.shadow, _comparable(ws, method, record.version(compare)), base, compared[-1])
     same = previous is not None and previous.base == base and len(previous.parts) == len(parts) and all(
         old.commit == new for old, new in zip(previous.parts, made_commits, strict=True))
     if method == SubmitMethod.GHSTACK and previous is not None and not same:
@@ -368,24 +379,24 @@ def submit_series(ws: Workspace, stack: Stack | None, render: Renderer, *, dry_r
             git.has_commit(ws.shadow, old.commit) and git.tree_sha_of(ws.shadow, old.commit) == new.tree
             for old, new in zip(previous.parts, parts, strict=True))
     number = (previous.number if same else previous.number + 1) if previous is not None else 1
+    since = None if same or previous is None else _comparable(ws, method, previous)
 
-    landed: tuple[LandedPart, ...] = ()
-    plan = _Plan(matched=(), branches=(), stale=())
+    for gone in landed:
+        notes.append(f"part {gone.index} ({gone.title}) landed upstream as {gone.upstream[:12]} by PR #{gone.pr}; "
+                     "it is dropped from the stack")
+    for old in plan.stale:
+        pr = f" and PR #{old.pr}" if old.pr is not None else ""
+        ghstack_pr = method == SubmitMethod.GHSTACK and old.pr is not None
+        what = f"PR #{old.pr}" if ghstack_pr else f"branch {old.branch}{pr}"
+        notes.append(f"{what} of an earlier part {old.index} ({old.title}) is no longer in the stack; close the PR "
+                     "and delete the branch by hand if it is not needed")
     if method == SubmitMethod.GHSTACK:
-        results = _ghstack(ws, run, parts, made_commits, docs, notes, draft=draft,
-                           update=any(p.index in known for p in parts))
+        results = _ghstack(ws, run, parts, made_commits, compared, docs, plan, notes, draft=draft,
+                           body_dir=body_dir, since=since)
     else:
-        landed = landed_parts(ws.shadow, previous, base) if previous is not None else ()
-        plan = _match(settings.branch_prefix, parts, record, previous, landed)
-        for gone in landed:
-            notes.append(f"part {gone.index} ({gone.title}) landed upstream as {gone.upstream[:12]} by PR #{gone.pr}; "
-                         "it is dropped from the stack")
-        for old in plan.stale:
-            pr = f" and PR #{old.pr}" if old.pr is not None else ""
-            notes.append(f"branch {old.branch}{pr} of an earlier part {old.index} ({old.title}) is no longer in the "
-                         "stack; close the PR and delete the branch by hand if it is not needed")
         results = _fork(ws, run, parts, made_commits, docs, plan, issue, draft=draft, fork=fork, owner=owner,
-                        body_dir=body_dir, since=None if same or previous is None else previous, notes=notes)
+                        body_dir=body_dir, since=since, notes=notes)
+    _label_notes(results, notes)
     if draft:
         notes.append("the PRs are drafts: mark them ready for review on GitHub once the gaps are closed")
 
@@ -450,22 +461,12 @@ def _fork(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[Co
             run.gh(gh.pr_edit_argv(settings.repo, number, draft_doc.title, body_file),
                    f"update the title and body of PR #{number}")
             action = "would update" if run.dry_run else "updated"
-            if since is not None:
-                note_file = body_dir / f"changes.part-{part.index:02d}.md"
-                if not run.dry_run:
-                    atomic_write_text(note_file, _changes_note(ws.shadow, since, ws.base, commit))
-                run.gh(gh.comment_argv(settings.repo, number, note_file),
-                       f"tell the reviewers of PR #{number} what changed since {since.name}")
-        done = old[part.index].labels if part.index in old and old[part.index].pr == number else ()
-        labels = _labels(run, settings.repo, number, draft_doc.labels, done, part.index)
+        labels = _follow_up(ws, run, body_dir, number, part.index, draft_doc, old.get(part.index),
+                            since=since if action in ("updated", "would update") else None, tip=commit)
         results.append(PartResult(index=part.index, title=draft_doc.title, branch=branch, commit=commit,
                                   pushed=any(u.branch == branch for u in updates if u.expected != u.commit),
                                   pr=number, url=url, action=action, labels=labels,
                                   message=part.message))
-    requested = sorted({label.name for r in results for label in r.labels if label.outcome == LabelOutcome.REQUESTED})
-    if requested:
-        notes.append("no permission to label here: asked @pytorchbot for " + ", ".join(f'"{n}"' for n in requested)
-                     + "; the bot applies them, check the PRs")
     return tuple(results)
 
 
@@ -496,6 +497,36 @@ def _stack_body(body: str, part: _Part, parts: Sequence[_Part], made: Sequence[C
     if refs:
         lines.append(f"Depends on {', '.join(refs)}. Review and merge those first.")
     return body.rstrip("\n") + "\n" + "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ----------------------------------------------------------------------------- after a PR, with either method
+
+
+def _follow_up(ws: Workspace, run: _Runner, body_dir: Path, number: int | None, index: int, doc: Draft,
+               recorded: PartSubmission | None, *, since: Version | None, tip: CommitSha) -> tuple[LabelRecord, ...]:
+    """What follows opening or updating part `index`'s PR, whichever method did it: on an update that makes a
+    new version (`since`), the "Changes since vN" comment with the range-diff of this PR's commits (the old
+    version up to `recorded`, the part this one continues, against the new one up to `tip`); then the labels
+    not applied or requested on this PR before."""
+    repo = ws.config.submit.repo
+    if since is not None and number is not None:
+        note_file = body_dir / f"changes.part-{index:02d}.md"
+        # This PR's commits then and now: the old version up to the part this one continues.
+        old_tip = next((p.commit for p in since.parts if recorded is not None and p.index == recorded.index),
+                       since.tip)
+        if not run.dry_run:
+            atomic_write_text(note_file, _changes_note(ws.shadow, since, ws.base, tip, old_tip))
+        run.gh(gh.comment_argv(repo, number, note_file),
+               f"tell the reviewers of PR #{number} what changed since {since.name}")
+    done = recorded.labels if recorded is not None and recorded.pr == number else ()
+    return _labels(run, repo, number, doc.labels, done, index)
+
+
+def _label_notes(results: Sequence[PartResult], notes: list[str]) -> None:
+    requested = sorted({label.name for r in results for label in r.labels if label.outcome == LabelOutcome.REQUESTED})
+    if requested:
+        notes.append("no permission to label here: asked @pytorchbot for " + ", ".join(f'"{n}"' for n in requested)
+                     + "; the bot applies them, check the PRs")
 
 
 def _labels(run: _Runner, repo: str, number: int | None, wanted: Sequence[str], done: Sequence[LabelRecord],
@@ -538,23 +569,28 @@ def ghstack_argv(base: str, *, draft: bool, update: bool) -> list[str]:
             *(["--update-fields"] if update else [])]
 
 
-def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha], docs: Documents,
-             notes: list[str], *, draft: bool, update: bool) -> tuple[PartResult, ...]:
-    """Run `ghstack submit` in a worktree of the shadow (never the user's clone) at the top of the stack.
+def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence[CommitSha],
+             compared: Sequence[CommitSha], docs: Documents, plan: _Plan, notes: list[str], *, draft: bool,
+             body_dir: Path, since: Version | None) -> tuple[PartResult, ...]:
+    """Run `ghstack submit` in a worktree of the shadow (never the user's clone) at the top of the stack, then
+    label each PR and tell its reviewers what changed, as the fork method does (`_follow_up`).
 
     ghstack reads the repository from `origin`'s push URL ([upstream].url), pushes gh/USER/N/{base,head,orig}
     there, opens one PR per commit through the GitHub API (its own login: ~/.ghstackrc, or `gh auth token`),
     and rewrites the commits with its trailers; the rewritten commits and the PR each trailer names are what
-    mpspatch records."""
+    mpspatch records. `compared` are the parts' trees under their titles alone, what the update comment's
+    range-diff reads."""
     config, settings = ws.config, ws.config.submit
     where = config.state_dir / "ghstack"
-    argv = ghstack_argv(settings.base, draft=draft, update=update)
+    argv = ghstack_argv(settings.base, draft=draft, update=any(m is not None and m.url for m in plan.matched))
     if run.dry_run:
         run.steps.append(Step(proc.describe(argv), f"submit the stack of {len(parts)} commit(s) ending at "
                                                    f"{made[-1][:12]}, in a worktree of the shadow whose origin is "
                                                    f"{config.upstream.url}", ""))
-        submitted = tuple(remote.StackCommit(commit=c, message=remote.commit_message(ws.shadow, c), pr=None, url="")
-                          for c in made)
+        # The PRs ghstack will update are the ones the trailers name; a new part's PR is not known yet.
+        submitted = tuple(remote.StackCommit(commit=c, message=remote.commit_message(ws.shadow, c),
+                                             pr=m.pr if m is not None else None, url=m.url if m is not None else "")
+                          for c, m in zip(made, plan.matched, strict=True))
     else:
         remote.ghstack_origin(ws.shadow, config.upstream.url, settings.base, ws.base)
         shadow_repo.add_detached_worktree(ws.shadow, where, made[-1])
@@ -571,13 +607,36 @@ def _ghstack(ws: Workspace, run: _Runner, parts: Sequence[_Part], made: Sequence
         submitted = remote.stack_commits(where, ws.base, "HEAD")
         if len(submitted) != len(parts):
             raise GitError(f"{where}: ghstack left {len(submitted)} commit(s) on the base for {len(parts)} part(s)")
-    notes.append("ghstack opens the PRs itself (labels: its `label` setting in ~/.ghstackrc); mpspatch records "
-                 "the commits it submitted and the PR each one's Pull-Request trailer names")
-    return tuple(PartResult(index=p.index, title=d.title, branch=f"ghstack ({p.index}/{len(parts)})",
-                            commit=s.commit, pushed=not run.dry_run, pr=s.pr, url=s.url,
-                            action="would submit with ghstack" if run.dry_run else "ghstack", labels=(),
-                            message=s.message)
-                 for p, s, d in zip(parts, submitted, docs.parts, strict=True))
+    notes.append("ghstack opens and updates the PRs; mpspatch records the commits it submitted and the PR each "
+                 "one's Pull-Request trailer names, then labels those PRs with gh")
+    results: list[PartResult] = []
+    unnamed: list[int] = []
+    for p, s, d, m, tip in zip(parts, submitted, docs.parts, plan.matched, compared, strict=True):
+        if s.pr is None and not run.dry_run:
+            unnamed.append(p.index)  # no PR to label or comment on: nothing is claimed
+            labels: tuple[LabelRecord, ...] = ()
+        else:
+            labels = _follow_up(ws, run, body_dir, s.pr, p.index, d, m,
+                                since=since if m is not None and m.pr is not None and m.pr == s.pr else None, tip=tip)
+        results.append(PartResult(index=p.index, title=d.title, branch=f"ghstack ({p.index}/{len(parts)})",
+                                  commit=s.commit, pushed=not run.dry_run, pr=s.pr, url=s.url,
+                                  action="would submit with ghstack" if run.dry_run else "ghstack", labels=labels,
+                                  message=s.message))
+    if unnamed:
+        notes.append(f"ghstack's commits name no PR for part(s) {', '.join(map(str, unnamed))} (no Pull-Request "
+                     "trailer), so their labels were not applied; run `mpspatch submit` again once the PRs exist")
+    return tuple(results)
+
+
+def _comparable(ws: Workspace, method: SubmitMethod, version: Version) -> Version:
+    """`version` as range-diff should read it: as recorded, or with ghstack its parts' trees remade on its base
+    under their titles alone (see `compared` in submit_series). Left as recorded when its commits are gone, so
+    the comparison says which commit is missing."""
+    if method != SubmitMethod.GHSTACK or not all(git.has_commit(ws.shadow, p.commit) for p in version.parts):
+        return version
+    remade = _commits(ws, version.base, [f"{p.title}\n" for p in version.parts],
+                      [git.tree_sha_of(ws.shadow, p.commit) for p in version.parts])
+    return replace(version, parts=tuple(replace(p, commit=c) for p, c in zip(version.parts, remade, strict=True)))
 
 
 # ----------------------------------------------------------------------------------------------- compare
@@ -587,12 +646,15 @@ _RANGE_DIFF = re.compile(r"^\s*(-|\d+):\s+(?:-+|[0-9a-f]+)\s+([=!<>])\s+(-|\d+):
 _CHANGE = {"=": "unchanged", "!": "changed", "<": "dropped", ">": "added"}
 
 
-def _compare(shadow: Path, old: Version, base: CommitSha, tip: CommitSha) -> Comparison:
-    for sha in (old.base, old.tip):
+def _compare(shadow: Path, old: Version, base: CommitSha, tip: CommitSha,
+             old_tip: CommitSha | None = None) -> Comparison:
+    """The range-diff of `old` (up to `old_tip`, default its last part) against base..tip."""
+    old_tip = old_tip or old.tip
+    for sha in (old.base, old_tip):
         if not git.has_commit(shadow, sha):
             raise GitError(f"{shadow}: version {old.name}'s commit {sha[:12]} is no longer in the shadow repository; "
                            f"fetch it from the fork into the shadow to compare")
-    text = remote.range_diff(shadow, (old.base, old.tip), (base, tip))
+    text = remote.range_diff(shadow, (old.base, old_tip), (base, tip))
     changes = []
     for line in text.splitlines():
         match = _RANGE_DIFF.match(line)
@@ -610,8 +672,8 @@ def summary_lines(comparison: Comparison) -> tuple[str, ...]:
         for c in comparison.changes)
 
 
-def _changes_note(shadow: Path, since: Version, base: CommitSha, tip: CommitSha) -> str:
-    comparison = _compare(shadow, since, base, tip)
+def _changes_note(shadow: Path, since: Version, base: CommitSha, tip: CommitSha, old_tip: CommitSha) -> str:
+    comparison = _compare(shadow, since, base, tip, old_tip)
     lines = [f"Changes since {since.name} (`git range-diff`, per commit):", ""]
     lines += [f"- {line}" for line in summary_lines(comparison)] or ["- no commit changed"]
     if since.base != base:

@@ -217,7 +217,7 @@ def test_render_section_keys_are_checked(tmp_path: Path) -> None:
 
 
 def test_evidence_records_the_machine_and_documents_name_it() -> None:
-    from mpspatch.reporting.render import machine_kind
+    from mpspatch.reporting.document_data import machine_kind
     from mpspatch.verify.machine import Machine, describe_machine
 
     recorded = dict(describe_machine(REPO_ROOT))

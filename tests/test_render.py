@@ -16,15 +16,8 @@ import pytest
 from render_project import Project, edit_patch, failing_stages, make_project, passing_stages, stage
 
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.render import (
-    DOCUMENTS,
-    TemplateError,
-    document_data,
-    render_document,
-    templates_dir,
-    tidy,
-    unified_diff,
-)
+from mpspatch.reporting.document_data import document_data, tidy
+from mpspatch.reporting.render import DOCUMENTS, TemplateError, render_document, templates_dir, unified_diff
 from mpspatch.reporting.status import StatusReport, compute_status
 
 GOLDEN = Path(__file__).parent / "golden"

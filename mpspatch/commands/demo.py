@@ -39,7 +39,7 @@ from mpspatch.foundation.config import load_config
 from mpspatch.foundation.errors import CommandFailedError, InputError
 from mpspatch.operations.drift import DriftReport
 from mpspatch.operations.rebase import RebaseResult
-from mpspatch.reporting.render import status_line
+from mpspatch.reporting.document_data import status_line
 from mpspatch.reporting.report import Gap, StatusReport
 from mpspatch.sample.builder import Sample, SampleError, write_sample
 from mpspatch.verify.evidence import VerifyOutcome

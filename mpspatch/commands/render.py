@@ -10,7 +10,8 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.model.series import relative_path
 from mpspatch.model.workspace import Workspace
-from mpspatch.reporting.render import Document, default_out, document, status_line, unified_diff
+from mpspatch.reporting.document_data import status_line
+from mpspatch.reporting.render import Document, default_out, document, unified_diff
 from mpspatch.reporting.report import StatusReport
 from mpspatch.reporting.status import compute_status
 

@@ -9,8 +9,8 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import InputError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.model.workspace import Workspace
+from mpspatch.reporting.document_data import status_line
 from mpspatch.reporting.html_report import render_html
-from mpspatch.reporting.render import status_line
 from mpspatch.reporting.status import compute_status
 from mpspatch.reporting.trend import HISTORY_FILE, DriftNight, read_history
 from mpspatch.verify.evidence import all_runs

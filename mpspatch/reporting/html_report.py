@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpspatch.reporting.render import environment, status_line, template_folders
+from mpspatch.reporting.document_data import status_line
+from mpspatch.reporting.render import environment, template_folders
 from mpspatch.reporting.report import Gap, Row, StatusReport
 from mpspatch.reporting.trend import DEFAULT_NIGHTS, ChartGeometry, DriftNight, chart_geometry
 from mpspatch.verify.evidence import EvidenceRun

@@ -45,6 +45,7 @@ FORBIDDEN = [
     re.compile(r"^\s*(?:- )?.*\bFix: ", re.MULTILINE),
     re.compile(r"NOT READY|READY FOR SUBMISSION|Implementation status|PROSE MISSING|\bgaps?\b"),
     re.compile(r"audit/runs|docs/prose|\.mpspatch"),
+    re.compile(r"ISSUE_NUMBER|#\{|Fixes #\s*$", re.MULTILINE),  # a placeholder for the issue the PR fixes
 ]
 _COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 
@@ -126,7 +127,7 @@ def test_the_shipped_pr_and_issue_can_be_pasted_unedited(tmp_path: Path, passing
     pr = render_document("pr", report)
     for heading in ("Summary", "Motivation", "Design", "Backward compatibility", "Alternatives",
                     "Known limitations", "Related work", "Changes", "Test plan"):
-        assert f"\n## {heading}\n" in pr, heading
+        assert f"\n## {heading}\n" in "\n" + pr, heading
     assert "## Performance" not in pr  # optional, and not written
     assert "python -m pytest test/test_mps.py -k TestMPSParallelInference" in pr  # what a reviewer types
 

@@ -102,7 +102,7 @@ def test_the_three_cases_say_what_they_should(tmp_path: Path) -> None:
                    "(`check:allowed-paths`)", "(`check:base-current`)", "(`check:whitespace`)"):
         assert needle in audit, needle
     pr = render_document("pr", failing)
-    assert "Fixes #ISSUE_NUMBER\n" in pr
+    assert "Fixes #" not in pr and "ISSUE_NUMBER" not in pr  # no placeholder in a public document
     # A section not written yet is left out of the public body; the audit names it as a gap.
     assert "## Known limitations" not in pr and "PROSE MISSING" not in pr and "docs/prose" not in pr
     assert "limitations (not written: `docs/prose/limitations.md`)" in audit

@@ -204,7 +204,7 @@ def _check_issue(ctx: CheckContext, _: Checkout) -> _Outcome:
     issue = ctx.config.render.issue
     if issue is not None:
         return _passed(f"the PR says Fixes #{issue}")
-    return _failed("human action: no issue number; the PR shows the placeholder `Fixes #ISSUE_NUMBER`",
+    return _failed("human action: no issue number; the PR names no issue until [render].issue is set",
                    "find or open the pytorch/pytorch issue (`mpspatch render-issue` drafts it), "
                    "then set [render].issue")
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     pass
 
-ISSUE_PLACEHOLDER = "ISSUE_NUMBER"
 TEST_COUNT_KEYS = ("passed", "failed", "skipped", "errors")
 VERIFICATION_AREA = "Verification"  # the checklist area the audit shows as its verification summary
 
@@ -90,7 +89,7 @@ class CategoryView:
 class DocumentData:
     report: StatusReport
     title: str  # with the [MPS] prefix
-    issue: str  # the number, or the placeholder
+    issue: str | None  # the number; None when [render].issue is not set (the body then names no issue)
     issue_known: bool
     status_line: str
     series: tuple[tuple[str, str], ...]  # (path relative to the config folder, sha256)
@@ -141,7 +140,7 @@ def document_data(report: StatusReport, part: PartContext | None = None) -> Docu
     return DocumentData(
         report=report,
         title=part.subject if part else f"[MPS] {config.render.title}",
-        issue=str(config.render.issue) if config.render.issue is not None else ISSUE_PLACEHOLDER,
+        issue=str(config.render.issue) if config.render.issue is not None else None,  # no placeholder in public text
         issue_known=config.render.issue is not None,
         status_line=status_line(report),
         series=tuple((relative(p.path, config.root), p.sha256) for p in report.patches),

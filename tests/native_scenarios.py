@@ -9,10 +9,9 @@ comments and `tags: [...]`.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
-from scenarios import Scenario
+from scenarios import Scenario, diff_against
 from support import Repo, git_env
 
 NATIVE_YAML = "aten/src/ATen/native/native_functions.yaml"
@@ -106,7 +105,8 @@ def build_native_scenario(root: Path, case: str, extra_config: str = "") -> Scen
     project = root / "project"
     (project / "patches").mkdir(parents=True)
     patch = project / "patches" / "0001-mps.patch"
-    patch.write_text(_diff_against(Repo(checkout), "v1.0", patch_files))
+    patch.write_text(diff_against(Repo(checkout), "v1.0", patch_files))
+    Repo(checkout).git("checkout", "-q", "main")
     config = project / "mpspatch.toml"
     config.write_text(f"""
 [upstream]
@@ -122,14 +122,3 @@ allowed_paths = ["{NATIVE_YAML}", "aten/src/ATen/native/mps/"]
 """)
     return Scenario(root=root, upstream=upstream, checkout=checkout, project=project, config=config,
                     patches=(patch,), layout=case, tags=tags)
-
-
-def _diff_against(repo: Repo, base: str, files: Mapping[str, str]) -> str:
-    repo.git("checkout", "-q", "--detach", base)
-    for path, text in files.items():
-        repo.write(path, text)
-    repo.git("add", "-A")
-    patch = repo.git("diff", "--cached", "--full-index", "--no-color", "--no-renames", base)
-    repo.git("reset", "-q", "--hard", base)
-    repo.git("checkout", "-q", "main")
-    return patch

@@ -265,7 +265,7 @@ class Scenario:
         return self.git(self.checkout, "show", f"{ref}:{path}")
 
 
-def _diff_against(repo: Repo, base: str, files: Mapping[str, str]) -> str:
+def diff_against(repo: Repo, base: str, files: Mapping[str, str]) -> str:
     """A real `git diff --full-index` of `files` written over `base`, made in a scratch branch."""
     repo.git("checkout", "-q", "--detach", base)
     for path, text in files.items():
@@ -307,15 +307,15 @@ def build_scenario(root: Path, layout: str = "two") -> Scenario:
     if layout == "single":
         names = ["cumulative-v1.0-to-mps-stream-pool.patch"]
         (project / "patches" / names[0]).write_text(
-            _diff_against(scratch, "v1.0", {**patch1_files(), **patch2_files()}))
+            diff_against(scratch, "v1.0", {**patch1_files(), **patch2_files()}))
     elif layout in ("two", "inconsistent"):
         names = ["0001-stream-pool.patch", "0002-python-and-tests.patch"]
-        first = _diff_against(scratch, "v1.0", patch1_files())
+        first = diff_against(scratch, "v1.0", patch1_files())
         if layout == "two":
-            second = _diff_against(scratch, "v1.0", {**patch1_files(), **patch2_files()})
+            second = diff_against(scratch, "v1.0", {**patch1_files(), **patch2_files()})
             second = _only_files(second, set(patch2_files()))
         else:
-            second = _diff_against(scratch, "v1.0", inconsistent_patch2_files())
+            second = diff_against(scratch, "v1.0", inconsistent_patch2_files())
         (project / "patches" / names[0]).write_text(first)
         (project / "patches" / names[1]).write_text(second)
     else:

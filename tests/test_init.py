@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from scenarios import _diff_against, build_upstream, patch1_files
+from scenarios import build_upstream, diff_against, patch1_files
 
 from mpspatch.commands.init import allowed_paths_for
 
@@ -29,7 +29,7 @@ def upstream_and_patch(tmp_path: Path) -> tuple[Path, Path]:
     upstream, _ = build_upstream(tmp_path / "pytorch")
     patch = tmp_path / "downloads" / "stream-pool-v1.0.patch"
     patch.parent.mkdir()
-    patch.write_text(_diff_against(upstream, "v1.0", patch1_files()))
+    patch.write_text(diff_against(upstream, "v1.0", patch1_files()))
     upstream.git("checkout", "-q", "main")
     return upstream.path, patch
 

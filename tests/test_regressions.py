@@ -62,7 +62,7 @@ def test_a_test_that_starts_failing_after_a_base_change_is_a_regression(tmp_path
     assert {(r["stage"], r["kind"], r["since_run"]) for r in data["regressions"]} == {("tests", "test", first_id)}
     recorded = read_run(Path(data["evidence"]))
     assert [r.id for r in recorded.regressions] == [r["id"] for r in data["regressions"]]
-    assert "regressions" in run_cli("verify", cwd=project.dir).stdout  # the table names them too
+    assert "Regressions" in run_cli("verify", cwd=project.dir).stdout  # the table names them too
 
     # Run again on the same base: the reference is still the passing run on the previous base, and a failure
     # already there is no regression of this base only.

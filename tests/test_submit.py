@@ -380,19 +380,7 @@ def test_a_part_that_landed_upstream_is_reported_and_dropped_from_the_stack(tmp_
     prs = [p.pr for p in first.parts]
     stack_files = sorted((project.root / "patches/stack").glob("*.patch"))
 
-    # A maintainer merges part 1: the merge bot lands its change upstream with the trailer naming its PR, and
-    # the series is rebased onto that commit (here the tag moves, as `rebase` moves the base).
-    up = project.upstream
-    up.git("apply", "--index", str(stack_files[0]))
-    up.commit(f"[MPS] {stacked.stack.parts[0].title}\n\nPull Request resolved: "
-              f"https://github.com/pytorch/pytorch/pull/{prs[0]}")
-    landed_sha = up.git("rev-parse", "HEAD").strip()
-    up.git("tag", "-f", "v1.0")
-    up.git("apply", "--index", str(stack_files[1]))
-    project.patch().write_text(up.git("diff", "--cached", "--full-index", "HEAD"))
-    up.git("reset", "-q", "--hard")
-    project.relock()
-    project.write_evidence(RUN_2, passing_stages())
+    landed_sha = land_first_part(project, stack_files, stacked.stack.parts[0].title, prs[0])
     assert len(split(project).stack.parts) == 1
     render_all(project, parts=1)
     second = submit(project.config())
@@ -618,3 +606,19 @@ def test_the_submit_table_is_checked_and_the_owner_comes_from_a_github_fork_url(
     project.config_path.write_text(text + '\n[submit]\nrepo = "pytorch"\n')
     with pytest.raises(ConfigError, match=r"\[submit\]\.repo 'pytorch' is not OWNER/NAME"):
         load_config(project.config_path)
+
+
+def land_first_part(project: Project, stack_files: list[Path], title: str, pr: int | None) -> str:
+    """A maintainer merges part 1: the merge bot lands its change upstream with the trailer naming its PR, and
+    the series is rebased onto that commit (the tag moves, as `rebase` moves the base). The landed SHA."""
+    up = project.upstream
+    up.git("apply", "--index", str(stack_files[0]))
+    up.commit(f"[MPS] {title}\n\nPull Request resolved: https://github.com/pytorch/pytorch/pull/{pr}")
+    landed_sha = up.git("rev-parse", "HEAD").strip()
+    up.git("tag", "-f", "v1.0")
+    up.git("apply", "--index", str(stack_files[1]))
+    project.patch().write_text(up.git("diff", "--cached", "--full-index", "HEAD"))
+    up.git("reset", "-q", "--hard")
+    project.relock()
+    project.write_evidence(RUN_2, passing_stages())
+    return landed_sha

@@ -40,7 +40,17 @@ from pathlib import Path
 
 import pytest
 from render_project import Project, edit_patch, passing_stages
-from test_submit import MPSPATCH, RUN_2, THREE_PARTS, TWO_PARTS, Hub, ready_project, render_all, split
+from test_submit import (
+    MPSPATCH,
+    RUN_2,
+    THREE_PARTS,
+    TWO_PARTS,
+    Hub,
+    land_first_part,
+    ready_project,
+    render_all,
+    split,
+)
 
 from mpspatch.commands.submit import submit
 from mpspatch.model.submission import LabelOutcome, read_submission
@@ -312,19 +322,8 @@ def test_real_ghstack_a_part_that_landed_upstream_is_reported_and_dropped_from_t
     assert prs == sorted(github.prs)
     stack_files = sorted((project.root / "patches/stack").glob("*.patch"))
 
-    # A maintainer lands PR 1: the merge bot's commit upstream names it; the series is rebased onto that commit
-    # (the tag moves, as `rebase` moves the base) and split again into the one part left.
-    up = project.upstream
-    up.git("apply", "--index", str(stack_files[0]))
-    up.commit(f"[MPS] {stacked.stack.parts[0].title}\n\nPull Request resolved: "
-              f"https://github.com/pytorch/pytorch/pull/{prs[0]}")
-    landed_sha = up.git("rev-parse", "HEAD").strip()
-    up.git("tag", "-f", "v1.0")
-    up.git("apply", "--index", str(stack_files[1]))
-    project.patch().write_text(up.git("diff", "--cached", "--full-index", "HEAD"))
-    up.git("reset", "-q", "--hard")
-    project.relock()
-    project.write_evidence(RUN_2, passing_stages())
+    # A maintainer lands PR 1; the series is rebased onto that commit and split again into the one part left.
+    landed_sha = land_first_part(project, stack_files, stacked.stack.parts[0].title, prs[0])
     [left] = split(project).stack.parts
     render_all(project, parts=1)
     second = submit(project.config())

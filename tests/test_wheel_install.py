@@ -18,7 +18,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from scenarios import _diff_against, build_upstream, patch1_files
+from scenarios import build_upstream, diff_against, patch1_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_the_installed_wheel_takes_a_new_project_to_every_checklist_row(installe
     upstream, _ = build_upstream(tmp_path / "pytorch")
     patch = tmp_path / "downloads" / "stream-pool-v1.0.patch"
     patch.parent.mkdir()
-    patch.write_text(_diff_against(upstream, "v1.0", patch1_files()))
+    patch.write_text(diff_against(upstream, "v1.0", patch1_files()))
     upstream.git("checkout", "-q", "main")
     project = tmp_path / "project"
     done = run(installed, "init", str(project), "--from-patch", str(patch), "--upstream", str(upstream.path),

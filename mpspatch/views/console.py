@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
     from rich.console import Console
     from rich.table import Table
+
+    from mpspatch.verify.regressions import Preexisting, Regression
 
 # What a JSON model may hold, once plain: the shapes json.dumps writes.
 Plain: TypeAlias = "bool | int | float | str | list[Plain] | dict[str, Plain] | None"
@@ -141,3 +143,18 @@ def counts_text(counts: Mapping[str, int]) -> str:
 
 # Stage statuses compare by value, so these keys match plain strings and string enums alike.
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "yellow"}
+
+
+def show_comparison(console: Console, regressions: Sequence[Regression], preexisting: Sequence[Preexisting]) -> None:
+    """The regressions (failing now, passing in the newest earlier passing run on another base) and the
+    pre-existing failures (failing on an earlier base too), 20 of each at most: verify and status show both."""
+    if regressions:
+        console.print(f"[bold red]Regressions[/] ({len(regressions)}: failing now, passing in the newest earlier "
+                      "passing run on another base)")
+        for r in regressions[:20]:
+            console.print(f"  - {r.stage} {r.kind}: {r.id} (passed in run {r.since_run})", markup=False)
+    if preexisting:
+        console.print(f"[bold]Pre-existing failures[/] ({len(preexisting)}: failed on an earlier base too, not "
+                      "regressions)")
+        for p in preexisting[:20]:
+            console.print(f"  - {p.stage} {p.kind}: {p.id} (failed in run {p.failed_in} too)", markup=False)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mpspatch.model.series import relative_path
-from mpspatch.views.console import escape, note, out
+from mpspatch.views.console import escape, note, out, show_comparison
 from mpspatch.views.stats import StatsJson, stats_json
 
 if TYPE_CHECKING:
@@ -265,17 +265,7 @@ def show_status(report: StatusReport, submission: Submission | None = None) -> N
         console.print(f"  {stage.name}: {stage.why or 'passed'}{lint_line(stage)}", markup=False)
         for line in stage.result.pin_notes if stage.result else ():
             console.print(f"    note: {line}", markup=False)
-    compared = report.comparison
-    if compared.regressions:
-        console.print(f"[bold red]Regressions[/] ({len(compared.regressions)}: failing now, passing in the newest "
-                      "earlier passing run on another base)")
-        for r in compared.regressions[:20]:
-            console.print(f"  - {r.stage} {r.kind}: {r.id} (passed in run {r.since_run})", markup=False)
-    if compared.preexisting:
-        console.print(f"[bold]Pre-existing failures[/] ({len(compared.preexisting)}: failed on an earlier base "
-                      "too, not regressions)")
-        for p in compared.preexisting[:20]:
-            console.print(f"  - {p.stage} {p.kind}: {p.id} (failed in run {p.failed_in} too)", markup=False)
+    show_comparison(console, report.comparison.regressions, report.comparison.preexisting)
     blocking = len(report.blocking_gaps)
     verdict = "[green]READY[/]" if report.ready else f"[red]NOT READY[/] — {blocking} blocking gap(s)"
     console.print(f"[bold]Readiness[/] {verdict}")

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mpspatch.views.console import STATUS_STYLE, counts_text, duration, err, escape, out, print_table
+from mpspatch.views.console import (
+    STATUS_STYLE,
+    counts_text,
+    duration,
+    err,
+    escape,
+    out,
+    print_table,
+    show_comparison,
+)
 
 if TYPE_CHECKING:
     from mpspatch.foundation.config import Stage
@@ -107,16 +116,7 @@ def show_verify(outcome: VerifyOutcome) -> None:
                 console.print(f"  {line}", markup=False)
             if s.log:
                 console.print(f"  log: {(outcome.run_dir / s.log).resolve()}", markup=False)
-    if run.regressions:
-        console.print(f"[bold]regressions[/] ({len(run.regressions)}, failing now, not in the last passing run "
-                      "on the previous base):")
-        for r in run.regressions[:20]:
-            console.print(f"  {r.stage} {r.kind}: {r.id} (passed in {r.since_run})", markup=False)
-    if run.preexisting:
-        console.print(f"[bold]pre-existing failures[/] ({len(run.preexisting)}, failed on an earlier base too; "
-                      "not regressions):")
-        for p in run.preexisting[:20]:
-            console.print(f"  {p.stage} {p.kind}: {p.id} (failed in {p.failed_in} too)", markup=False)
+    show_comparison(console, run.regressions, run.preexisting)
     base = f"{run.base_ref} {run.base[:12]}" if run.base else run.base_ref
     parts = f"stack parts 1..{run.part}, " if run.part else ""
     console.print(f"tree {run.tree or '?'} ({parts}base {base}) in {outcome.tree.path}", markup=False, style="dim")

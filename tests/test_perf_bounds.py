@@ -57,3 +57,22 @@ def test_help_and_version_import_no_views_json_rich_or_jinja(flag: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == ""
+
+
+def test_commits_of_resolves_several_refs_in_one_git_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Repo.create(tmp_path / "upstream")
+    repo.write("c10/core/Device.h", "// device\n")
+    first = repo.commit("Initial release", tag="v1.0")
+    repo.write("c10/core/Device.h", "// device, later\n")
+    second = repo.commit("Later", tag="v1.1")
+    calls: list[list[str]] = []
+    spawn = proc._spawn
+
+    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(list(argv))
+        return spawn(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "_spawn", counting)
+    assert git.commits_of(repo.path, ["v1.0", "v1.1"]) == (first, second)
+    assert git.commits_of(repo.path, ["v1.0", "no-such-ref"]) is None
+    assert len(calls) == 2

@@ -176,6 +176,8 @@ def commits_of(repo: Path, specs: Sequence[str]) -> tuple[CommitSha, ...] | None
     """The commits of several specs in one `git rev-parse`; None unless every one names a commit."""
     result = git(repo, "rev-parse", "--end-of-options", *(f"{s}^{{commit}}" for s in specs), check=False)
     lines = result.stdout.split()
+    if lines[:1] == ["--end-of-options"]:  # git before 2.43 echoes the marker when --verify is not given
+        lines = lines[1:]
     if not result.ok or len(lines) != len(specs) or not all(re.fullmatch(r"[0-9a-f]{40}", x) for x in lines):
         return None
     return tuple(commit_sha(x) for x in lines)

@@ -76,3 +76,38 @@ def test_commits_of_resolves_several_refs_in_one_git_call(tmp_path: Path, monkey
     assert git.commits_of(repo.path, ["v1.0", "v1.1"]) == (first, second)
     assert git.commits_of(repo.path, ["v1.0", "no-such-ref"]) is None
     assert len(calls) == 2
+
+
+_RUN_AND_LIST = """
+import sys
+from mpspatch.foundation import proc
+import mpspatch.cli as cli
+spawned = []
+spawn = proc._spawn
+def counting(argv, **kwargs):
+    spawned.append((str(kwargs.get("cwd")), tuple(argv), kwargs.get("input_bytes")))
+    return spawn(argv, **kwargs)
+proc._spawn = counting
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print("loaded:", *sorted(m for m in sys.modules if m.startswith(WATCHED)), file=sys.stderr)
+print("git:", len(spawned), len(set(spawned)), file=sys.stderr)
+"""
+
+
+def test_drift_json_loads_no_rich_no_downloads_and_no_rebase_machinery(tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    watched = ("rich", "jinja2", "wcmatch", "urllib.request", "http", "ssl", "mpspatch.operations.rebase",
+               "mpspatch.operations.regenerate")
+    code = f"WATCHED = {watched!r}\n" + _RUN_AND_LIST
+    for _ in range(2):  # the first run makes the shadow; the second is the common case
+        done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), "drift", "--json",
+                               "--onto", "v1.3"], capture_output=True, text=True, check=True)
+    loaded, counts = done.stderr.strip().splitlines()[-2:]
+    assert loaded == "loaded:"
+    total, distinct = map(int, counts.split()[1:])
+    assert total == distinct  # no git command is asked the same question twice

@@ -13,7 +13,7 @@ Which of the series' changes onto already has is model/absorbed.py's.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +180,7 @@ def merge_forecast(
         else:
             ours = objects.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
         merged = objects.merge_tree(repo, ours, commit)
-        conflicts = _conflicted_files(repo, merged, index)
+        conflicts, merged_blobs = _conflicted_files(repo, merged, index)
         assumed: tuple[TreePath, ...] = ()
         if unresolved:
             assumed = tuple(TreePath(p) for p in git.diff_tree_paths(repo, parent, commit, sorted(unresolved)))
@@ -190,7 +190,7 @@ def merge_forecast(
         if conflicts:
             unresolved.update(c.path for c in conflicts)
             if index + 1 < len(series):
-                ours_tree = _resolve_to_patch_side(repo, merged.tree, commit, conflicts)
+                ours_tree = _resolve_to_patch_side(repo, merged.tree, commit, conflicts, merged_blobs)
     return MergeForecast(base=base, onto=onto, series=tuple(series), steps=tuple(steps))
 
 
@@ -218,18 +218,17 @@ def take_patch_side(content: bytes) -> bytes:
 
 
 def _resolve_to_patch_side(
-    repo: Path, tree: TreeSha, commit: CommitSha, conflicts: Sequence[ConflictedFile]
+    repo: Path, tree: TreeSha, commit: CommitSha, conflicts: Sequence[ConflictedFile],
+    merged_blobs: Mapping[str, bytes | None],
 ) -> TreeSha:
     """The merged tree as a person would leave it after taking the patch's side of every conflict.
 
     Files with markers keep the merged text around each region; conflicts without markers (modify/delete,
-    binary files) take the patch's whole file.
+    binary files) take the patch's whole file. `merged_blobs` holds the conflicted files as `tree` has
+    them (_conflicted_files read them already).
     """
-    paths = [c.path for c in conflicts]
-    blobs = objects.read_blobs(repo, [f"{tree}:{p}" for p in paths])
-    contents: dict[str, bytes] = {
-        p: take_patch_side(b) for p, b in zip(paths, blobs, strict=True) if b is not None and count_regions(b)
-    }
+    blobs = {c.path: merged_blobs.get(c.path) for c in conflicts}
+    contents: dict[str, bytes] = {p: take_patch_side(b) for p, b in blobs.items() if b is not None and count_regions(b)}
     whole = [c.path for c in conflicts if c.path not in contents]
     return objects.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
 
@@ -238,9 +237,12 @@ def count_regions(content: bytes) -> int:
     return len(_MARKER_START.findall(content))
 
 
-def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: int) -> tuple[ConflictedFile, ...]:
+def _conflicted_files(
+    repo: Path, merged: objects.MergeTreeResult, patch_index: int
+) -> tuple[tuple[ConflictedFile, ...], dict[str, bytes | None]]:
+    """The step's conflicts, and the conflicted files as the merged tree holds them (with their markers)."""
     if merged.clean:
-        return ()
+        return (), {}
     blobs = objects.read_blobs(repo, [f"{merged.tree}:{path}" for path in merged.conflicted])
     kinds: dict[str, list[str]] = {}
     for message in merged.messages:
@@ -248,7 +250,7 @@ def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: 
         if match:
             for path in message.paths:
                 kinds.setdefault(path, []).append(match.group(1))
-    return tuple(
+    conflicts = tuple(
         ConflictedFile(
             path=TreePath(path),
             # A conflict without markers (modify/delete, binary) is still one thing to resolve, as rebase counts.
@@ -258,3 +260,4 @@ def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: 
         )
         for path, blob in zip(merged.conflicted, blobs, strict=True)
     )
+    return conflicts, dict(zip(merged.conflicted, blobs, strict=True))

@@ -94,6 +94,10 @@ except SystemExit:
     pass
 print("loaded:", *sorted(m for m in sys.modules if m.startswith(WATCHED)), file=sys.stderr)
 print("git:", len(spawned), len(set(spawned)), file=sys.stderr)
+if len(sys.argv) > 1 and sys.argv[1] == "--config":
+    import pathlib
+    clone = str((pathlib.Path(sys.argv[2]).parent / "../pytorch").resolve())
+    print("clone:", sorted(argv[1] + " " + argv[2] for cwd, argv, _ in spawned if cwd == clone), file=sys.stderr)
 """
 
 
@@ -107,7 +111,10 @@ def test_drift_json_loads_no_rich_no_downloads_and_no_rebase_machinery(tmp_path:
     for _ in range(2):  # the first run makes the shadow; the second is the common case
         done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), "drift", "--json",
                                "--onto", "v1.3"], capture_output=True, text=True, check=True)
-    loaded, counts = done.stderr.strip().splitlines()[-2:]
+    loaded, counts, clone = done.stderr.strip().splitlines()[-3:]
     assert loaded == "loaded:"
     total, distinct = map(int, counts.split()[1:])
     assert total == distinct  # no git command is asked the same question twice
+    # The user's clone is asked three things: where it is, the two commits, whether it is a partial clone.
+    assert clone == "clone: " + repr(["config --get-regexp", "rev-parse --end-of-options",
+                                      "rev-parse --path-format=absolute"])

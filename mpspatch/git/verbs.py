@@ -166,6 +166,14 @@ def require_repo(path: Path, role: str = "checkout") -> Path:
     return Path(result.stdout.strip())
 
 
+def repo_layout(path: Path) -> tuple[Path, Path] | None:
+    """(top of the working tree, common git directory), both absolute, in one git call; None when `path` is
+    not the inside of a repository with a working tree."""
+    found = git(path, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", check=False)
+    lines = found.stdout.splitlines()
+    return (Path(lines[0]), Path(lines[1])) if found.ok and len(lines) == 2 else None
+
+
 def commit_of(repo: Path, spec: str) -> CommitSha | None:
     """The full SHA of the commit `spec` names exactly, or None. User refs go through model/workspace.py's rule."""
     result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{spec}^{{commit}}", check=False)

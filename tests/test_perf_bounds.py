@@ -98,6 +98,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "--config":
     import pathlib
     clone = str((pathlib.Path(sys.argv[2]).parent / "../pytorch").resolve())
     print("clone:", sorted(argv[1] + " " + argv[2] for cwd, argv, _ in spawned if cwd == clone), file=sys.stderr)
+    import re
+    ranges = [a for _, argv, _ in spawned for a in argv if re.fullmatch(r"[0-9a-f]{40}\\.\\.[0-9a-f]{40}", a)]
+    print("walks:", len(ranges), file=sys.stderr)
 """
 
 
@@ -111,10 +114,13 @@ def test_drift_json_loads_no_rich_no_downloads_and_no_rebase_machinery(tmp_path:
     for _ in range(2):  # the first run makes the shadow; the second is the common case
         done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), "drift", "--json",
                                "--onto", "v1.3"], capture_output=True, text=True, check=True)
-    loaded, counts, clone = done.stderr.strip().splitlines()[-3:]
+    loaded, counts, clone, walks = done.stderr.strip().splitlines()[-4:]
     assert loaded == "loaded:"
     total, distinct = map(int, counts.split()[1:])
     assert total == distinct  # no git command is asked the same question twice
     # The user's clone is asked three things: where it is, the two commits, whether it is a partial clone.
     assert clone == "clone: " + repr(["config --get-regexp", "rev-parse --end-of-options",
                                       "rev-parse --path-format=absolute"])
+    # History is walked twice: upstream's log (base..onto) and the two series commits (base..series tip); the
+    # already-upstream check diffs the commits that log found instead of walking base..onto again.
+    assert walks == "walks: 2"

@@ -103,8 +103,11 @@ def already_upstream(
             absorbed = tuple(h for h in hunks if hunk_in(onto_lines, h))
         if whole or absorbed:
             found.append((path, whole, len(hunks), absorbed))
-    # Only the commits touching absorbed files are read in full, to see which of them carry the lines.
-    upstream_lines = _lines_by_commit(objects.log_patches(repo, base, onto, [f[0] for f in found])) if found else ()
+    # Only the commits touching absorbed files are read in full, to see which of them carry the lines. They
+    # are known from `commits` already, so git diffs just those (no second walk over base..onto).
+    absorbed_paths = {f[0] for f in found}
+    touched = list(dict.fromkeys(c.sha for c in commits if absorbed_paths.intersection(c.paths)))
+    upstream_lines = _lines_by_commit(objects.show_patches(repo, touched, sorted(absorbed_paths))) if touched else ()
     results = tuple(
         FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),
                        landed_by=_landed_by(path, absorbed, upstream_lines, commits))

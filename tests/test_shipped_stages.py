@@ -57,6 +57,8 @@ def test_lint_stages_take_exactly_the_patched_files() -> None:
                             "aten/src/ATen/mps/MPSStream.h", "aten/src/ATen/native/mps/Ops.mm",
                             "torch/csrc/mps/Module.cpp")
     assert not STAGES["lint-clang-format"].needs_full_tree
+    # lintrunner runs on a sparse tree that also holds the linters' scripts (the folder .lintrunner.toml names).
+    assert not STAGES["lint"].needs_full_tree and STAGES["lint"].sparse == ("tools/linter",)
 
 
 def test_gpu_stages_need_a_real_mps_device() -> None:

@@ -98,6 +98,8 @@ def cache_key(
             "env": [list(e) for e in stage.env], "timeout": stage.timeout,
             "requires": {"os": stage.requires.os, "arch": stage.requires.arch, "mps": stage.requires.mps},
             "junit": stage.junit, "min_tests": stage.min_tests, "full_tree": stage.needs_full_tree,
+            # Only when set, so the keys of stages without it (every cached pass so far) stay the same.
+            **({"sparse": list(stage.sparse)} if stage.sparse else {}),
         },
         "tools": relevant,
         "machine": {"os": machine.os, "arch": machine.arch},

@@ -124,3 +124,18 @@ def test_drift_json_loads_no_rich_no_downloads_and_no_rebase_machinery(tmp_path:
     # History is walked twice: upstream's log (base..onto) and the two series commits (base..series tip); the
     # already-upstream check diffs the commits that log found instead of walking base..onto again.
     assert walks == "walks: 2"
+
+
+def test_a_rebase_after_drift_reuses_the_series_commits_drift_built(tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    code = "WATCHED = ()\n" + _RUN_AND_LIST + (
+        "print('applies:', sum(1 for _, argv, _ in spawned if 'apply' in argv), file=sys.stderr)\n")
+    runs = {}
+    for command in (["drift", "--json", "--onto", "v1.3"], ["rebase", "--json", "--onto", "v1.3"]):
+        done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), *command],
+                              capture_output=True, text=True, check=True)
+        runs[command[0]] = done.stderr.strip().splitlines()[-1]
+    assert runs["drift"] != "applies: 0"  # drift applied the patches...
+    assert runs["rebase"] == "applies: 0"  # ...and the rebase took the same commits from the cache

@@ -20,10 +20,12 @@ from mpspatch.git import verbs as git
 from mpspatch.git.commits import SeriesBuild, build_series
 from mpspatch.model.store import StateFile
 
-CACHE_FILE = "mpspatch-series-build.json"
-CACHE_VERSION = 1
+# drift is the one that records (see cached_build), so the file and the ref keep drift's names; version 2
+# added the notes, so a version-1 file from before is rebuilt.
+CACHE_FILE = "mpspatch-drift-series.json"
+CACHE_VERSION = 2
 # Keeps the remembered commits from the shadow's gc.
-CACHE_REF = "refs/mpspatch/series-build"
+CACHE_REF = "refs/mpspatch/drift/series"
 
 
 @dataclass(frozen=True)

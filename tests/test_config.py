@@ -60,6 +60,12 @@ def test_found_upward_from_a_subfolder(tmp_path: Path) -> None:
         (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = [["x"]]\ntimeout = true\n'), "timeout must be a number"),
         (("", '[[stages]]\nname = "t"\nkind = "tests"\nrun = [["x"]]\n[[stages]]\nname = "t"\nkind = "build"\n'
           'run = [["y"]]\n'), "name 't' is used twice"),
+        (("", '[[stages]]\nname = "l"\nkind = "lint"\nrun = [["x"]]\nsparse = ["tools/linter"]\n'),
+         "[stages.l].sparse only applies to a stage with full_tree = false"),
+        (("", '[[stages]]\nname = "l"\nkind = "lint"\nrun = [["x"]]\nfull_tree = false\nsparse = ["../x"]\n'),
+         "[stages.l].sparse '../x' is not a folder or file path inside the tree"),
+        (("", '[[stages]]\nname = "l"\nkind = "lint"\nrun = [["x"]]\nfull_tree = false\nsparse = ["tools/*.py"]\n'),
+         "'tools/*.py' is not a folder or file path inside the tree"),
         (("", "[split]\nmax_lines = 0\n"), "[split].max_lines must be positive"),
         (("[upstream]", "[upstream\n"), "not valid TOML"),
         (("", '[rebase]\nconflict_style = "diff4"\n'),

@@ -33,7 +33,7 @@ from mpspatch.foundation.config import load_config
 from mpspatch.foundation.errors import ToolMissingError
 from mpspatch.git import verbs as git
 from mpspatch.git.commits import series_commits
-from mpspatch.model import history
+from mpspatch.model import history, series_cache
 from mpspatch.model.workspace import Workspace, resolve_ref
 from mpspatch.operations import drift
 
@@ -320,10 +320,10 @@ def test_series_commits_are_cached_by_content_and_rebuilt_when_gone(tmp_path: Pa
     config = load_config(scenario.config)
     first = drift.compute_drift(Workspace(config), "v1.3")
     shadow = Workspace(config).shadow
-    cache = shadow / drift.SERIES_CACHE
+    cache = shadow / series_cache.CACHE_FILE
     cached = json.loads(cache.read_text())
     key, commits = cached["key"], cached["commits"]
-    assert cached == {"version": drift.SERIES_CACHE_VERSION, "key": key, "commits": commits}
+    assert cached == {"version": series_cache.CACHE_VERSION, "key": key, "commits": commits, "notes": []}
     assert drift.compute_drift(Workspace(config), "v1.3") == first  # from the cache: same commits, same report
     base = resolve_ref(scenario.checkout, "v1.0")
     assert tuple(commits) == series_commits(shadow, base, config.series.patches)  # deterministic SHAs

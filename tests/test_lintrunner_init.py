@@ -106,3 +106,35 @@ def test_the_cause_is_the_initializers_last_line() -> None:
            "pip: ERROR: permission denied: /usr/lib/python3/site-packages\n"
            "error:        lint initializer for 'X' failed with non-zero exit code\n\n       Stack backtrace:\n")
     assert failure_cause(log) == "pip: ERROR: permission denied: /usr/lib/python3/site-packages"
+
+
+@pytest.mark.skipif(not (BIN / "lintrunner").exists(), reason="the lintrunner wheel is not installed in this venv")
+def test_lintrunner_runs_on_a_sparse_tree_holding_the_stage_s_sparse_folders(tmp_path: Path) -> None:
+    # PyTorch's layout: .lintrunner.toml at the top, the linters' init and adapter scripts under tools/linter/.
+    project = Project(tmp_path)
+    toml = f"""
+[[linter]]
+code = 'RUFF'
+include_patterns = ['**/*.py']
+command = ['{PY}', 'tools/linter/adapters/ruff_adapter.py', '--', '@{{{{PATHSFILE}}}}']
+init_command = ['{PY}', 'tools/linter/adapters/ruff_init.py', '--dry-run={{{{DRYRUN}}}}']
+"""
+    for path, text in {".lintrunner.toml": toml, "tools/linter/adapters/ruff_init.py": RUFF_INIT,
+                       "tools/linter/adapters/ruff_adapter.py": RUFF_ADAPTER,
+                       "c10/core/Allocator.h": "// not patched, not needed by the linter\n"}.items():
+        project.up.write(path, text)
+    project.up.commit("a linter under tools/linter")
+    project.up.git("tag", "-f", "v1.0")
+    project.set_patch(DEFAULT_PATCH)
+    project.stages(stage_toml("lint", "lint", [["lintrunner", "init"],
+                                               ["lintrunner", "--output", "json", "{patched:**/*.py}"]],
+                              env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, full_tree=False,
+                              sparse=["tools/linter/**"]))
+    outcome = project.verify()
+    result = outcome.run.stages[0]
+    counts = dict(result.counts)
+    assert counts["linters_initialized"] == 1 and counts["warning"] == 1, result.reason
+    assert result.status != "error"
+    assert (project.tree / "tools/linter/adapters/ruff_adapter.py").is_file()
+    assert (project.tree / ".lintrunner.toml").is_file()
+    assert not (project.tree / "c10/core/Allocator.h").exists()  # the tree stayed sparse

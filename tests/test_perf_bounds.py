@@ -57,3 +57,87 @@ def test_help_and_version_import_no_views_json_rich_or_jinja(flag: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == ""
+
+
+def test_commits_of_resolves_several_refs_in_one_git_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Repo.create(tmp_path / "upstream")
+    repo.write("c10/core/Device.h", "// device\n")
+    first = repo.commit("Initial release", tag="v1.0")
+    repo.write("c10/core/Device.h", "// device, later\n")
+    second = repo.commit("Later", tag="v1.1")
+    calls: list[list[str]] = []
+    spawn = proc._spawn
+
+    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(list(argv))
+        return spawn(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "_spawn", counting)
+    assert git.commits_of(repo.path, ["v1.0", "v1.1"]) == (first, second)
+    assert git.commits_of(repo.path, ["v1.0", "no-such-ref"]) is None
+    assert len(calls) == 2
+
+
+_RUN_AND_LIST = """
+import sys
+from mpspatch.foundation import proc
+import mpspatch.cli as cli
+spawned = []
+spawn = proc._spawn
+def counting(argv, **kwargs):
+    spawned.append((str(kwargs.get("cwd")), tuple(argv), kwargs.get("input_bytes")))
+    return spawn(argv, **kwargs)
+proc._spawn = counting
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print("loaded:", *sorted(m for m in sys.modules if m.startswith(WATCHED)), file=sys.stderr)
+print("git:", len(spawned), len(set(spawned)), file=sys.stderr)
+if len(sys.argv) > 1 and sys.argv[1] == "--config":
+    import pathlib
+    clone = str((pathlib.Path(sys.argv[2]).parent / "../pytorch").resolve())
+    print("clone:", sorted(argv[1] + " " + argv[2] for cwd, argv, _ in spawned if cwd == clone), file=sys.stderr)
+    import re
+    # Region blame walks base..onto once per conflicted file, by design; every other walk is counted.
+    ranges = [a for _, argv, _ in spawned if "blame" not in argv
+              for a in argv if re.fullmatch(r"[0-9a-f]{40}\\.\\.[0-9a-f]{40}", a)]
+    print("walks:", len(ranges), file=sys.stderr)
+"""
+
+
+def test_drift_json_loads_no_rich_no_downloads_and_no_rebase_machinery(tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    watched = ("rich", "jinja2", "wcmatch", "urllib.request", "http", "ssl", "mpspatch.operations.rebase",
+               "mpspatch.operations.regenerate")
+    code = f"WATCHED = {watched!r}\n" + _RUN_AND_LIST
+    for _ in range(2):  # the first run makes the shadow; the second is the common case
+        done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), "drift", "--json",
+                               "--onto", "v1.3"], capture_output=True, text=True, check=True)
+    loaded, counts, clone, walks = done.stderr.strip().splitlines()[-4:]
+    assert loaded == "loaded:"
+    total, distinct = map(int, counts.split()[1:])
+    assert total == distinct  # no git command is asked the same question twice
+    # The user's clone is asked three things: where it is, the two commits, whether it is a partial clone.
+    assert clone == "clone: " + repr(["config --get-regexp", "rev-parse --end-of-options",
+                                      "rev-parse --path-format=absolute"])
+    # History is walked twice: upstream's log (base..onto) and the two series commits (base..series tip); the
+    # already-upstream check diffs the commits that log found instead of walking base..onto again.
+    assert walks == "walks: 2"
+
+
+def test_a_rebase_after_drift_reuses_the_series_commits_drift_built(tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    code = "WATCHED = ()\n" + _RUN_AND_LIST + (
+        "print('applies:', sum(1 for _, argv, _ in spawned if 'apply' in argv), file=sys.stderr)\n")
+    runs = {}
+    for command in (["drift", "--json", "--onto", "v1.3"], ["rebase", "--json", "--onto", "v1.3"]):
+        done = subprocess.run([sys.executable, "-c", code, "--config", str(scenario.config), *command],
+                              capture_output=True, text=True, check=True)
+        runs[command[0]] = done.stderr.strip().splitlines()[-1]
+    assert runs["drift"] != "applies: 0"  # drift applied the patches...
+    assert runs["rebase"] == "applies: 0"  # ...and the rebase took the same commits from the cache

@@ -63,6 +63,8 @@ def test_lint_stages_take_exactly_the_patched_files() -> None:
     assert names.index("clang-format-wheel") == names.index("lint-clang-format") - 1
     (install,) = expanded("clang-format-wheel")
     assert install[-1] == "clang-format==19.1.4" and "/r/.mpspatch/tools/clang-format-19.1.4" in install
+    # lintrunner runs on a sparse tree that also holds the linters' scripts (the folder .lintrunner.toml names).
+    assert not STAGES["lint"].needs_full_tree and STAGES["lint"].sparse == ("tools/linter",)
 
 
 def test_gpu_stages_need_a_real_mps_device() -> None:

@@ -20,10 +20,10 @@ from support import write_config
 from mpspatch.foundation.errors import ExitCode, StateError
 from mpspatch.foundation.ids import CommitSha, ContentSha256, RunId, TreePath, TreeSha
 from mpspatch.model.series import SERIES_LOCK, LockedPatch, SeriesLock, read_lock, write_lock
+from mpspatch.model.series_cache import SERIES_BUILD, CachedBuild
 from mpspatch.model.stack import STACK, Part, Stack, read_stack
 from mpspatch.model.state import REBASE_STATE, RebaseState, SavedFile
 from mpspatch.model.store import StateFile, StateFileError
-from mpspatch.operations.drift import DRIFT_SERIES, SeriesCache
 from mpspatch.verify.evidence import EVIDENCE, EvidenceRun, SeriesPatchRef, read_run, write_run
 from mpspatch.verify.patched_tree import VERIFY_TREE, TreeState
 from mpspatch.verify.stages import StageResult
@@ -70,10 +70,10 @@ CASES: list[tuple[StateFile[Any], object]] = [
     (STACK, STACKED),
     (VERIFY_TREE, TreeState(checked_out=A)),
     (VERIFY_TREE, TreeState(checked_out=None)),
-    (DRIFT_SERIES, SeriesCache(key="9" * 64, commits=(A, B))),
+    (SERIES_BUILD, CachedBuild(key="9" * 64, commits=(A, B), notes=("b.patch: needed a 3-way merge",))),
     (EVIDENCE, RUN_RECORD),
 ]
-IDS = ["lock", "rebase", "stack", "verify-tree", "verify-tree-empty", "drift-cache", "evidence"]
+IDS = ["lock", "rebase", "stack", "verify-tree", "verify-tree-empty", "series-cache", "evidence"]
 
 
 @pytest.mark.parametrize(("kind", "value"), CASES, ids=IDS)
@@ -219,7 +219,7 @@ def test_not_json_and_not_an_object(tmp_path: Path) -> None:
 
 def test_caches_that_cannot_be_read_read_as_absent(tmp_path: Path) -> None:
     path = tmp_path / "cache.json"
-    for kind in (DRIFT_SERIES, VERIFY_TREE):
+    for kind in (SERIES_BUILD, VERIFY_TREE):
         path.write_text('{"version": 0}')
         assert kind.read(path) is None
 

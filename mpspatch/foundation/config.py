@@ -104,6 +104,9 @@ class Stage:
     junit: str | None = None
     min_tests: int = 1
     needs_full_tree: bool = True
+    # With needs_full_tree False: what the stage reads beside the patched files (its tools, its config), as
+    # folders or files of the tree; each comes with everything under it (cone-mode sparse checkout).
+    sparse: tuple[str, ...] = ()
     describe: str | None = None  # what the stage checks, in words a reviewer reads in the test plan
     reproduce: tuple[str, ...] = ()  # the commands a reviewer would type to check the same, in order
     # `select_tests = true`: `{tests}` expands to the targets [verify.test_map] maps the patched paths to;
@@ -314,7 +317,25 @@ def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...
 
 
 _STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree",
-               "describe", "reproduce", "select_tests")
+               "describe", "reproduce", "select_tests", "sparse")
+
+
+def _sparse_paths(t: Table, full_tree: bool) -> tuple[str, ...]:
+    """[[stages]].sparse: tree paths (a trailing `/**` is accepted and dropped), never globs or outside the tree."""
+    example = 'sparse = ["tools/linter"]'
+    paths = t.strings("sparse", example, ())
+    if paths and full_tree:
+        raise t.fail("sparse", "only applies to a stage with full_tree = false (a full tree already has it)",
+                     "full_tree = false")
+    cleaned = []
+    for path in paths:
+        bare = path[:-3] if path.endswith("/**") else path
+        bare = bare.rstrip("/")
+        parts = bare.split("/")
+        if not bare or bare.startswith("/") or ".." in parts or "." in parts or any(c in bare for c in "*?[]\\"):
+            raise t.fail("sparse", f"{path!r} is not a folder or file path inside the tree", example)
+        cleaned.append(bare)
+    return tuple(dict.fromkeys(cleaned))
 
 
 def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
@@ -351,6 +372,7 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
             # nan compares false with everything, so `timeout <= 0` alone let it through and disabled the timeout.
             raise t.fail("timeout", f"must be a positive number of seconds, not {timeout!r}", "timeout = 1800")
         min_tests = t.get("min_tests", int, "min_tests = 1", 1)
+        full_tree = t.get("full_tree", bool, "full_tree = false", True)
         stages.append(
             Stage(
                 name=name,
@@ -366,7 +388,8 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
                 ),
                 junit=t.optional("junit", str, 'junit = "test-results.xml"'),
                 min_tests=min_tests,
-                needs_full_tree=t.get("full_tree", bool, "full_tree = false", True),
+                needs_full_tree=full_tree,
+                sparse=_sparse_paths(t, full_tree),
                 describe=t.optional("describe", str, 'describe = "Build PyTorch from source with MPS"'),
                 reproduce=t.strings("reproduce", 'reproduce = ["python -m pytest test/test_mps.py"]', ()),
                 select_tests=t.get("select_tests", bool, "select_tests = true", False),

@@ -21,7 +21,7 @@ from mpspatch.foundation.errors import GitError
 from mpspatch.foundation.files import atomic_write_text
 from mpspatch.foundation.ids import CommitSha
 from mpspatch.foundation.redact import redact_url
-from mpspatch.git.verbs import SERIES_IDENTITY, common_dir, git, require_repo
+from mpspatch.git.verbs import SERIES_IDENTITY, common_dir, git, repo_layout, require_repo
 
 SHADOW_NAME = "shadow.git"
 
@@ -70,18 +70,24 @@ def shadow_path(state_dir: Path) -> Path:
     return state_dir / SHADOW_NAME
 
 
-def ensure_shadow(checkout: Path, state_dir: Path) -> Path:
-    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved.
-
-    Costs two git calls when the shadow exists: this runs at the start of every rebase and drift. It also
-    checks that `checkout` is a git repository, with the error that names the config key to fix.
-    """
-    found = git(checkout, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir",
-                check=False) if checkout.is_dir() else None
-    if found is None or not found.ok:
+def clone_layout(checkout: Path) -> tuple[Path, Path]:
+    """The clone's top and common git directory (verbs.repo_layout), or the GitError that names the config
+    key to fix."""
+    found = repo_layout(checkout) if checkout.is_dir() else None
+    if found is None:
         require_repo(checkout)  # raises the error that names the config key to fix
         raise GitError(f"{checkout}: cannot read the clone; check [upstream].checkout")
-    store = Path(found.stdout.splitlines()[1]) / "objects"
+    return found
+
+
+def ensure_shadow(checkout: Path, state_dir: Path, layout: tuple[Path, Path] | None = None) -> Path:
+    """The shadow repository under the state folder, created on first use and re-pointed if the clone moved.
+
+    Costs two git calls when the shadow exists (one when the caller passes the clone's `layout` from
+    clone_layout): this runs at the start of every rebase and drift. It also checks that `checkout` is a git
+    repository, with the error that names the config key to fix.
+    """
+    store = (layout or clone_layout(checkout))[1] / "objects"
     shadow = shadow_path(state_dir)
     if not _writable(state_dir):
         return _scratch_shadow(checkout, store, shadow)

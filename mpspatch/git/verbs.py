@@ -166,6 +166,14 @@ def require_repo(path: Path, role: str = "checkout") -> Path:
     return Path(result.stdout.strip())
 
 
+def repo_layout(path: Path) -> tuple[Path, Path] | None:
+    """(top of the working tree, common git directory), both absolute, in one git call; None when `path` is
+    not the inside of a repository with a working tree."""
+    found = git(path, "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir", check=False)
+    lines = found.stdout.splitlines()
+    return (Path(lines[0]), Path(lines[1])) if found.ok and len(lines) == 2 else None
+
+
 def commit_of(repo: Path, spec: str) -> CommitSha | None:
     """The full SHA of the commit `spec` names exactly, or None. User refs go through model/workspace.py's rule."""
     result = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{spec}^{{commit}}", check=False)
@@ -176,6 +184,8 @@ def commits_of(repo: Path, specs: Sequence[str]) -> tuple[CommitSha, ...] | None
     """The commits of several specs in one `git rev-parse`; None unless every one names a commit."""
     result = git(repo, "rev-parse", "--end-of-options", *(f"{s}^{{commit}}" for s in specs), check=False)
     lines = result.stdout.split()
+    if lines[:1] == ["--end-of-options"]:  # git before 2.43 echoes the marker when --verify is not given
+        lines = lines[1:]
     if not result.ok or len(lines) != len(specs) or not all(re.fullmatch(r"[0-9a-f]{40}", x) for x in lines):
         return None
     return tuple(commit_sha(x) for x in lines)

@@ -112,8 +112,11 @@ def already_upstream(
             absorbed = tuple(h for h in hunks if hunk_in(onto_lines, h) or _covered(path, h, placed.get(path)))
         if whole or absorbed:
             found.append((path, whole, len(hunks), absorbed))
-    # Only the commits touching absorbed files are read in full, to see which of them carry the lines.
-    upstream_lines = _lines_by_commit(objects.log_patches(repo, base, onto, [f[0] for f in found])) if found else ()
+    # Only the commits touching absorbed files are read in full, to see which of them carry the lines. They
+    # are known from `commits` already, so git diffs just those (no second walk over base..onto).
+    absorbed_paths = {f[0] for f in found}
+    touched = list(dict.fromkeys(c.sha for c in commits if absorbed_paths.intersection(c.paths)))
+    upstream_lines = _lines_by_commit(objects.show_patches(repo, touched, sorted(absorbed_paths))) if touched else ()
     credited = _in_place_credit(repo, base, onto, in_place, commits, {f[0] for f in found})
     results = tuple(
         FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),

@@ -15,7 +15,7 @@ Which of the series' changes onto already has is model/absorbed.py's.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -191,11 +191,12 @@ def merge_forecast(
         else:
             ours = objects.commit_tree(repo, ours_tree, [parent], f"mpspatch forecast: result before patch {index + 1}")
         merged = objects.merge_tree(repo, ours, commit)
-        conflicts = _conflicted_files(repo, merged, index)
+        conflicts, merged_blobs = _conflicted_files(repo, merged, index)
         tree, in_place = merged.tree, tuple[InPlace, ...]()
         if conflicts:
             settled = settle_in_place(repo, merged.tree, commit, onto, [c.path for c in conflicts], index)
             tree, in_place = settled.tree, settled.found
+            merged_blobs = {**merged_blobs, **settled.contents}  # the settled files as `tree` has them
             left = settled.regions_left  # a file with no region left is no conflict any more
             conflicts = tuple(c if c.path not in left else replace(c, regions=left[c.path])
                               for c in conflicts if left.get(c.path, 1) > 0)
@@ -208,7 +209,7 @@ def merge_forecast(
         if conflicts:
             unresolved.update(c.path for c in conflicts)
             if index + 1 < len(series):
-                ours_tree = _resolve_to_patch_side(repo, tree, commit, conflicts)
+                ours_tree = _resolve_to_patch_side(repo, tree, commit, conflicts, merged_blobs)
     return MergeForecast(base=base, onto=onto, series=tuple(series), steps=tuple(steps))
 
 
@@ -236,18 +237,17 @@ def take_patch_side(content: bytes) -> bytes:
 
 
 def _resolve_to_patch_side(
-    repo: Path, tree: TreeSha, commit: CommitSha, conflicts: Sequence[ConflictedFile]
+    repo: Path, tree: TreeSha, commit: CommitSha, conflicts: Sequence[ConflictedFile],
+    merged_blobs: Mapping[str, bytes | None],
 ) -> TreeSha:
     """The merged tree as a person would leave it after taking the patch's side of every conflict.
 
     Files with markers keep the merged text around each region; conflicts without markers (modify/delete,
-    binary files) take the patch's whole file.
+    binary files) take the patch's whole file. `merged_blobs` holds the conflicted files as `tree` has
+    them (_conflicted_files read them already).
     """
-    paths = [c.path for c in conflicts]
-    blobs = objects.read_blobs(repo, [f"{tree}:{p}" for p in paths])
-    contents: dict[str, bytes] = {
-        p: take_patch_side(b) for p, b in zip(paths, blobs, strict=True) if b is not None and count_regions(b)
-    }
+    blobs = {c.path: merged_blobs.get(c.path) for c in conflicts}
+    contents: dict[str, bytes] = {p: take_patch_side(b) for p, b in blobs.items() if b is not None and count_regions(b)}
     whole = [c.path for c in conflicts if c.path not in contents]
     return trees.rewrite_tree(repo, tree, source=commit, from_source=whole, contents=contents)
 
@@ -256,9 +256,12 @@ def count_regions(content: bytes) -> int:
     return len(_MARKER_START.findall(content))
 
 
-def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: int) -> tuple[ConflictedFile, ...]:
+def _conflicted_files(
+    repo: Path, merged: objects.MergeTreeResult, patch_index: int
+) -> tuple[tuple[ConflictedFile, ...], dict[str, bytes | None]]:
+    """The step's conflicts, and the conflicted files as the merged tree holds them (with their markers)."""
     if merged.clean:
-        return ()
+        return (), {}
     blobs = objects.read_blobs(repo, [f"{merged.tree}:{path}" for path in merged.conflicted])
     kinds: dict[str, list[str]] = {}
     for message in merged.messages:
@@ -266,7 +269,7 @@ def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: 
         if match:
             for path in message.paths:
                 kinds.setdefault(path, []).append(match.group(1))
-    return tuple(
+    conflicts = tuple(
         ConflictedFile(
             path=TreePath(path),
             # A conflict without markers (modify/delete, binary) is still one thing to resolve, as rebase counts.
@@ -276,3 +279,4 @@ def _conflicted_files(repo: Path, merged: objects.MergeTreeResult, patch_index: 
         )
         for path, blob in zip(merged.conflicted, blobs, strict=True)
     )
+    return conflicts, dict(zip(merged.conflicted, blobs, strict=True))

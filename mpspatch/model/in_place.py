@@ -164,6 +164,7 @@ class Settled:
 
     tree: TreeSha  # the step's tree with those regions resolved
     regions_left: dict[str, int]  # per file touched, the regions still in conflict (0: no conflict any more)
+    contents: dict[str, bytes]  # per file touched, its text in `tree`
     found: tuple[InPlace, ...]
 
 
@@ -194,5 +195,6 @@ def settle_in_place(repo: Path, tree: TreeSha, commit: CommitSha, onto: CommitSh
         found.append(InPlace(path=TreePath(path), patch_index=patch_index, lines=tuple(ranges[i] for i in chosen),
                              added=tuple(line for v in verdicts for line in v.added)))
     if not contents:
-        return Settled(tree, {}, ())
-    return Settled(trees.rewrite_tree(repo, tree, source=commit, contents=contents), regions_left, tuple(found))
+        return Settled(tree, {}, {}, ())
+    return Settled(trees.rewrite_tree(repo, tree, source=commit, contents=contents), regions_left, contents,
+                   tuple(found))

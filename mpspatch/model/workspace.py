@@ -97,14 +97,19 @@ class Workspace:
         self._base: tuple[CommitSha, str] | None = None
 
     @cached_property
+    def _clone_layout(self) -> tuple[Path, Path]:
+        """The clone's top and common git directory: one `git rev-parse` serves `checkout` and `shadow`."""
+        return shadow_repo.clone_layout(self.config.upstream.checkout)
+
+    @cached_property
     def checkout(self) -> Path:
         """The top of the user's clone; a GitError naming [upstream].checkout when it is missing or no repo."""
-        return git.require_repo(self.config.upstream.checkout)
+        return self._clone_layout[0]
 
     @cached_property
     def shadow(self) -> Path:
         """The shadow repository, created on first use (it also checks the clone, like `checkout`)."""
-        shadow = shadow_repo.ensure_shadow(self.config.upstream.checkout, self.config.state_dir)
+        shadow = shadow_repo.ensure_shadow(self.config.upstream.checkout, self.config.state_dir, self._clone_layout)
         shadow_repo.configure_merges(shadow, self.config.rebase.conflict_style.value, merge_drivers(self.config))
         return shadow
 

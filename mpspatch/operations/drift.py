@@ -7,7 +7,6 @@ chain of `git merge-tree` merges, and the only writes are objects in the shadow'
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,19 +14,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from mpspatch.foundation.files import sha256_file
 from mpspatch.foundation.ids import CommitSha, TreePath
 from mpspatch.foundation.progress import QUIET, Steps
 from mpspatch.git import objects
-from mpspatch.git import shadow as shadow_repo
 from mpspatch.git import verbs as git
-from mpspatch.git.commits import series_commits
 from mpspatch.model import history
 from mpspatch.model.absorbed import AlreadyUpstream, already_upstream
 from mpspatch.model.blame import FileBlame, RegionBlame, forecast_blames
 from mpspatch.model.history import MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series, series_paths
-from mpspatch.model.store import StateFile
+from mpspatch.model.series_cache import cached_build
 from mpspatch.model.workspace import Workspace
 
 
@@ -42,25 +38,6 @@ class FileOutcome(StrEnum):
 
 OUTCOMES = tuple(FileOutcome)
 TEMPLATE = "drift_report.md.j2"
-# The series commits of the last forecast, by a hash of their inputs (see series_commits_cached).
-SERIES_CACHE = "mpspatch-drift-series.json"
-SERIES_CACHE_VERSION = 1
-SERIES_REF = "refs/mpspatch/drift/series"
-
-
-@dataclass(frozen=True)
-class SeriesCache:
-    key: str  # sha256 over the cache version, the base, and each patch's name and bytes
-    commits: tuple[CommitSha, ...]
-
-
-# A cache: one that cannot be read is rebuilt, never an error.
-DRIFT_SERIES = StateFile(
-    what="the drift series cache", model=SeriesCache, version=SERIES_CACHE_VERSION,
-    fix="delete it; the next drift rebuilds it", rebuildable=True,
-)
-
-
 @dataclass(frozen=True)
 class DriftConflict:
     path: TreePath
@@ -174,25 +151,9 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
 
 
 def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:
-    """series_commits, remembered per (base, patch names and bytes) in a small file of the shadow.
-
-    The commits are deterministic (pinned identity and date), so the same inputs give the same SHAs and the
-    cache can only ever save the apply, never change a result. A ref keeps the commits from the shadow's gc;
-    a cached tip that is gone anyway is rebuilt.
-    """
-    digest = hashlib.sha256(f"{SERIES_CACHE_VERSION}\0{base}".encode())
-    for patch in patches:
-        digest.update(f"\0{patch.name}\0".encode())
-        digest.update(sha256_file(patch).encode())
-    key = digest.hexdigest()
-    cache = shadow / SERIES_CACHE
-    known = DRIFT_SERIES.read(cache)
-    if known is not None and known.key == key and known.commits and git.has_commit(shadow, known.commits[-1]):
-        return known.commits
-    commits = series_commits(shadow, base, patches)
-    shadow_repo.pin_ref(shadow, SERIES_REF, commits[-1])
-    DRIFT_SERIES.write(cache, SeriesCache(key=key, commits=commits))
-    return commits
+    """series_commits, remembered per (base, patch names and bytes) in the shadow (model/series_cache.py,
+    shared with rebase): the commits are deterministic, so the cache can only ever save the apply."""
+    return cached_build(shadow, base, patches).commits
 
 
 def build_report(

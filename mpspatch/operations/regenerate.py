@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -122,6 +121,8 @@ def download(url: str, timeout: float = 60) -> bytes:
     """The bytes at `url` (http, https or file), or an InputError saying what to do instead.
 
     A network failure or a 5xx/429 answer is tried again, DOWNLOAD_TRIES times in all, with backoff."""
+    import urllib.request  # here, not at the top: http.client and ssl cost every command's start-up
+
     fix = "check the URL, or download the file yourself and import it by path"
     shown = url_for_message(url)
     tries = 1 if urllib.parse.urlsplit(url).scheme == "file" else DOWNLOAD_TRIES

@@ -239,7 +239,8 @@ def verify(
                 RunRequest(config=config, stages=stages, tree=planned, series=series, run_dir=folder,
                            keep_going=keep_going, force=force, python=python),
                 lookup=lambda key: find_passing(config.evidence_dir, key),
-                materialize=lambda tree, full: patched_tree.checkout(config, tree, full=full),
+                materialize=lambda tree, full: patched_tree.checkout(
+                    config, tree, full=full, extra=sorted({p for s in stages for p in s.sparse})),
                 progress=progress,
             )
         except BaseException:

@@ -128,8 +128,10 @@ def plan_part(ws: Workspace, stack: Stack, stack_dir: Path, k: int) -> PatchedTr
     )
 
 
-def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree:
-    """Put the planned commit on disk: full when a stage needs the whole tree, sparse otherwise."""
+def checkout(config: Config, planned: PatchedTree, *, full: bool, extra: Sequence[str] = ()) -> PatchedTree:
+    """Put the planned commit on disk: full when a stage needs the whole tree, sparse otherwise.
+
+    A sparse tree holds the folders of the touched files plus `extra` (the stages' `sparse` paths)."""
     where = planned.path
     state = _read_state(config, where)
     fresh = shadow_repo.add_detached_worktree(planned.shadow, where, planned.commit)
@@ -140,7 +142,7 @@ def checkout(config: Config, planned: PatchedTree, *, full: bool) -> PatchedTree
         is_sparse = False
     elif not full and (is_sparse or not checked_out):
         # Sparse only on first use or when already sparse: a full tree stays full, it is a superset.
-        shadow_repo.sparse_cone(where, _cone_dirs(planned.touched))
+        shadow_repo.sparse_cone(where, sorted({*_cone_dirs(planned.touched), *extra}))
         is_sparse = True
     # Forget the checkout before switching: an interrupted switch must not pass for a finished one.
     _write_state(config, where, TreeState(checked_out=None))

@@ -103,6 +103,8 @@ def cache_key(
             "junit": stage.junit, "min_tests": stage.min_tests, "full_tree": stage.needs_full_tree,
             # Only for a selecting stage, so every other stage keeps the key it had.
             **({"test_map": [[g, list(t)] for g, t in stage.test_map]} if stage.select_tests else {}),
+            # Only when set, so the keys of stages without it (every cached pass so far) stay the same.
+            **({"sparse": list(stage.sparse)} if stage.sparse else {}),
         },
         "tools": relevant,
         "machine": {"os": machine.os, "arch": machine.arch},

@@ -54,6 +54,19 @@ def out() -> Console:
     return _out
 
 
+# What makes rich take a stream that is no terminal for one (rich.console.Console reads these).
+_FORCING = ("FORCE_COLOR", "TTY_COMPATIBLE")
+
+
+def err_is_terminal() -> bool:
+    """Whether stderr is a terminal as rich sees it, without importing rich when the answer is plainly no
+    (a pipe or a file, nothing in the environment forcing a terminal): a `--json` run or a CI log stays
+    free of rich's start-up."""
+    if _err is None and not sys.stderr.isatty() and not any(v in os.environ for v in _FORCING):
+        return False
+    return err().is_terminal
+
+
 def err() -> Console:
     global _err
     if _err is None:

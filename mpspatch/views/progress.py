@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mpspatch.foundation.progress import QUIET, Steps
-from mpspatch.views.console import err
+from mpspatch.views.console import err, err_is_terminal
 
 
 class _Spinner(Steps):
@@ -28,9 +28,9 @@ class _Spinner(Steps):
 @contextmanager
 def step_progress(command: str, *, as_json: bool = False) -> Iterator[Steps]:
     """Steps for `command` that redraw one status line; QUIET unless stderr is a terminal and not --json."""
-    console = err()
-    if as_json or not console.is_terminal:
+    if as_json or not err_is_terminal():
         yield QUIET
         return
+    console = err()
     with console.status(f"{command}: starting", spinner="dots") as status:
         yield _Spinner(status, command)

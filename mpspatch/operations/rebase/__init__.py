@@ -40,6 +40,7 @@ from mpspatch.model.series import (
     series_paths,
     write_lock,
 )
+from mpspatch.model.series_cache import cached_build
 from mpspatch.model.state import (
     RebasePhase,
     RebaseState,
@@ -133,7 +134,8 @@ def start(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUIET) -> R
     if fetched:
         notes.append(f"fetched {fetched} blob(s) the partial clone lacked, into the shadow repository")
     steps.step(f"building the series ({len(patches)} patches)")
-    build = commits.build_series(shadow, base, [p.path for p in patches])
+    # Free when a drift just built the same series; a rebase records nothing itself (it moves the base).
+    build = cached_build(shadow, base, [p.path for p in patches], remember=False)
     notes.extend(build.notes)
     tip = build.commits[-1]
     # The old series stays reachable from a shadow ref until the end: range-diff and --abort need it.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mpspatch.foundation.errors import ConfigError
-from mpspatch.foundation.globs import check_glob
+from mpspatch.foundation.globs import check_globs
 from mpspatch.foundation.toml_table import Table, toml_key
+from mpspatch.foundation.verify_config import TEST_MAP_EXAMPLE, read_test_map, read_verify_python, sparse_paths
 
 CONFIG_NAME = "mpspatch.toml"
 DEFAULT_LOCK = "patches/series.lock"
@@ -222,7 +222,7 @@ def load_config(path: Path) -> Config:
     series = _read_series(path, root, top.table("series"))
     categories = _read_categories(path, top.table("categories"))
     stages = _with_test_map(path, _read_stages(path, raw.get("stages", [])),
-                            _read_test_map(path, top.table("verify")))
+                            read_test_map(path, top.table("verify")))
     render = _read_render(path, root, top.table("render"))
     split = _read_split(path, top.table("split"))
     paths = Table(path, "paths", top.table("paths"), ("evidence", "state"))
@@ -239,7 +239,7 @@ def load_config(path: Path) -> Config:
         evidence_dir=root / paths.get("evidence", str, 'evidence = "audit/runs"', "audit/runs"),
         state_dir=root / paths.get("state", str, 'state = ".mpspatch"', ".mpspatch"),
         submit=submit,
-        python=_read_verify_python(path, root, top.table("verify")),
+        python=read_verify_python(path, root, top.table("verify")),
         rebase=_read_rebase(path, top.table("rebase")),
     )
 
@@ -263,24 +263,6 @@ def _read_rebase(file: Path, data: Mapping[str, Any]) -> Rebase:
             raise t.fail(where, "must be one line", example)
         drivers.append(MergeDriver(pattern=pattern, command=command))
     return Rebase(conflict_style=ConflictStyle(style), merge_drivers=tuple(drivers))
-
-
-def _read_verify_python(file: Path, root: Path, data: Mapping[str, Any]) -> Path | None:
-    """[verify] python: an interpreter, or a venv/conda folder holding one; checked now, so a typo is exit 2."""
-    t = Table(file, "verify", data, ("python", "test_map"))
-    example = 'python = "~/venvs/pytorch/bin/python" (or the venv folder)'
-    value = t.optional("python", str, example)
-    if value is None:
-        return None
-    given = Path(value).expanduser()
-    given = given if given.is_absolute() else root / given
-    candidates = [given] if not given.is_dir() else [given / "bin" / "python", given / "bin" / "python3",
-                                                      given / "Scripts" / "python.exe", given / "python.exe"]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return Path(os.path.abspath(candidate))  # not resolved: a venv's python is a symlink
-    what = "names a folder without bin/python" if given.is_dir() else "is not an executable file"
-    raise t.fail("python", f"{what} ({value})", example)
 
 
 def _read_upstream(file: Path, root: Path, data: Mapping[str, Any]) -> Upstream:
@@ -311,31 +293,13 @@ def _read_categories(file: Path, data: Mapping[str, Any]) -> tuple[Category, ...
         example = f'"{name}" = ["aten/src/ATen/mps/**"]'
         if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
             raise ConfigError(f"{file}: [categories].{name} must be a list of glob strings; fix: {example}")
-        _check_globs(file, f"[categories.{toml_key(name)}]", globs)
+        check_globs(file, f"[categories.{toml_key(name)}]", globs)
         categories.append(Category(name=name, globs=tuple(globs)))
     return tuple(categories)
 
 
 _STAGE_KEYS = ("name", "kind", "run", "cwd", "env", "timeout", "requires", "junit", "min_tests", "full_tree",
                "describe", "reproduce", "select_tests", "sparse")
-
-
-def _sparse_paths(t: Table, full_tree: bool) -> tuple[str, ...]:
-    """[[stages]].sparse: tree paths (a trailing `/**` is accepted and dropped), never globs or outside the tree."""
-    example = 'sparse = ["tools/linter"]'
-    paths = t.strings("sparse", example, ())
-    if paths and full_tree:
-        raise t.fail("sparse", "only applies to a stage with full_tree = false (a full tree already has it)",
-                     "full_tree = false")
-    cleaned = []
-    for path in paths:
-        bare = path[:-3] if path.endswith("/**") else path
-        bare = bare.rstrip("/")
-        parts = bare.split("/")
-        if not bare or bare.startswith("/") or ".." in parts or "." in parts or any(c in bare for c in "*?[]\\"):
-            raise t.fail("sparse", f"{path!r} is not a folder or file path inside the tree", example)
-        cleaned.append(bare)
-    return tuple(dict.fromkeys(cleaned))
 
 
 def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
@@ -361,7 +325,7 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
         if not run or not all(isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd) for cmd in run):
             raise t.fail("run", "must be a non-empty list of argv lists", 'run = [["make", "test"]]')
         for token in (m.group(1) for cmd in run for arg in cmd for m in _PATCHED_GLOBS.finditer(arg)):
-            _check_globs(file, f"[stages.{toml_key(name)}].run", [g.strip() for g in token.split(",") if g.strip()],
+            check_globs(file, f"[stages.{toml_key(name)}].run", [g.strip() for g in token.split(",") if g.strip()],
                          f" in {{patched:{token}}}")
         env = t.table("env")
         if not all(isinstance(v, str) for v in env.values()):
@@ -389,7 +353,7 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
                 junit=t.optional("junit", str, 'junit = "test-results.xml"'),
                 min_tests=min_tests,
                 needs_full_tree=full_tree,
-                sparse=_sparse_paths(t, full_tree),
+                sparse=sparse_paths(t, full_tree),
                 describe=t.optional("describe", str, 'describe = "Build PyTorch from source with MPS"'),
                 reproduce=t.strings("reproduce", 'reproduce = ["python -m pytest test/test_mps.py"]', ()),
                 select_tests=t.get("select_tests", bool, "select_tests = true", False),
@@ -399,23 +363,6 @@ def _read_stages(file: Path, data: Any) -> tuple[Stage, ...]:
 
 
 _TESTS_ITEM = re.compile(r"\{tests\}")
-_TEST_MAP_EXAMPLE = '[verify.test_map] "aten/src/ATen/mps/**" = ["test/test_mps.py"]'
-
-
-def _read_test_map(file: Path, data: Mapping[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """[verify.test_map]: path glob -> test targets (a string or a list of them), checked now."""
-    raw = data.get("test_map", {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: [verify].test_map must be a table of path globs; fix: {_TEST_MAP_EXAMPLE}")
-    entries = []
-    for glob, targets in raw.items():
-        listed = [targets] if isinstance(targets, str) else targets
-        if not isinstance(listed, list) or not listed or not all(isinstance(t, str) and t for t in listed):
-            raise ConfigError(f"{file}: [verify.test_map].{toml_key(glob)} must be a test target or a non-empty "
-                              f"list of them; fix: {_TEST_MAP_EXAMPLE}")
-        _check_globs(file, "[verify.test_map]", [glob])
-        entries.append((glob, tuple(listed)))
-    return tuple(entries)
 
 
 def _with_test_map(file: Path, stages: tuple[Stage, ...],
@@ -426,7 +373,7 @@ def _with_test_map(file: Path, stages: tuple[Stage, ...],
         uses = any(_TESTS_ITEM.search(a) for argv in stage.run for a in argv)
         if stage.select_tests and not test_map:
             raise ConfigError(f"{file}: [stages.{toml_key(stage.name)}].select_tests needs a [verify.test_map] "
-                              f"to select from; fix: add {_TEST_MAP_EXAMPLE}")
+                              f"to select from; fix: add {TEST_MAP_EXAMPLE}")
         if stage.select_tests and not uses:
             raise ConfigError(f"{file}: [stages.{toml_key(stage.name)}].select_tests is set but no run item is "
                               "{tests}; fix: pass the selection as its own item, e.g. [\"pytest\", \"{tests}\"]")
@@ -516,17 +463,11 @@ def _read_split(file: Path, data: Mapping[str, Any]) -> Split:
             raise ConfigError(f"{file}: split.groups[{index}] must be a table; fix: write it as [[split.groups]]")
         g = Table(file, f"split.groups[{index}]", item, ("title", "paths", "tests"))
         globs = g.strings("paths", 'paths = ["aten/src/ATen/mps/MPSAllocator*"]')
-        _check_globs(file, f"[split.groups[{index}]].paths", globs)
+        check_globs(file, f"[split.groups[{index}]].paths", globs)
         tests = g.strings("tests", 'tests = ["test/test_mps.py"]') if "tests" in item else ()
-        _check_globs(file, f"[split.groups[{index}]].tests", tests)
+        check_globs(file, f"[split.groups[{index}]].tests", tests)
         groups.append(SplitGroup(title=g.get("title", str, 'title = "Allocator changes"'), globs=globs,
                                  tests=tests))
     return Split(max_lines=max_lines, groups=tuple(groups))
 
 
-def _check_globs(file: Path, where: str, globs: list[str] | tuple[str, ...], context: str = "") -> None:
-    for pattern in globs:
-        try:
-            check_glob(pattern)
-        except ValueError as exc:
-            raise ConfigError(f"{file}: {where}: bad glob '{pattern}'{context}: {exc}; fix the pattern") from None

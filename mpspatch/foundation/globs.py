@@ -4,6 +4,9 @@ and their matcher, one home for both."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from mpspatch.foundation.errors import ConfigError
 
 # Path globs ([categories], [split] groups, `{patched:GLOB}`): `*`, `?` and `[...]` (`[!...]` negates) stay
 # inside one path segment; `**` as a whole segment matches any number of folders, elsewhere it is a `*`;
@@ -84,3 +87,11 @@ def matches_any(path: str, globs: tuple[str, ...] | list[str]) -> bool:
     from wcmatch import glob
 
     return glob.globmatch(path, rest, flags=glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX)
+
+
+def check_globs(file: Path, where: str, globs: list[str] | tuple[str, ...], context: str = "") -> None:
+    for pattern in globs:
+        try:
+            check_glob(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"{file}: {where}: bad glob '{pattern}'{context}: {exc}; fix the pattern") from None

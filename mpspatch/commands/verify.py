@@ -8,7 +8,6 @@ from mpspatch.foundation.config import Config
 from mpspatch.foundation.errors import ExitCode
 from mpspatch.foundation.project_lock import project_lock
 from mpspatch.model.workspace import Workspace
-from mpspatch.verify import stage_group
 from mpspatch.verify.evidence import VerifyOutcome
 from mpspatch.verify.evidence import verify as run_verify
 from mpspatch.verify.runner import Progress
@@ -17,14 +16,11 @@ from mpspatch.verify.runner import Progress
 def verify(config: Config, stages: Sequence[str] = (), *, keep_going: bool = False, force: bool = False,
            progress: Progress | None = None, python: str | None = None, part: int | None = None,
            note: Callable[[str], None] | None = None) -> VerifyOutcome:
-    """Under the project lock; a stage group left running by a verify that was killed is stopped first (and
-    `note` told so), never run beside."""
+    """Under the project lock, so no other command moves the series or the tree meanwhile."""
+    ws = Workspace(config)  # lazy: nothing is read before the lock is held
     with project_lock(config.state_dir, "verify"):
-        stale = stage_group.reap_stale(config.state_dir)
-        if stale is not None and note is not None:
-            note(stale)
-        return run_verify(Workspace(config), stage_names=tuple(stages), keep_going=keep_going, force=force,
-                          progress=progress, python=python, part=part)
+        return run_verify(ws, stage_names=tuple(stages), keep_going=keep_going, force=force, progress=progress,
+                          python=python, part=part, note=note)
 
 
 def exit_code(outcome: VerifyOutcome) -> ExitCode:

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from mpspatch.model.series import load_series, relative_path
 from mpspatch.model.stack import default_stack_dir, load_current_stack, part_context
 from mpspatch.model.store import StateFile
 from mpspatch.model.workspace import Workspace
-from mpspatch.verify import patched_tree
+from mpspatch.verify import patched_tree, stage_group
 from mpspatch.verify.machine import describe_machine
 from mpspatch.verify.patched_tree import PatchedTree
 from mpspatch.verify.placeholders import validate
@@ -223,9 +223,17 @@ def verify(
     progress: Progress | None = None,
     python: str | None = None,
     part: int | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> VerifyOutcome:
-    """Run the stages. `python` is what `{python}` means: by default `[verify] python`, else this interpreter."""
+    """Run the stages. `python` is what `{python}` means: by default `[verify] python`, else this interpreter.
+
+    Called under the project lock: a stage group left running by a verify that was killed is stopped first
+    (and `note` told so), never run beside.
+    """
     config = ws.config
+    stale = stage_group.reap_stale(config.state_dir)
+    if stale is not None and note is not None:
+        note(stale)
     python = python or (str(config.python) if config.python else sys.executable)
     ws.refuse_during_rebase("verify")  # before anything about the stages: the series itself is mid-move
     stages = select_stages(config, stage_names)

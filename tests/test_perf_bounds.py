@@ -141,3 +141,20 @@ def test_a_rebase_after_drift_reuses_the_series_commits_drift_built(tmp_path: Pa
         runs[command[0]] = done.stderr.strip().splitlines()[-1]
     assert runs["drift"] != "applies: 0"  # drift applied the patches...
     assert runs["rebase"] == "applies: 0"  # ...and the rebase took the same commits from the cache
+
+
+def test_drift_that_conflicts_leaves_a_commit_graph_so_its_blames_skip_commits_not_touching_the_file(
+        tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    done = subprocess.run([sys.executable, "-m", "mpspatch.cli", "--config", str(scenario.config), "drift", "--json",
+                           "--onto", "v1.3"], capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr  # the forecast stops on a conflict, so its regions are blamed
+    shadow = scenario.project / ".mpspatch" / "shadow.git"
+    # The blames ran over a commit-graph with changed-path filters that covers onto: a path-limited walk skips
+    # the commits whose filter rules the file out instead of diffing each one.
+    assert (shadow / "objects" / "info" / "commit-graphs" / "commit-graph-chain").is_file()
+    onto = scenario.tags["v1.3"]
+    graphs = (shadow / "objects" / "info" / "commit-graphs").glob("graph-*.graph")
+    assert any(bytes.fromhex(onto) in g.read_bytes() for g in graphs)

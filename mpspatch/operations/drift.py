@@ -138,8 +138,14 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         checked.result()
         steps.step(f"forecasting the merge onto {onto[:12]}")
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
+        # The conflicts are blamed over base..onto: with the shadow's commit-graph (and its changed-path
+        # filters) covering onto, each blame skips the commits that cannot touch its file instead of diffing
+        # every one. Written beside the upstream log, once per onto (a covered history costs one quick call).
+        indexed = pool.submit(objects.index_history, shadow, [onto, base]) if forecast.conflicts else None
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
+        if indexed is not None:
+            indexed.result()
         blame_job = pool.submit(forecast_blames, shadow, forecast, upstream)
         already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
                                    series_diff=diff_job.result(), in_place=forecast.in_place)

@@ -20,7 +20,7 @@ from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model import history
 from mpspatch.model.absorbed import AlreadyUpstream, already_upstream
-from mpspatch.model.blame import FileBlame, RegionBlame, forecast_blames
+from mpspatch.model.blame import BlamedConflict, FileBlame, RegionBlame, blame_conflicts, name_causes
 from mpspatch.model.history import MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series, series_paths
 from mpspatch.model.series_cache import cached_build
@@ -138,22 +138,29 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         checked.result()
         steps.step(f"forecasting the merge onto {onto[:12]}")
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
-        # The conflicts are blamed over base..onto: with the shadow's commit-graph (and its changed-path
-        # filters) covering onto, each blame skips the commits that cannot touch its file instead of diffing
-        # every one. Written beside the upstream log, once per onto (a covered history costs one quick call).
-        indexed = pool.submit(objects.index_history, shadow, [onto, base]) if forecast.conflicts else None
+        blame_job = pool.submit(_blame_conflicts, shadow, forecast)  # beside the upstream log: it needs no log
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
-        if indexed is not None:
-            indexed.result()
-        blame_job = pool.submit(forecast_blames, shadow, forecast, upstream)
         already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
                                    series_diff=diff_job.result(), in_place=forecast.in_place)
-        blames = blame_job.result()
+        blames = name_causes(blame_job.result(), upstream)
     return build_report(
         base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,
         upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url), blames=blames,
     )
+
+
+def _blame_conflicts(shadow: Path, forecast: MergeForecast) -> tuple[BlamedConflict, ...]:
+    """git's blame of the forecast's conflicts (model/blame.py), over base..onto.
+
+    With the shadow's commit-graph and its changed-path filters covering onto, each blame skips the commits
+    that cannot touch its file instead of diffing every one: the graph is brought up to date first, once per
+    onto (a covered history costs one quick call), and only when there is something to blame.
+    """
+    if not forecast.conflicts:
+        return ()
+    objects.index_history(shadow, [forecast.onto, forecast.base])
+    return blame_conflicts(shadow, forecast)
 
 
 def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -130,15 +130,20 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         shadow = shadow_job.result()
         span = span_job.result()
         base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
+        # The shadow's commit-graph, with changed-path filters, covering onto: upstream's log and the region
+        # blames then skip the commits that cannot touch their paths. Written once per onto (a covered history
+        # costs one quick call).
+        graph = pool.submit(objects.index_history, shadow, [onto, base])
         start_job = pool.submit(history.forecast_start, shadow, base, onto)
         steps.step(f"building the series ({len(patches)} patches)")
         commits = series_commits_cached(shadow, base, config.series.patches)
-        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, series_paths(patches))
+        upstream_job = pool.submit(lambda: history.upstream_commits_indexed(
+            shadow, base, onto, series_paths(patches), indexed=graph.result()))
         diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
         checked.result()
         steps.step(f"forecasting the merge onto {onto[:12]}")
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
-        blame_job = pool.submit(_blame_conflicts, shadow, forecast)  # beside the upstream log: it needs no log
+        blame_job = pool.submit(_blame_conflicts, shadow, forecast, graph)  # beside the upstream log: needs none
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
         already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
@@ -150,16 +155,12 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
     )
 
 
-def _blame_conflicts(shadow: Path, forecast: MergeForecast) -> tuple[BlamedConflict, ...]:
-    """git's blame of the forecast's conflicts (model/blame.py), over base..onto.
-
-    With the shadow's commit-graph and its changed-path filters covering onto, each blame skips the commits
-    that cannot touch its file instead of diffing every one: the graph is brought up to date first, once per
-    onto (a covered history costs one quick call), and only when there is something to blame.
-    """
+def _blame_conflicts(shadow: Path, forecast: MergeForecast, graph: Future[bool]) -> tuple[BlamedConflict, ...]:
+    """git's blame of the forecast's conflicts (model/blame.py), over base..onto, once `graph` (the
+    commit-graph write) is done: each blame then skips the commits that cannot touch its file."""
     if not forecast.conflicts:
         return ()
-    objects.index_history(shadow, [forecast.onto, forecast.base])
+    graph.result()
     return blame_conflicts(shadow, forecast)
 
 

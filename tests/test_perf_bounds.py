@@ -99,8 +99,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "--config":
     clone = str((pathlib.Path(sys.argv[2]).parent / "../pytorch").resolve())
     print("clone:", sorted(argv[1] + " " + argv[2] for cwd, argv, _ in spawned if cwd == clone), file=sys.stderr)
     import re
-    # Region blame walks base..onto once per conflicted file, by design; every other walk is counted.
-    ranges = [a for _, argv, _ in spawned if "blame" not in argv
+    # Region blame walks base..onto once per conflicted file, by design, and `git rev-list` (which orders the
+    # upstream log when it is read path by path) reads only the commit-graph; every other walk is counted.
+    ranges = [a for _, argv, _ in spawned if "blame" not in argv and "rev-list" not in argv
               for a in argv if re.fullmatch(r"[0-9a-f]{40}\\.\\.[0-9a-f]{40}", a)]
     print("walks:", len(ranges), file=sys.stderr)
 """
@@ -141,3 +142,57 @@ def test_a_rebase_after_drift_reuses_the_series_commits_drift_built(tmp_path: Pa
         runs[command[0]] = done.stderr.strip().splitlines()[-1]
     assert runs["drift"] != "applies: 0"  # drift applied the patches...
     assert runs["rebase"] == "applies: 0"  # ...and the rebase took the same commits from the cache
+
+
+def test_drift_that_conflicts_leaves_a_commit_graph_so_its_blames_skip_commits_not_touching_the_file(
+        tmp_path: Path) -> None:
+    from scenarios import build_scenario
+
+    scenario = build_scenario(tmp_path, "two")
+    done = subprocess.run([sys.executable, "-m", "mpspatch.cli", "--config", str(scenario.config), "drift", "--json",
+                           "--onto", "v1.3"], capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr  # the forecast stops on a conflict, so its regions are blamed
+    shadow = scenario.project / ".mpspatch" / "shadow.git"
+    # The blames ran over a commit-graph with changed-path filters that covers onto: a path-limited walk skips
+    # the commits whose filter rules the file out instead of diffing each one.
+    assert (shadow / "objects" / "info" / "commit-graphs" / "commit-graph-chain").is_file()
+    onto = scenario.tags["v1.3"]
+    graphs = (shadow / "objects" / "info" / "commit-graphs").glob("graph-*.graph")
+    assert any(bytes.fromhex(onto) in g.read_bytes() for g in graphs)
+
+
+def test_upstream_log_read_path_by_path_over_the_commit_graph_lists_what_the_single_log_lists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpspatch.git import objects
+    from mpspatch.model import history
+
+    repo = Repo.create(tmp_path / "upstream")
+    paths = ["aten/src/ATen/mps/MPSStream.mm", "aten/src/ATen/mps/MPSStream.h", "c10/core/Device.h"]
+    for path in paths:
+        repo.write(path, f"// {path}\n")
+    repo.write("README.md", "# upstream\n")
+    base = repo.commit("Initial release", tag="v1.0")
+    for n in range(130):  # most commits touch none of the paths; some touch one, a few touch two
+        touched = [paths[n % 3]] if n % 4 == 0 else [paths[0], paths[2]] if n % 11 == 0 else ["README.md"]
+        for path in touched:
+            repo.write(path, f"// {path}, change {n}\n")
+        repo.commit(f"[MPS] change {n} (#{1000 + n})\n\nPull Request resolved: "
+                    f"https://github.com/pytorch/pytorch/pull/{1000 + n}\n")
+    onto = repo.git("rev-parse", "HEAD").strip()
+    assert objects.index_history(repo.path, [onto, base])
+    single = history.upstream_commits(repo.path, base, onto, paths)
+    logs: list[list[str]] = []
+    spawn = proc._spawn
+
+    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
+        if "log" in argv:
+            logs.append(list(argv))
+        return spawn(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "_spawn", counting)
+    assert history.upstream_commits_indexed(repo.path, base, onto, paths, indexed=True) == single
+    assert len(logs) == len(paths) and all(argv[-2] == "--" for argv in logs)  # one single-path log each
+    logs.clear()
+    # Without the graph's filters a single-path log is no cheaper: the one walk over every path.
+    assert history.upstream_commits_indexed(repo.path, base, onto, paths, indexed=False) == single
+    assert len(logs) == 1

@@ -93,12 +93,24 @@ def index_history(repo: Path, tips: Sequence[str]) -> bool:
 
 
 def log_each_path(repo: Path, exclude: str, include: str, paths: Sequence[str]) -> dict[str, tuple[LogEntry, ...]]:
-    """log_name_only for each path on its own (one git call per path, newest first).
+    """log_name_only for each path on its own (one git call per path, newest first, run side by side).
 
     git 2.39 uses the commit-graph's Bloom filters (see index_history) only for a single-path pathspec, so
     for a few paths this is far cheaper than one walk over many, and it does not grow with history.
     """
-    return {p: log_name_only(repo, exclude, include, [p]) for p in dict.fromkeys(paths)}
+    unique = list(dict.fromkeys(paths))
+    if len(unique) < 2:
+        return {p: log_name_only(repo, exclude, include, [p]) for p in unique}
+    from concurrent.futures import ThreadPoolExecutor  # git processes side by side: no GIL contention
+
+    with ThreadPoolExecutor(max_workers=min(4, len(unique))) as pool:
+        return dict(zip(unique, pool.map(lambda p: log_name_only(repo, exclude, include, [p]), unique), strict=True))
+
+
+def walk_order(repo: Path, exclude: str, include: str) -> tuple[CommitSha, ...]:
+    """Every commit of `exclude..include` in the order `git log` walks them (newest first): one `git rev-list`,
+    which reads the commit-graph only when one covers the range."""
+    return tuple(commit_sha(line) for line in git(repo, "rev-list", f"{exclude}..{include}").stdout.split())
 
 
 def log_patches(repo: Path, exclude: str, include: str, paths: Sequence[str]) -> str:

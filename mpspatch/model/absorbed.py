@@ -114,17 +114,21 @@ def already_upstream(
             found.append((path, whole, len(hunks), absorbed))
     # Only the commits touching absorbed files are read in full, to see which of them carry the lines. They
     # are known from `commits` already, so git diffs just those (no second walk over base..onto).
-    absorbed_paths = {f[0] for f in found}
-    touched = list(dict.fromkeys(c.sha for c in commits if absorbed_paths.intersection(c.paths)))
-    upstream_lines = _lines_by_commit(objects.show_patches(repo, touched, sorted(absorbed_paths))) if touched else ()
-    credited = _in_place_credit(repo, base, onto, in_place, commits, {f[0] for f in found})
-    results = tuple(
-        FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),
-                       landed_by=credited[path] if path in credited
-                       else _landed_by(path, absorbed, upstream_lines, commits))
-        for path, whole, count, absorbed in found
-    )
-    return AlreadyUpstream(files=results, patch_ids=_patch_id_matches(repo, base, series, paths, commits))
+    # The whole-patch check shares no git call with the per-file credit, so it runs beside it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        patch_ids = pool.submit(_patch_id_matches, repo, base, series, paths, commits)
+        absorbed_paths = {f[0] for f in found}
+        touched = list(dict.fromkeys(c.sha for c in commits if absorbed_paths.intersection(c.paths)))
+        upstream_lines = (_lines_by_commit(objects.show_patches(repo, touched, sorted(absorbed_paths)))
+                          if touched else ())
+        credited = _in_place_credit(repo, base, onto, in_place, commits, {f[0] for f in found})
+        results = tuple(
+            FileAbsorption(path=TreePath(path), whole=whole, hunks=count, absorbed_hunks=len(absorbed),
+                           landed_by=credited[path] if path in credited
+                           else _landed_by(path, absorbed, upstream_lines, commits))
+            for path, whole, count, absorbed in found
+        )
+        return AlreadyUpstream(files=results, patch_ids=patch_ids.result())
 
 
 def _covered(path: str, hunk: Hunk, in_place: Sequence[str] | None) -> bool:

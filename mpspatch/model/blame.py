@@ -58,7 +58,12 @@ def blame_ranges(repo: Path, base: CommitSha, onto: CommitSha, path: str, ranges
     """
     if not ranges:
         return ()
-    blamed = objects.blame_lines(repo, base, onto, path, ranges)
+    return _causes(path, ranges, objects.blame_lines(repo, base, onto, path, ranges), commits)
+
+
+def _causes(path: str, ranges: Sequence[tuple[int, int]], blamed: Sequence[objects.BlamedLine] | None,
+            commits: Sequence[UpstreamCommit]) -> tuple[tuple[UpstreamCommit, ...], ...]:
+    """blame_ranges' answer from git's blame of the ranges (None: git could not blame the file)."""
     if blamed is None:
         return tuple(() for _ in ranges)
     order = {c.sha: n for n, c in enumerate(commits)}
@@ -84,17 +89,31 @@ def blame_file(repo: Path, base: CommitSha, onto: CommitSha, path: str, merged: 
     parsed: MergedFile | None = parse(merged) if merged is not None else None
     ranges = onto_ranges(parsed, onto_blob) if parsed is not None and onto_blob is not None else ()
     causes = blame_ranges(repo, base, onto, path, ranges, commits)
+    return _file_blame(path, ranges, causes, commits)
+
+
+def _file_blame(path: str, ranges: Sequence[tuple[int, int]], causes: Sequence[tuple[UpstreamCommit, ...]],
+                commits: Sequence[UpstreamCommit]) -> FileBlame:
     regions = tuple(RegionBlame(lines=r, causes=c) for r, c in zip(ranges, causes, strict=True))
     named = {c.sha for r in regions for c in r.causes}
     return FileBlame(path=TreePath(path), regions=regions,
                      touched=tuple(c for c in touching(commits, path) if c.sha not in named))
 
 
-def forecast_blames(repo: Path, forecast: MergeForecast, commits: Sequence[UpstreamCommit]
-                    ) -> tuple[FileBlame, ...]:
-    """Region blame of every conflict of a merge forecast, in the order of `forecast.conflicts`.
+@dataclass(frozen=True)
+class BlamedConflict:
+    """One conflicted file blamed by git, before the upstream commits that name its causes are known."""
 
-    The merged texts and onto's versions come in one `cat-file --batch`; the blames (one per conflicted file)
+    path: TreePath
+    ranges: tuple[tuple[int, int], ...]  # the regions' lines in onto
+    lines: tuple[objects.BlamedLine, ...] | None  # None when git could not blame the file
+
+
+def blame_conflicts(repo: Path, forecast: MergeForecast) -> tuple[BlamedConflict, ...]:
+    """git's blame of every conflict of a merge forecast, in the order of `forecast.conflicts`.
+
+    Needs the forecast only, not upstream's log, so drift runs it while that log is still being read. The
+    merged texts and onto's versions come in one `cat-file --batch`; the blames (one per conflicted file)
     run side by side, since each is a separate git process.
     """
     conflicts = forecast.conflicts
@@ -103,7 +122,25 @@ def forecast_blames(repo: Path, forecast: MergeForecast, commits: Sequence[Upstr
     specs = [s for c in conflicts for s in (f"{forecast.steps[c.patch_index].tree}:{c.path}",
                                             f"{forecast.onto}:{c.path}")]
     blobs = objects.read_blobs(repo, specs)
+
+    def blame(n: int) -> BlamedConflict:
+        merged, onto_blob = blobs[2 * n], blobs[2 * n + 1]
+        parsed: MergedFile | None = parse(merged) if merged is not None else None
+        ranges = tuple(onto_ranges(parsed, onto_blob)) if parsed is not None and onto_blob is not None else ()
+        path = conflicts[n].path
+        lines = objects.blame_lines(repo, forecast.base, forecast.onto, path, ranges) if ranges else ()
+        return BlamedConflict(path=path, ranges=ranges, lines=lines)
+
     with ThreadPoolExecutor(max_workers=min(4, len(conflicts))) as pool:
-        jobs = [pool.submit(blame_file, repo, forecast.base, forecast.onto, c.path, blobs[2 * n], blobs[2 * n + 1],
-                            commits) for n, c in enumerate(conflicts)]
-        return tuple(job.result() for job in jobs)
+        return tuple(pool.map(blame, range(len(conflicts))))
+
+
+def name_causes(blamed: Sequence[BlamedConflict], commits: Sequence[UpstreamCommit]) -> tuple[FileBlame, ...]:
+    """blame_conflicts' files with each region's causes taken from `commits` (upstream's log, newest first)."""
+    return tuple(_file_blame(b.path, b.ranges, _causes(b.path, b.ranges, b.lines, commits), commits) for b in blamed)
+
+
+def forecast_blames(repo: Path, forecast: MergeForecast, commits: Sequence[UpstreamCommit]
+                    ) -> tuple[FileBlame, ...]:
+    """Region blame of every conflict of a merge forecast, in the order of `forecast.conflicts`."""
+    return name_causes(blame_conflicts(repo, forecast), commits)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,7 @@ from mpspatch.git import objects
 from mpspatch.git import verbs as git
 from mpspatch.model import history
 from mpspatch.model.absorbed import AlreadyUpstream, already_upstream
-from mpspatch.model.blame import FileBlame, RegionBlame, forecast_blames
+from mpspatch.model.blame import BlamedConflict, FileBlame, RegionBlame, blame_conflicts, name_causes
 from mpspatch.model.history import MergeForecast, UpstreamCommit
 from mpspatch.model.series import Patch, load_series, series_paths
 from mpspatch.model.series_cache import cached_build
@@ -130,24 +130,38 @@ def compute_drift(ws: Workspace, onto_ref: str | None = None, steps: Steps = QUI
         shadow = shadow_job.result()
         span = span_job.result()
         base, base_ref, onto, onto_ref = span.base, span.base_ref, span.onto, span.onto_ref
+        # The shadow's commit-graph, with changed-path filters, covering onto: upstream's log and the region
+        # blames then skip the commits that cannot touch their paths. Written once per onto (a covered history
+        # costs one quick call).
+        graph = pool.submit(objects.index_history, shadow, [onto, base])
         start_job = pool.submit(history.forecast_start, shadow, base, onto)
         steps.step(f"building the series ({len(patches)} patches)")
         commits = series_commits_cached(shadow, base, config.series.patches)
-        upstream_job = pool.submit(history.upstream_commits, shadow, base, onto, series_paths(patches))
+        upstream_job = pool.submit(lambda: history.upstream_commits_indexed(
+            shadow, base, onto, series_paths(patches), indexed=graph.result()))
         diff_job = pool.submit(git.diff_trees, shadow, base, commits[-1])
         checked.result()
         steps.step(f"forecasting the merge onto {onto[:12]}")
         forecast = history.merge_forecast(shadow, base, commits, onto, git_checked=True, start=start_job.result())
+        blame_job = pool.submit(_blame_conflicts, shadow, forecast, graph)  # beside the upstream log: needs none
         upstream = upstream_job.result()
         steps.step(f"reading upstream history ({len(upstream)} commits)")
-        blame_job = pool.submit(forecast_blames, shadow, forecast, upstream)
         already = already_upstream(shadow, base, commits, onto, forecast.result_tree, upstream,
                                    series_diff=diff_job.result(), in_place=forecast.in_place)
-        blames = blame_job.result()
+        blames = name_causes(blame_job.result(), upstream)
     return build_report(
         base=base, base_ref=base_ref, onto=onto, onto_ref=onto_ref, patches=patches, forecast=forecast,
         upstream=upstream, already=already, pr_url=pull_request_url(config.upstream.url), blames=blames,
     )
+
+
+def _blame_conflicts(shadow: Path, forecast: MergeForecast, graph: Future[bool]) -> tuple[BlamedConflict, ...]:
+    """git's blame of the forecast's conflicts (model/blame.py), over base..onto, once `graph` (the
+    commit-graph write) is done: each blame then skips the commits that cannot touch its file."""
+    if not forecast.conflicts:
+        return ()
+    graph.result()
+    return blame_conflicts(shadow, forecast)
 
 
 def series_commits_cached(shadow: Path, base: CommitSha, patches: Sequence[Path]) -> tuple[CommitSha, ...]:

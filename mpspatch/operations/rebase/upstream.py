@@ -83,28 +83,33 @@ def conflict_report(worktree: Path, paths: Sequence[str], upstream: Sequence[Ups
     drift blames them), and the other commits apart under `touched`."""
     from mpspatch.model.blame import blame_file
 
-    found: list[ConflictedPath] = []
+    ordered = sorted(paths)
     onto_blobs: dict[str, bytes | None] = {}
     if state is not None and shadow is not None and paths:
         from mpspatch.git import objects
 
-        ordered = sorted(paths)
         onto_blobs = dict(zip(ordered, objects.read_blobs(shadow, [f"{state.onto}:{p}" for p in ordered]),
                               strict=True))
-    for p in sorted(paths):
+
+    def report(p: str) -> ConflictedPath:
         commits = tuple(c for c in upstream if p in c.paths)
         if state is None or shadow is None:
-            found.append(ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
-                                        touched=commits))
-            continue
+            return ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
+                                  touched=commits)
         try:
             merged: bytes | None = (worktree / p).read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             merged = None
         blamed = blame_file(shadow, state.base, state.onto, p, merged, onto_blobs.get(p), upstream)
-        found.append(ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
-                                    blame=blamed.regions, touched=blamed.touched))
-    return tuple(found)
+        return ConflictedPath(path=p, regions=count_regions(worktree / p), upstream_commits=commits,
+                              blame=blamed.regions, touched=blamed.touched)
+
+    if len(ordered) < 2 or state is None or shadow is None:
+        return tuple(report(p) for p in ordered)
+    from concurrent.futures import ThreadPoolExecutor  # one git blame per file, side by side
+
+    with ThreadPoolExecutor(max_workers=min(4, len(ordered))) as pool:
+        return tuple(pool.map(report, ordered))
 
 
 NOTE_SUFFIX = ".mpspatch-conflict.txt"

@@ -34,15 +34,7 @@ def test_series_build_never_reads_the_whole_base_tree_and_makes_the_same_trees(t
         patch = tmp_path / f"{number:02d}.patch"
         patch.write_text(repo.git("diff", "--full-index", f"{made[-1]}~1", made[-1]))
         patches.append(patch)
-    reads: list[list[str]] = []
-    spawn = proc._spawn
-
-    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
-        if "read-tree" in argv:
-            reads.append(list(argv))
-        return spawn(argv, **kwargs)
-
-    monkeypatch.setattr(proc, "_spawn", counting)
+    reads = record_spawns(monkeypatch, "read-tree")
     built = series_git.build_series(repo.path, base, patches)
     assert reads == []  # an index of the patched paths only; never the whole base tree
     assert [git.tree_sha_of(repo.path, c) for c in built.commits] == [git.tree_sha_of(repo.path, c) for c in made]
@@ -181,18 +173,24 @@ def test_upstream_log_read_path_by_path_over_the_commit_graph_lists_what_the_sin
     onto = repo.git("rev-parse", "HEAD").strip()
     assert objects.index_history(repo.path, [onto, base])
     single = history.upstream_commits(repo.path, base, onto, paths)
-    logs: list[list[str]] = []
-    spawn = proc._spawn
-
-    def counting(argv, **kwargs):  # type: ignore[no-untyped-def]
-        if "log" in argv:
-            logs.append(list(argv))
-        return spawn(argv, **kwargs)
-
-    monkeypatch.setattr(proc, "_spawn", counting)
+    logs = record_spawns(monkeypatch, "log")
     assert history.upstream_commits_indexed(repo.path, base, onto, paths, indexed=True) == single
     assert len(logs) == len(paths) and all(argv[-2] == "--" for argv in logs)  # one single-path log each
     logs.clear()
     # Without the graph's filters a single-path log is no cheaper: the one walk over every path.
     assert history.upstream_commits_indexed(repo.path, base, onto, paths, indexed=False) == single
     assert len(logs) == 1
+
+
+def record_spawns(monkeypatch: pytest.MonkeyPatch, word: str) -> list[list[str]]:
+    """The argv of every process started from now on whose argv holds `word` (the real process still runs)."""
+    seen: list[list[str]] = []
+    spawn = proc._spawn
+
+    def recording(argv, **kwargs):  # type: ignore[no-untyped-def]
+        if word in argv:
+            seen.append(list(argv))
+        return spawn(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "_spawn", recording)
+    return seen

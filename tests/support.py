@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 IDENTITY = {
@@ -110,3 +111,22 @@ allowed_paths = ["aten/src/ATen/mps/", "aten/src/ATen/native/mps/", "torch/mps/"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def pooled_stream_project(tmp_path: Path, extra: Mapping[str, str] | None = None) -> Path:
+    """A project whose one patch pools MPSStream.mm (plus `extra` files) against an upstream tagged v1.0 at
+    tmp_path/upstream; the patch is a real `git diff --full-index`."""
+    upstream = Repo.create(tmp_path / "upstream")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 6))
+    upstream.commit("base", tag="v1.0")
+    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 8, variant=" pooled"))
+    for path, text in (extra or {}).items():
+        upstream.write(path, text)
+    upstream.git("add", "-A")
+    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
+    upstream.git("reset", "-q", "--hard")
+    project = tmp_path / "project"
+    (project / "patches").mkdir(parents=True)
+    (project / "patches/pool.patch").write_text(patch)
+    write_config(project, patches=["patches/pool.patch"])
+    return project

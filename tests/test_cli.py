@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from scenarios import build_scenario
-from support import Repo, cpp_source, write_config
+from support import Repo, cpp_source, pooled_stream_project, write_config
 
 import mpspatch
 
@@ -26,20 +26,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    upstream = Repo.create(tmp_path / "upstream")
-    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 6))
-    upstream.commit("base", tag="v1.0")
-    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 8, variant=" pooled"))
-    upstream.write("torch/mps/__init__.py", "def stream_pool_size():\n    return 32\n")
-    upstream.write("tools/gen.py", "print(1)\n")
-    upstream.git("add", "-A")
-    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
-    upstream.git("reset", "-q", "--hard")
-    project = tmp_path / "project"
-    (project / "patches").mkdir(parents=True)
-    (project / "patches/pool.patch").write_text(patch)
-    write_config(project, patches=["patches/pool.patch"])
-    return project
+    return pooled_stream_project(tmp_path, {"torch/mps/__init__.py": "def stream_pool_size():\n    return 32\n",
+                                            "tools/gen.py": "print(1)\n"})
 
 
 def test_stats_json_is_one_object_with_the_contract_keys(project: Path) -> None:

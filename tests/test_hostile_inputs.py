@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Repo, cpp_source, write_config
+from support import Repo, cpp_source, pooled_stream_project
 
 from mpspatch.foundation.config import Category
 from mpspatch.model.series import compute_stats, is_allowed, parse_patch_bytes
@@ -32,18 +32,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    upstream = Repo.create(tmp_path / "upstream")
-    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 6))
-    upstream.commit("base", tag="v1.0")
-    upstream.write("aten/src/ATen/mps/MPSStream.mm", cpp_source("MPSStream.mm", 8, variant=" pooled"))
-    upstream.git("add", "-A")
-    patch = upstream.git("diff", "--cached", "--full-index", "v1.0")
-    upstream.git("reset", "-q", "--hard")
-    project = tmp_path / "project"
-    (project / "patches").mkdir(parents=True)
-    (project / "patches/pool.patch").write_text(patch)
-    write_config(project, patches=["patches/pool.patch"])
-    return project
+    return pooled_stream_project(tmp_path)
 
 
 def _upstream(project: Path) -> Repo:

@@ -474,12 +474,7 @@ def test_cli_json_and_exit_codes(project: Project) -> None:
 def test_cli_tsan_stage_compiles_and_counts_a_race(project: Project, tmp_path: Path) -> None:
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed")
-    racy = tmp_path / "racy.cpp"
-    racy.write_text(
-        "#include <thread>\nstatic int shared = 0;\n"
-        "int main() { std::thread a([] { for (int i = 0; i < 1000; ++i) ++shared; });\n"
-        "  std::thread b([] { for (int i = 0; i < 1000; ++i) ++shared; }); a.join(); b.join(); return 0; }\n"
-    )
+    racy = write_racy_program(tmp_path)
     binary = tmp_path / "racy"
     project.stages(stage_toml("tsan", "tsan", [["g++", "-fsanitize=thread", "-g", str(racy), "-o", str(binary)],
                                                [str(binary)], [str(binary)]], full_tree=False))
@@ -495,12 +490,7 @@ def test_under_github_actions_verify_annotates_the_race_at_its_line_and_keeps_st
 ) -> None:
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed")
-    racy = tmp_path / "racy.cpp"
-    racy.write_text(
-        "#include <thread>\nstatic int shared = 0;\n"
-        "int main() { std::thread a([] { for (int i = 0; i < 1000; ++i) ++shared; });\n"
-        "  std::thread b([] { for (int i = 0; i < 1000; ++i) ++shared; }); a.join(); b.join(); return 0; }\n"
-    )
+    racy = write_racy_program(tmp_path)
     binary = tmp_path / "racy"
     project.stages(stage_toml("tsan", "tsan", [["g++", "-fsanitize=thread", "-g", str(racy), "-o", str(binary)],
                                                [str(binary)]], full_tree=False))
@@ -655,3 +645,14 @@ def test_mps_is_probed_after_the_build_that_installs_torch(project: Project, tmp
     assert early.status == "skipped" and early.reason.startswith("requires mps: torch is not importable by")
     assert build.status == "passed"
     assert gpu.status == "passed", gpu.reason
+
+
+def write_racy_program(folder: Path) -> Path:
+    """A C++ program whose two threads increment one int unguarded: ThreadSanitizer reports one race a run."""
+    racy = folder / "racy.cpp"
+    racy.write_text(
+        "#include <thread>\nstatic int shared = 0;\n"
+        "int main() { std::thread a([] { for (int i = 0; i < 1000; ++i) ++shared; });\n"
+        "  std::thread b([] { for (int i = 0; i < 1000; ++i) ++shared; }); a.join(); b.join(); return 0; }\n"
+    )
+    return racy

@@ -23,6 +23,7 @@ from mpspatch.foundation.ids import CommitSha, TreePath, TreeSha
 from mpspatch.git import objects, trees
 from mpspatch.git import verbs as git
 from mpspatch.model.in_place import InPlace, settle_in_place
+from mpspatch.model.regions import parse
 
 # PyTorch's merge bot ends every landed commit with this line. The repository part is left open so forks
 # and mirrors that keep the trailer are read the same way.
@@ -251,24 +252,10 @@ def merge_forecast(
 def take_patch_side(content: bytes) -> bytes:
     """Resolve every conflict region of a merged file to its second side, keeping all merged text around it.
 
-    In both merge-tree and a rebase the second side is the patch being replayed, so this is what
-    `-X theirs` would have produced: upstream's other edits to the file survive.
+    In both merge-tree and a rebase the second side is the patch being replayed (model/regions.py reads the
+    markers).
     """
-    out: list[bytes] = []
-    state = "text"  # text | ours | base | theirs
-    for line in content.splitlines(keepends=True):
-        bare = line.rstrip(b"\r\n")
-        if state == "text" and _MARKER_START.match(bare):
-            state = "ours"
-        elif state == "ours" and bare.startswith(b"|||||||"):
-            state = "base"
-        elif state in ("ours", "base") and bare == b"=======":
-            state = "theirs"
-        elif state == "theirs" and bare.startswith(b">>>>>>>") and bare[7:8] in (b" ", b""):
-            state = "text"
-        elif state in ("text", "theirs"):
-            out.append(line)
-    return b"".join(out)
+    return parse(content).patch_side()
 
 
 def _resolve_to_patch_side(

@@ -47,6 +47,11 @@ class MergedFile:
         """The merged lines with every region taken on its upstream side."""
         return [line for part in self.parts for line in (part.upstream if isinstance(part, Region) else (part,))]
 
+    def patch_side(self) -> bytes:
+        """The file with every region taken on its patch side, all merged text around the regions kept: what
+        `-X theirs` would have produced (upstream's other edits to the file survive)."""
+        return b"".join(line for part in self.parts for line in (part.patch if isinstance(part, Region) else (part,)))
+
     def resolve(self, to_upstream: Sequence[int]) -> bytes:
         """The file with the regions at these indexes (0-based, in order) replaced by their upstream side;
         every other byte (the other regions with their labels and base sections) is kept as it was."""

@@ -168,12 +168,37 @@ class Settled:
     found: tuple[InPlace, ...]
 
 
+@dataclass(frozen=True)
+class SettledFile:
+    """One merged file with its absorbed-in-place regions taken as upstream's side."""
+
+    text: bytes  # the file with those regions resolved; every other region kept with its markers
+    left: int  # the regions still in conflict
+    found: InPlace
+
+
+def settle_file(path: str, merged: bytes, parent: bytes | None, patched: bytes | None, onto_blob: bytes | None,
+                patch_index: int) -> SettledFile | None:
+    """`merged` (a conflicted file) with the regions whose patch side upstream already has taken as upstream's;
+    None when there is no such region. `parent` and `patched` are the file before and after the patch."""
+    parsed = parse(merged)
+    verdicts = absorbed_regions(path, parsed, parent, patched)
+    if not verdicts:
+        return None
+    chosen = [v.region for v in verdicts]
+    ranges = onto_ranges(parsed, onto_blob)
+    return SettledFile(text=parsed.resolve(chosen), left=len(parsed.regions) - len(chosen),
+                       found=InPlace(path=TreePath(path), patch_index=patch_index,
+                                     lines=tuple(ranges[i] for i in chosen),
+                                     added=tuple(line for v in verdicts for line in v.added)))
+
+
 def settle_in_place(repo: Path, tree: TreeSha, commit: CommitSha, onto: CommitSha, paths: Sequence[str],
                     patch_index: int) -> Settled:
     """Take the absorbed-in-place regions of a merge-tree step's conflicted `paths` as upstream's side.
 
-    The rebase makes the same resolution in its worktree (operations/rebase), from the same files, so both
-    count the same conflicts.
+    The rebase makes the same resolution in its worktree (operations/rebase), with settle_file on the same
+    files, so both count the same conflicts.
     """
     specs = [s for p in paths for s in (f"{tree}:{p}", f"{commit}^:{p}", f"{commit}:{p}", f"{onto}:{p}")]
     blobs = objects.read_blobs(repo, specs)
@@ -182,18 +207,12 @@ def settle_in_place(repo: Path, tree: TreeSha, commit: CommitSha, onto: CommitSh
     found: list[InPlace] = []
     for number, path in enumerate(paths):
         merged, parent, patched, onto_blob = blobs[4 * number : 4 * number + 4]
-        if merged is None:
+        settled = settle_file(path, merged, parent, patched, onto_blob, patch_index) if merged is not None else None
+        if settled is None:
             continue
-        parsed = parse(merged)
-        verdicts = absorbed_regions(path, parsed, parent, patched)
-        if not verdicts:
-            continue
-        chosen = [v.region for v in verdicts]
-        ranges = onto_ranges(parsed, onto_blob)
-        contents[path] = parsed.resolve(chosen)
-        regions_left[path] = len(parsed.regions) - len(chosen)
-        found.append(InPlace(path=TreePath(path), patch_index=patch_index, lines=tuple(ranges[i] for i in chosen),
-                             added=tuple(line for v in verdicts for line in v.added)))
+        contents[path] = settled.text
+        regions_left[path] = settled.left
+        found.append(settled.found)
     if not contents:
         return Settled(tree, {}, {}, ())
     return Settled(trees.rewrite_tree(repo, tree, source=commit, contents=contents), regions_left, contents,

@@ -154,39 +154,36 @@ def remove_conflict_notes(worktree: Path, paths: Sequence[str]) -> None:
 
 def settle_in_place(shadow: Path, worktree: Path, state: RebaseState, pick: CommitSha | None,
                     paths: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Resolve, in the worktree, the conflict regions whose patch side upstream already has (model/absorbed.py,
-    as drift's forecast resolves them), and stage the files left with no region. Returns the paths staged and
-    one note per file touched."""
+    """Resolve, in the worktree, the conflict regions whose patch side upstream already has (model/in_place.py's
+    settle_file, as drift's forecast resolves them), and stage the files left with no region. Returns the paths
+    staged and one note per file touched."""
     from mpspatch.git import objects, rebasing
-    from mpspatch.model.in_place import absorbed_regions
-    from mpspatch.model.regions import onto_ranges, parse
+    from mpspatch.model.in_place import settle_file
 
     if pick is None or not paths:
         return (), ()
     ordered = sorted(paths)
     specs = [s for p in ordered for s in (f"{pick}^:{p}", f"{pick}:{p}", f"{state.onto}:{p}")]
     blobs = objects.read_blobs(shadow, specs)
+    index = state.series.index(pick) if pick in state.series else 0
     staged: list[str] = []
     notes: list[str] = []
     for number, path in enumerate(ordered):
         file = worktree / path
         try:
-            parsed = parse(file.read_bytes())
+            merged = file.read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             continue
         parent, patched, onto_blob = blobs[3 * number : 3 * number + 3]
-        verdicts = absorbed_regions(path, parsed, parent, patched)
-        if not verdicts:
+        settled = settle_file(path, merged, parent, patched, onto_blob, index)
+        if settled is None:
             continue
-        chosen = [v.region for v in verdicts]
-        ranges = onto_ranges(parsed, onto_blob)
-        file.write_bytes(parsed.resolve(chosen))
-        where = ", ".join(f"{ranges[i][0]}-{ranges[i][1]}" for i in chosen)
-        left = len(parsed.regions) - len(chosen)
-        notes.append(f"{path}: {len(chosen)} conflict region(s) resolved to upstream's side (onto lines {where}): "
-                     "the patch's change there is already upstream"
-                     + (f"; {left} region(s) left to resolve" if left else ""))
-        if not left:
+        file.write_bytes(settled.text)
+        where = ", ".join(f"{start}-{end}" for start, end in settled.found.lines)
+        notes.append(f"{path}: {len(settled.found.lines)} conflict region(s) resolved to upstream's side (onto "
+                     f"lines {where}): the patch's change there is already upstream"
+                     + (f"; {settled.left} region(s) left to resolve" if settled.left else ""))
+        if not settled.left:
             staged.append(path)
     rebasing.stage_paths(worktree, staged)
     return tuple(staged), tuple(notes)
